@@ -1,0 +1,38 @@
+# Telemetry Gateway — developer entry points. `make test` and `make run` set everything up themselves.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup test test-unit lint run bench fuzz clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	$(BIN)/python -m devtools.emulators
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+test: $(STAMP) lint
+	$(BIN)/python -m pytest
+
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest tests/unit
+
+run: $(STAMP)
+	$(BIN)/python -m devtools.pipeline
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+fuzz: $(STAMP)
+	FUZZ_EXAMPLES=100000 $(BIN)/python -m pytest tests/integration/test_fuzz.py
+
+clean:
+	rm -rf $(VENV) .local .pytest_cache .ruff_cache .hypothesis

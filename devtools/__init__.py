@@ -1,0 +1,1 @@
+"""Local tooling: start emulators and function servers, run the local pipeline. Not deployed."""

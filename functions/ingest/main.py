@@ -1,0 +1,16 @@
+"""Cloud Function `ingest`: Sourcegraph instances POST telemetry event batches here."""
+
+import functions_framework
+from flask import Request, Response
+
+from shared.config import Config
+from shared.http import Gateway
+
+# Built at start-up so a misconfigured deployment fails fast; network clients are created lazily.
+GATEWAY = Gateway.from_config(Config.from_env())
+
+
+@functions_framework.http
+def ingest(request: Request) -> Response:
+    """HTTP entry point."""
+    return GATEWAY.route(request)

@@ -1,0 +1,1 @@
+"""Telemetry Gateway: code shared by the ingest and sink functions."""

@@ -1,0 +1,72 @@
+"""Reading a request body safely: content type and encoding, size caps checked while inflating."""
+
+from __future__ import annotations
+
+import zlib
+from typing import BinaryIO
+
+from shared.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+
+CHUNK = 64 * 1024
+
+
+def check_headers(content_type: str | None, content_encoding: str | None) -> str:
+    """Return the encoding ("gzip" or "identity"), or raise 415."""
+    mime = (content_type or "").split(";", 1)[0].strip().lower()
+    if mime != "application/json":
+        raise UnsupportedMediaType("unsupported_content_type", "Content-Type must be application/json")
+    encoding = (content_encoding or "identity").strip().lower()
+    if encoding not in ("gzip", "identity"):
+        raise UnsupportedMediaType("unsupported_encoding", "Content-Encoding must be gzip or absent")
+    return encoding
+
+
+def _too_large(limit: int, what: str) -> PayloadTooLarge:
+    return PayloadTooLarge("body_too_large", f"{what} exceeds {limit} bytes")
+
+
+def read_body(
+    stream: BinaryIO, content_length: int | None, encoding: str, *, max_wire: int, max_inflated: int
+) -> bytes:
+    """Read at most max_wire bytes off the wire and inflate to at most max_inflated bytes."""
+    if content_length is not None and content_length > max_wire:
+        raise _too_large(max_wire, "request body")
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS) if encoding == "gzip" else None
+    out = bytearray()
+    wire = 0
+    while True:
+        chunk = stream.read(CHUNK)
+        if not chunk:
+            break
+        wire += len(chunk)
+        if wire > max_wire:
+            raise _too_large(max_wire, "request body")
+        if inflater is None:
+            out += chunk
+        else:
+            _inflate(inflater, chunk, out, max_inflated)
+        if len(out) > max_inflated:
+            raise _too_large(max_inflated, "decompressed body")
+    if inflater is not None:
+        if not inflater.eof:
+            raise BadRequest("bad_gzip", "gzip body is truncated")
+        if inflater.unused_data:
+            raise BadRequest("bad_gzip", "trailing data after the gzip stream")
+    return bytes(out)
+
+
+def _inflate(inflater: zlib._Decompress, chunk: bytes, out: bytearray, cap: int) -> None:
+    """Inflate chunk into out without ever producing more than cap + 1 bytes in total."""
+    data = chunk
+    while data:
+        try:
+            out += inflater.decompress(data, cap + 1 - len(out))
+        except zlib.error as exc:
+            raise BadRequest("bad_gzip", f"body is not valid gzip: {exc}") from None
+        if len(out) > cap:
+            raise _too_large(cap, "decompressed body")
+        if inflater.eof:
+            if inflater.unused_data:
+                raise BadRequest("bad_gzip", "trailing data after the gzip stream")
+            return
+        data = inflater.unconsumed_tail

@@ -1,0 +1,109 @@
+"""The Pub/Sub message ingest publishes: one gzip'd JSON batch per accepted request."""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from dataclasses import dataclass
+
+import orjson
+
+SCHEMA_VERSION = 1
+ENCODINGS = ("gzip", "identity")
+MAX_MESSAGE_BYTES = 10_000_000  # Pub/Sub's limit for one message
+
+
+class PoisonMessage(ValueError):
+    """A message that can never be decoded; the sink lets it go to the dead-letter topic."""
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who sent the batch, as established by the ingest function (never the license key itself)."""
+
+    instance_id: str
+    external_url: str | None
+    license_fingerprint: str | None
+    license_tags: tuple[str, ...]
+    environment: str
+    kind: str  # licensed_instance | unlicensed_instance
+
+    def as_json(self) -> dict:
+        """JSON form inside the envelope."""
+        return {
+            "kind": self.kind,
+            "instanceId": self.instance_id,
+            "externalUrl": self.external_url,
+            "licenseFingerprint": self.license_fingerprint,
+            "licenseTags": list(self.license_tags),
+            "environment": self.environment,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> Identity:
+        """Inverse of as_json."""
+        return cls(
+            instance_id=data["instanceId"],
+            external_url=data.get("externalUrl"),
+            license_fingerprint=data.get("licenseFingerprint"),
+            license_tags=tuple(data.get("licenseTags") or ()),
+            environment=data["environment"],
+            kind=data.get("kind", "licensed_instance"),
+        )
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A decoded message: identity, request id, receive time and events."""
+
+    identity: Identity
+    request_id: str | None
+    received_at: str
+    events: list
+
+
+def encode(batch: Batch, gzip_level: int = 5, extra_attributes: dict | None = None) -> tuple[bytes, dict]:
+    """Message data and attributes for a batch."""
+    body = orjson.dumps({
+        "schemaVersion": SCHEMA_VERSION,
+        "requestId": batch.request_id,
+        "receivedAt": batch.received_at,
+        "identity": batch.identity.as_json(),
+        "events": batch.events,
+    })
+    data = gzip.compress(body, compresslevel=gzip_level, mtime=0)
+    attributes = {
+        "schemaVersion": str(SCHEMA_VERSION),
+        "encoding": "gzip",
+        "contentType": "application/json",
+        "instanceId": batch.identity.instance_id,
+        "environment": batch.identity.environment,
+        "eventCount": str(len(batch.events)),
+        "requestId": batch.request_id or "",
+        **(extra_attributes or {}),
+    }
+    return data, attributes
+
+
+def decode(data: bytes, attributes: dict) -> Batch:
+    """Decode a message written by encode(); raise PoisonMessage if it never can be."""
+    encoding = attributes.get("encoding", "identity")
+    if encoding not in ENCODINGS:
+        raise PoisonMessage(f"unknown encoding {encoding!r}")
+    try:
+        body = gzip.decompress(data) if encoding == "gzip" else data
+        doc = orjson.loads(body)
+    except (OSError, EOFError, zlib.error, orjson.JSONDecodeError) as exc:
+        raise PoisonMessage(f"undecodable payload: {exc}") from None
+    version = doc.get("schemaVersion") if isinstance(doc, dict) else None
+    if version != SCHEMA_VERSION:
+        raise PoisonMessage(f"unsupported schemaVersion {version!r}")
+    try:
+        identity = Identity.from_json(doc["identity"])
+        events = doc["events"]
+        received_at = doc["receivedAt"]
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise PoisonMessage(f"envelope is missing {exc}") from None
+    if not isinstance(events, list):
+        raise PoisonMessage("events is not a list")
+    return Batch(identity, doc.get("requestId"), received_at, events)

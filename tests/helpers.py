@@ -1,0 +1,65 @@
+"""Builders shared by the tests: events, request bodies, licenses."""
+
+from __future__ import annotations
+
+import gzip
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+
+from shared.licenses.keys import encode_license, generate_private_key, private_key_pem, public_key_line
+
+
+def make_event(**overrides: object) -> dict:
+    """A realistic, valid telemetry v2 event."""
+    event = {
+        "id": str(uuid.uuid4()),
+        "timestamp": (datetime.now(UTC) - timedelta(minutes=5)).isoformat().replace("+00:00", "Z"),
+        "feature": "cody.completion",
+        "action": "executed",
+        "source": {"server": {"version": "5.3.0"}, "client": {"name": "VSCODE_CODY_EXTENSION", "version": "1.2"}},
+        "parameters": {"version": 1, "metadata": {"latencyMs": 120.5, "accepted": 1},
+                       "billingMetadata": {"product": "CODY", "category": "CORE"}},
+        "user": {"userId": 42, "anonymousUserId": "anon-1"},
+        "featureFlags": {"flags": {"cody-autocomplete": "true"}},
+    }
+    event.update(overrides)
+    return event
+
+
+def make_body(events: list, instance_id: str = "instance-1", request_id: str | None = None) -> dict:
+    """A RecordEvents request body."""
+    return {
+        "metadata": {
+            "requestId": request_id or str(uuid.uuid4()),
+            "identifier": {"licensedInstance": {"instanceId": instance_id, "externalUrl": "https://sg.example.com"}},
+        },
+        "events": events,
+    }
+
+
+def gzip_json(doc: object) -> bytes:
+    """gzip'd JSON bytes."""
+    return gzip.compress(orjson.dumps(doc))
+
+
+class KeyPair:
+    """A license signing key pair written to disk, able to issue licenses."""
+
+    def __init__(self, directory: Path, kind: str = "rsa") -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.private = generate_private_key(kind)
+        self.private_path = directory / "license-key"
+        self.private_path.write_bytes(private_key_pem(self.private))
+        self.public_path = directory / "license-key.pub"
+        self.public_path.write_text(public_key_line(self.private.public_key()) + "\n")
+
+    def issue(self, tags: tuple[str, ...] = (), expires: datetime | None = None, version: int = 3,
+              sig_format: str | None = None) -> str:
+        """A license key signed by this pair."""
+        expires = expires or datetime.now(UTC) + timedelta(days=365)
+        info = {"v": version, "n": [1, 2, 3, 4, 5, 6, 7, 8], "t": list(tags), "u": 10,
+                "e": expires.strftime("%Y-%m-%dT%H:%M:%SZ")}
+        return encode_license(info, self.private, sig_format)

@@ -1,0 +1,55 @@
+"""Body reading: content negotiation and size caps enforced while inflating."""
+
+from __future__ import annotations
+
+import gzip
+import io
+
+import pytest
+
+from shared.body import check_headers, read_body
+from shared.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+
+
+@pytest.mark.parametrize(("ctype", "enc", "expected"), [
+    ("application/json", None, "identity"),
+    ("Application/JSON; charset=utf-8", "GZIP", "gzip"),
+    ("application/json", "identity", "identity"),
+])
+def test_headers_accepted(ctype, enc, expected):
+    assert check_headers(ctype, enc) == expected
+
+
+@pytest.mark.parametrize(("ctype", "enc"), [(None, None), ("text/json", None), ("application/json", "deflate")])
+def test_headers_refused(ctype, enc):
+    with pytest.raises(UnsupportedMediaType):
+        check_headers(ctype, enc)
+
+
+def read(data: bytes, encoding: str = "identity", length: int | None = None, wire: int = 1000, inflated: int = 1000):
+    return read_body(io.BytesIO(data), length, encoding, max_wire=wire, max_inflated=inflated)
+
+
+def test_plain_and_gzip_roundtrip():
+    assert read(b'{"a": 1}') == b'{"a": 1}'
+    assert read(gzip.compress(b'{"a": 1}'), "gzip") == b'{"a": 1}'
+
+
+def test_caps():
+    with pytest.raises(PayloadTooLarge):
+        read(b"x", length=2000)
+    with pytest.raises(PayloadTooLarge):
+        read(b"x" * 1001)
+    assert read(b"x" * 1000) == b"x" * 1000
+
+
+def test_gzip_bomb_stops_at_cap():
+    bomb = gzip.compress(b"0" * 100_000_000)
+    with pytest.raises(PayloadTooLarge, match="decompressed"):
+        read(bomb, "gzip", wire=len(bomb), inflated=10_000)
+
+
+@pytest.mark.parametrize("data", [b"not gzip at all", gzip.compress(b"abc")[:-4], gzip.compress(b"a") + b"tail"])
+def test_bad_gzip(data):
+    with pytest.raises(BadRequest):
+        read(data, "gzip")
