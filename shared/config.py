@@ -94,7 +94,6 @@ class Config:
     bq_timeout_s: float
     bigquery_emulator_host: str | None
     bigquery_emulator_grpc_host: str | None
-    sink_max_message_age_days: int
 
     @property
     def topic_path(self) -> str:
@@ -141,5 +140,4 @@ class Config:
             bq_timeout_s=_float(env, "BQ_TIMEOUT_SECONDS", 20.0),
             bigquery_emulator_host=env.get("BIGQUERY_EMULATOR_HOST") or None,
             bigquery_emulator_grpc_host=env.get("BIGQUERY_EMULATOR_GRPC_HOST") or None,
-            sink_max_message_age_days=_int(env, "SINK_MAX_MESSAGE_AGE_DAYS", 7, minimum=1),
         )

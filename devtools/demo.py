@@ -1,0 +1,63 @@
+"""The demo load `make run` sends, and the summary it reads back from BigQuery."""
+
+from __future__ import annotations
+
+import gzip
+import shlex
+from collections import defaultdict
+
+import orjson
+import requests
+
+from devtools.pipeline import LocalPipeline, wait_for_rows
+from shared.generate import generate
+
+
+def send_demo_load(pipeline: LocalPipeline, count: int = 3000, batch_size: int = 500) -> int:
+    """Send synthetic events from a few instances with dev licenses; return how many succeeded."""
+    by_instance: dict[str, list] = defaultdict(list)
+    for instance, event in generate(count, instances=4, days=3, seed=7):
+        by_instance[instance].append(event)
+    succeeded = 0
+    with requests.Session() as http:
+        for instance, events in by_instance.items():
+            license_key = pipeline.issue_license(("dev", f"plan:demo-{instance}"))
+            for start in range(0, len(events), batch_size):
+                body = {"metadata": {"requestId": f"demo-{instance}-{start}", "identifier": {"licensedInstance": {
+                    "instanceId": instance, "externalUrl": f"https://{instance}.example.com"}}},
+                    "events": events[start:start + batch_size]}
+                resp = http.post(f"{pipeline.ingest.url}/v1/events", data=gzip.compress(orjson.dumps(body)),
+                                 timeout=30, headers={"Authorization": f"Bearer {license_key}",
+                                                      "Content-Type": "application/json",
+                                                      "Content-Encoding": "gzip"})
+                resp.raise_for_status()
+                succeeded += len(resp.json()["succeededEvents"])
+    return succeeded
+
+
+def run_demo(pipeline: LocalPipeline) -> None:
+    """Send the demo load, wait until queryable, print a summary, the URL and a curl example."""
+    sent = send_demo_load(pipeline)
+    table = f"`{pipeline.project}.{pipeline.dataset}.events_deduped`"
+    client = pipeline.bq()
+    landed = wait_for_rows(client, table, sent, timeout=120)
+    print(f"\n{sent} events accepted by ingest, {landed} queryable in {table}\n")
+    query = (f"SELECT DATE(`timestamp`) AS day, feature, COUNT(*) AS n FROM {table} "
+             "WHERE `timestamp` >= TIMESTAMP_SUB(CURRENT_TIMESTAMP(), INTERVAL 30 DAY) "
+             "GROUP BY day, feature ORDER BY day, feature")
+    print(f"{'day':<12}{'feature':<26}{'rows':>6}")
+    for row in client.query(query).result():
+        print(f"{row.day!s:<12}{row.feature:<26}{row.n:>6}")
+    license_key = pipeline.issue_license()
+    body = orjson.dumps({"metadata": {"requestId": "curl-1", "identifier": {"licensedInstance": {
+        "instanceId": "curl-instance", "externalUrl": "https://sg.example.com"}}}, "events": [{
+            "id": "11111111-2222-4333-8444-555555555555", "timestamp": "2026-01-01T12:00:00Z",
+            "feature": "cody.completion", "action": "accepted", "source": {"server": {"version": "5.5.2"}},
+            "parameters": {"metadata": {"durationMs": 120}}}]}).decode()
+    print(f"\ningest URL: {pipeline.ingest.url}/v1/events   (sink: {pipeline.sink.url})")
+    print(f"BigQuery emulator REST: http://{pipeline.bigquery.rest_host}  project={pipeline.project} "
+          f"dataset={pipeline.dataset}")
+    print("\nTry it:\n"
+          f"curl -sS -X POST {pipeline.ingest.url}/v1/events \\\n"
+          f"  -H 'Authorization: Bearer {license_key}' \\\n"
+          f"  -H 'Content-Type: application/json' \\\n  -d {shlex.quote(body)}")

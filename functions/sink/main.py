@@ -1,0 +1,16 @@
+"""Cloud Function `sink`: Pub/Sub-triggered; loads each batch message into BigQuery."""
+
+import functions_framework
+from cloudevents.http import CloudEvent
+
+from shared.config import Config
+from shared.sink import Sink
+
+# Settings are read at start-up; BigQuery clients are created on the first message.
+SINK = Sink(Config.from_env())
+
+
+@functions_framework.cloud_event
+def sink(cloud_event: CloudEvent) -> None:
+    """CloudEvent entry point: return to ack, raise to have Pub/Sub redeliver."""
+    SINK.handle(cloud_event.data)

@@ -1,0 +1,166 @@
+"""Turning published events into BigQuery rows (events and rejected_events)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import orjson
+
+from shared.envelope import Batch
+from shared.events import known_fields
+
+KNOWN = known_fields()
+# BigQuery streaming into a DAY-partitioned table accepts event times 5 years back to 1 year ahead.
+PARTITION_PAST = timedelta(days=5 * 365)
+PARTITION_FUTURE = timedelta(days=365)
+INT64 = (-(2**63), 2**63 - 1)
+
+
+class RowProblem(ValueError):
+    """An event that cannot become a row; it goes to rejected_events with this reason."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+def micros(moment: datetime) -> int:
+    """TIMESTAMP as microseconds since the epoch."""
+    return int(moment.timestamp()) * 1_000_000 + moment.microsecond
+
+
+def parse_time(value: object) -> datetime:
+    """RFC 3339 with a zone, else RowProblem."""
+    if not isinstance(value, str):
+        raise RowProblem("invalid_event", "timestamp is not a string")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise RowProblem("invalid_event", f"bad timestamp {value[:64]!r}") from None
+    if parsed.tzinfo is None:
+        raise RowProblem("invalid_event", "timestamp without time zone")
+    return parsed
+
+
+def unknown_fields(value: dict, known: dict) -> dict:
+    """Fields of value that the event schema does not declare, nested under their parents."""
+    extra: dict = {}
+    for key, item in value.items():
+        if key not in known:
+            extra[key] = item
+        elif known[key] is not None and isinstance(item, dict):
+            nested = unknown_fields(item, known[key])
+            if nested:
+                extra[key] = nested
+    return extra
+
+
+def _obj(value: object) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _str(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _json(value: object) -> str | None:
+    return orjson.dumps(value).decode() if value else None
+
+
+def _int(value: object, name: str) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise RowProblem("invalid_value", f"{name} is not an integer") from None
+    if isinstance(value, bool) or (isinstance(value, float) and value != number) or not INT64[0] <= number <= INT64[1]:
+        raise RowProblem("invalid_value", f"{name} is out of range")
+    return number
+
+
+def _metadata(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in value.values()
+    ):
+        raise RowProblem("invalid_value", "parameters.metadata must map names to numbers")
+    return _json(value)
+
+
+def context_columns(batch: Batch, message_id: str, published_at: int | None) -> dict:
+    """Columns every row of a message shares."""
+    ident = batch.identity
+    return {
+        "instance_id": ident.instance_id,
+        "external_url": ident.external_url,
+        "license_fingerprint": ident.license_fingerprint,
+        "license_tags": list(ident.license_tags),
+        "environment": ident.environment,
+        "request_id": batch.request_id,
+        "message_id": message_id,
+        "received_at": micros(parse_time(batch.received_at)),
+        "published_at": published_at,
+    }
+
+
+def event_row(event: object, context: dict, now: datetime) -> dict:
+    """One events row, or RowProblem."""
+    if not isinstance(event, dict):
+        raise RowProblem("invalid_event", "event is not a JSON object")
+    event_id, feature, action = _str(event.get("id")), _str(event.get("feature")), _str(event.get("action"))
+    if not (event_id and feature and action):
+        raise RowProblem("invalid_event", "id, feature and action are required")
+    moment = parse_time(event.get("timestamp"))
+    if not now - PARTITION_PAST <= moment <= now + PARTITION_FUTURE:
+        raise RowProblem("timestamp_out_of_range", f"{moment.isoformat()} is outside BigQuery's partition window")
+    source, params = _obj(event.get("source")), _obj(event.get("parameters"))
+    client, billing, user = _obj(source.get("client")), _obj(params.get("billingMetadata")), _obj(event.get("user"))
+    interaction = _obj(event.get("interaction"))
+    return {
+        "event_id": event_id,
+        "timestamp": micros(moment),
+        "feature": feature,
+        "action": action,
+        **context,
+        "server_version": _str(_obj(source.get("server")).get("version")),
+        "client_name": _str(client.get("name")),
+        "client_version": _str(client.get("version")),
+        "parameters_version": _int(params.get("version"), "parameters.version"),
+        "metadata": _metadata(params.get("metadata")),
+        "private_metadata": _json(params.get("privateMetadata")),
+        "billing_product": _str(billing.get("product")),
+        "billing_category": _str(billing.get("category")),
+        "user_id": _int(user.get("userId"), "user.userId"),
+        "anonymous_user_id": _str(user.get("anonymousUserId")),
+        "sams_external_id": _str(user.get("samsExternalId")),
+        "feature_flags": _json(_obj(event.get("featureFlags")).get("flags")),
+        "marketing_tracking": _json(event.get("marketingTracking")),
+        "interaction_trace_id": _str(interaction.get("traceId")),
+        "interaction_id": _str(interaction.get("interactionId")),
+        "country_code": _str(_obj(interaction.get("geolocation")).get("countryCode")),
+        "extra": _json(unknown_fields(event, KNOWN)),
+        "inserted_at": micros(now),
+    }
+
+
+def rejected_row(event: object, index: int, reason: str, detail: str, context: dict, now: datetime) -> dict:
+    """One rejected_events row keeping the raw event."""
+    event_id = event.get("id") if isinstance(event, dict) else None
+    return {
+        "rejection_id": f"{context['message_id']}:{index}",
+        "reason": reason,
+        "detail": detail[:1024],
+        "event_id": event_id if isinstance(event_id, str) else None,
+        "raw_event": orjson.dumps(event).decode(),
+        "event_index": index,
+        **context,
+        "rejected_at": micros(now),
+    }
+
+
+def now_utc() -> datetime:
+    """The sink's clock."""
+    return datetime.now(UTC)

@@ -1,0 +1,162 @@
+"""BigQuery table and view definitions: the one source for the sink, deploy.sh and the docs."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+import orjson
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column: BigQuery type, mode and the analyst-facing description."""
+
+    name: str
+    type: str
+    description: str
+    mode: str = "NULLABLE"
+
+
+@dataclass(frozen=True)
+class TableDef:
+    """A DAY-partitioned, clustered table."""
+
+    name: str
+    description: str
+    partition_field: str
+    clustering: tuple[str, ...]
+    columns: tuple[Column, ...]
+
+    def column(self, name: str) -> Column:
+        """Look up a column by name."""
+        return next(c for c in self.columns if c.name == name)
+
+
+S, I, F, T, J, B = "STRING", "INT64", "FLOAT64", "TIMESTAMP", "JSON", "BOOL"
+REQ, REP = "REQUIRED", "REPEATED"
+
+_IDENTITY = (
+    Column("instance_id", S, "Sourcegraph instance id (metadata.identifier.*.instanceId)."),
+    Column("external_url", S, "The instance's external URL as it reported it."),
+    Column("license_fingerprint", S, "SHA-256 of the license signature; identifies the license, never the key."),
+    Column("license_tags", S, "Tags of the verified license (e.g. plan:enterprise-1, dev).", REP),
+    Column("environment", S, "Gateway deployment that accepted the event: prod or dev."),
+    Column("request_id", S, "RecordEvents metadata.requestId."),
+    Column("message_id", S, "Pub/Sub message id that carried the event (one message per accepted batch)."),
+    Column("received_at", T, "When the ingest function accepted the batch (server clock).", REQ),
+    Column("published_at", T, "Pub/Sub publish time of the message."),
+)
+
+EVENTS = TableDef(
+    name="events",
+    description="Telemetry v2 events, one row per delivery (use events_deduped for exactly-once counts).",
+    partition_field="timestamp",
+    clustering=("feature", "action", "instance_id"),
+    columns=(
+        Column("event_id", S, "Event id (UUID) set by the instance; unique per event.", REQ),
+        Column("timestamp", T, "When the event happened (instance clock). Partitioning column: filter on it.", REQ),
+        Column("feature", S, "Feature, e.g. cody.completion, blob.codeintel.", REQ),
+        Column("action", S, "Action, e.g. executed, failed, succeeded.", REQ),
+        *_IDENTITY[:5],
+        Column("server_version", S, "Sourcegraph version of the instance (source.server.version)."),
+        Column("client_name", S, "Client that recorded the event, e.g. VSCODE_CODY_EXTENSION."),
+        Column("client_version", S, "Version of that client."),
+        Column("parameters_version", I, "Version of the event's own metadata shape (parameters.version)."),
+        Column("metadata", J, "Numeric metadata: name -> number (legacyMetadata merged in)."),
+        Column("private_metadata", J, "Private metadata (allowlisted by the instance); may be sensitive."),
+        Column("billing_product", S, "parameters.billingMetadata.product."),
+        Column("billing_category", S, "parameters.billingMetadata.category."),
+        Column("user_id", I, "Instance-local user id (user.userId)."),
+        Column("anonymous_user_id", S, "Anonymous user id (user.anonymousUserId)."),
+        Column("sams_external_id", S, "Sourcegraph Accounts id (user.samsExternalId)."),
+        Column("feature_flags", J, "Feature flags evaluated for the user: name -> value."),
+        Column("marketing_tracking", J, "Marketing tracking fields (url, cohortId, referrer, ...)."),
+        Column("interaction_trace_id", S, "interaction.traceId (OpenTelemetry trace)."),
+        Column("interaction_id", S, "interaction.interactionId."),
+        Column("country_code", S, "interaction.geolocation.countryCode."),
+        Column("extra", J, "Event fields this gateway does not know yet, kept verbatim."),
+        *_IDENTITY[5:],
+        Column("inserted_at", T, "When the sink wrote the row.", REQ),
+    ),
+)
+
+REJECTED = TableDef(
+    name="rejected_events",
+    description="Events the sink could not load, with the reason and the raw event (replay with shared.replay).",
+    partition_field="received_at",
+    clustering=("reason", "instance_id"),
+    columns=(
+        Column("rejection_id", S, "Unique id of this rejection (message id + event index).", REQ),
+        Column("reason", S, "Typed reason: invalid_event, timestamp_out_of_range, bigquery_row_error, ...", REQ),
+        Column("detail", S, "Human-readable detail of the reason."),
+        Column("event_id", S, "The event's id, when it had one."),
+        Column("raw_event", J, "The event exactly as published (JSON)."),
+        Column("event_index", I, "Position of the event in its message."),
+        *_IDENTITY,
+        Column("rejected_at", T, "When the sink rejected it.", REQ),
+        Column("replayed_at", T, "When shared.replay re-published it (NULL: not yet)."),
+    ),
+)
+
+TABLES = (EVENTS, REJECTED)
+
+VIEWS = {
+    "events_deduped": """
+SELECT * EXCEPT (delivery)
+FROM (
+  SELECT *, ROW_NUMBER() OVER (
+    PARTITION BY instance_id, event_id, `timestamp` ORDER BY received_at, inserted_at, message_id) AS delivery
+  FROM `{dataset}.events`)
+WHERE delivery = 1""",
+    "daily_event_counts": """
+SELECT DATE(`timestamp`) AS day, feature, action, COUNT(*) AS events, COUNT(DISTINCT instance_id) AS instances
+FROM `{dataset}.events_deduped`
+GROUP BY day, feature, action""",
+    "instances_last_seen": """
+SELECT instance_id, license_fingerprint, server_version, last_event, events_last_7_days
+FROM (
+  SELECT
+    instance_id,
+    license_fingerprint,
+    server_version,
+    MAX(`timestamp`) OVER (PARTITION BY instance_id) AS last_event,
+    SUM(IF(`timestamp` >= TIMESTAMP_SUB(CURRENT_TIMESTAMP(), INTERVAL 7 DAY), 1, 0))
+      OVER (PARTITION BY instance_id) AS events_last_7_days,
+    ROW_NUMBER() OVER (PARTITION BY instance_id ORDER BY `timestamp` DESC, received_at DESC) AS latest
+  FROM `{dataset}.events_deduped`
+  WHERE `timestamp` >= TIMESTAMP_SUB(CURRENT_TIMESTAMP(), INTERVAL 400 DAY))
+WHERE latest = 1""",
+}
+
+
+def view_sql(name: str, dataset: str) -> str:
+    """The view's query with its dataset filled in (dataset as `project.dataset` or `dataset`)."""
+    return VIEWS[name].format(dataset=dataset).strip()
+
+
+def schema_json(table: TableDef) -> list[dict]:
+    """The table's schema in bq's JSON schema-file form."""
+    return [{"name": c.name, "type": c.type, "mode": c.mode, "description": c.description} for c in table.columns]
+
+
+def main(argv: list[str]) -> int:
+    """`python -m shared.tables schema TABLE` | `view NAME DATASET` | `list`: used by deploy.sh."""
+    by_name = {t.name: t for t in TABLES}
+    if argv[:1] == ["schema"] and len(argv) == 2 and argv[1] in by_name:
+        print(orjson.dumps(schema_json(by_name[argv[1]]), option=orjson.OPT_INDENT_2).decode())
+    elif argv[:1] == ["table"] and len(argv) == 2 and argv[1] in by_name:
+        t = by_name[argv[1]]
+        print(f"{t.partition_field} {','.join(t.clustering)}")
+    elif argv[:1] == ["view"] and len(argv) == 3 and argv[1] in VIEWS:
+        print(view_sql(argv[1], argv[2]))
+    elif argv == ["list"]:
+        print(" ".join(by_name), "|", " ".join(VIEWS))
+    else:
+        print(main.__doc__, file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
