@@ -126,3 +126,14 @@ def subscription(pubsub_clients: tuple) -> Callable[[Service], Callable[..., lis
         return pull
 
     return attach
+
+
+@pytest.fixture(scope="session")
+def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+    """The whole local pipeline (own Pub/Sub and BigQuery emulators, both functions)."""
+    from devtools.pipeline import LocalPipeline
+
+    running = LocalPipeline(tmp_path_factory.mktemp("pipeline"), dataset="telemetry_test",
+                            extra_env={"BQ_TIMEOUT_SECONDS": "4"}).start()
+    yield running
+    running.stop()

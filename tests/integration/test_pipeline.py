@@ -1,0 +1,266 @@
+"""End to end: ingest -> Pub/Sub emulator push -> sink -> BigQuery emulator, and the sink's failure paths."""
+
+from __future__ import annotations
+
+import base64
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import requests
+from google.cloud import bigquery
+
+from devtools.procs import ROOT
+from shared.envelope import Batch, Identity, encode
+from shared.licenses.keys import decode_license
+from tests.helpers import make_body, make_event
+
+pytestmark = pytest.mark.integration
+
+
+def table(pipeline, name: str) -> str:
+    return f"`{pipeline.project}.{pipeline.dataset}.{name}`"
+
+
+def rows_for(pipeline, name: str, ids: list[str], column: str = "event_id") -> list:
+    query = f"SELECT * FROM {table(pipeline, name)} WHERE {column} IN UNNEST(@ids)"
+    config = bigquery.QueryJobConfig(query_parameters=[bigquery.ArrayQueryParameter("ids", "STRING", ids)])
+    return list(pipeline.bq().query(query, job_config=config).result())
+
+
+def wait_rows(pipeline, name: str, ids: list[str], expected: int, timeout: float = 60, column="event_id") -> list:
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = rows_for(pipeline, name, ids, column)
+        if len(rows) >= expected or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.3)
+
+
+def send(pipeline, events: list, instance_id: str = "inst-e2e", license_key: str | None = None) -> dict:
+    resp = requests.post(f"{pipeline.ingest.url}/v1/events", json=make_body(events, instance_id), timeout=30,
+                         headers={"Authorization": f"Bearer {license_key or pipeline.issue_license()}"})
+    assert resp.status_code == 200, resp.text
+    return resp.json()
+
+
+def publish_batch(pipeline, events: list, instance_id: str = "inst-direct", times: int = 1) -> None:
+    """Publish a message as ingest would (bypassing its validation), `times` times."""
+    identity = Identity(instance_id, "https://x.example.com", "fp-direct", ("dev",), "dev", "licensed_instance")
+    data, attributes = encode(Batch(identity, "req-direct", datetime.now(UTC).isoformat(), events))
+    for _ in range(times):
+        pipeline.publisher.publish(pipeline.topic_path, data, **attributes).result(timeout=10)
+
+
+def test_events_land_with_their_columns_and_partition(pipeline):
+    license_key = pipeline.issue_license(("dev", "plan:e2e"))
+    full = make_event(
+        timestamp="2026-11-20T10:11:12.345678Z",
+        parameters={"version": 3, "metadata": {"latencyMs": 12.5}, "legacyMetadata": {"legacyCount": "4"},
+                    "privateMetadata": {"query": "secret"}, "billingMetadata": {"product": "CODY", "category": "CORE"}},
+        user={"userId": "77", "anonymousUserId": "anon-7", "samsExternalId": "sams-7"},
+        marketingTracking={"url": "https://about.sourcegraph.com", "cohortId": "2026-10"},
+        interaction={"traceId": "t-1", "interactionId": "i-1", "geolocation": {"countryCode": "DE"}},
+        newTopLevelField={"nested": [1, 2]},
+        source={"server": {"version": "5.5.0", "build": "abc"}, "client": {"name": "WEB"}},
+    )
+    events = [full, make_event()]
+    assert send(pipeline, events, "inst-columns", license_key)["succeededEvents"] == [e["id"] for e in events]
+    rows = wait_rows(pipeline, "events", [full["id"]], 1)
+    assert len(rows) == 1
+    row = dict(rows[0])
+    assert row["timestamp"] == datetime(2026, 11, 20, 10, 11, 12, 345678, tzinfo=UTC)
+    assert (row["feature"], row["action"], row["instance_id"]) == ("cody.completion", "executed", "inst-columns")
+    assert row["external_url"] == "https://sg.example.com"
+    assert row["license_fingerprint"] == decode_license(license_key).fingerprint
+    assert row["license_tags"] == ["dev", "plan:e2e"] and row["environment"] == "dev"
+    assert (row["server_version"], row["client_name"], row["client_version"]) == ("5.5.0", "WEB", None)
+    assert row["parameters_version"] == 3
+    assert row["metadata"] == {"latencyMs": 12.5, "legacyCount": 4.0}
+    assert row["private_metadata"] == {"query": "secret"}
+    assert (row["billing_product"], row["billing_category"]) == ("CODY", "CORE")
+    assert (row["user_id"], row["anonymous_user_id"], row["sams_external_id"]) == (77, "anon-7", "sams-7")
+    assert row["marketing_tracking"] == {"url": "https://about.sourcegraph.com", "cohortId": "2026-10"}
+    assert (row["interaction_trace_id"], row["interaction_id"], row["country_code"]) == ("t-1", "i-1", "DE")
+    assert row["extra"] == {"newTopLevelField": {"nested": [1, 2]}, "source": {"server": {"build": "abc"}}}
+    assert row["message_id"] and row["request_id"]
+    assert row["received_at"] <= row["inserted_at"]
+    assert row["published_at"] is not None
+    partitions = pipeline.bq().query(
+        f"SELECT partition_id FROM `{pipeline.project}.{pipeline.dataset}.INFORMATION_SCHEMA.PARTITIONS` "
+        "WHERE table_name = 'events'").result()
+    assert "20261120" in {p.partition_id for p in partitions}
+    t = pipeline.bq().get_table(f"{pipeline.project}.{pipeline.dataset}.events")
+    assert t.time_partitioning.field == "timestamp" and t.time_partitioning.type_ == "DAY"
+    assert t.clustering_fields == ["feature", "action", "instance_id"]
+
+
+def test_redelivered_message_is_deduplicated_by_the_view(pipeline):
+    events = [make_event(), make_event()]
+    publish_batch(pipeline, events, "inst-dup", times=2)
+    ids = [e["id"] for e in events]
+    assert len(wait_rows(pipeline, "events", ids, 4)) == 4
+    assert len(rows_for(pipeline, "events_deduped", ids)) == 2
+
+
+def test_views_answer(pipeline):
+    day = datetime.now(UTC) - timedelta(hours=1)
+    stamp = day.isoformat()
+    instance = f"inst-views-{uuid.uuid4().hex[:6]}"
+    events = [make_event(timestamp=stamp, feature="views.test", action="counted") for _ in range(3)]
+    events.append(make_event(timestamp=stamp, feature="views.test", action="other",
+                             source={"server": {"version": "9.9.9"}}))
+    send(pipeline, events, instance)
+    publish_batch(pipeline, events[:1], instance)  # a duplicate delivery must not count twice
+    wait_rows(pipeline, "events", [e["id"] for e in events], 5)
+    counts = {(r.action, r.events, r.instances) for r in pipeline.bq().query(
+        f"SELECT * FROM {table(pipeline, 'daily_event_counts')} WHERE feature = 'views.test' "
+        f"AND day = DATE('{day.date()}')").result()}
+    assert counts == {("counted", 3, 1), ("other", 1, 1)}
+    seen = [dict(r) for r in pipeline.bq().query(
+        f"SELECT * FROM {table(pipeline, 'instances_last_seen')} WHERE instance_id = '{instance}'").result()]
+    assert len(seen) == 1
+    assert seen[0]["events_last_7_days"] == 4
+    assert seen[0]["last_event"] == datetime.fromisoformat(stamp)
+
+
+def test_bad_rows_go_to_rejected_events(pipeline):
+    good = make_event()
+    ancient = make_event(timestamp="2015-01-01T00:00:00Z")
+    no_feature = make_event()
+    del no_feature["feature"]
+    bad_metadata = make_event(parameters={"metadata": {"x": "high"}})
+    publish_batch(pipeline, [good, ancient, no_feature, bad_metadata, "junk"], "inst-bad")
+    assert len(wait_rows(pipeline, "events", [good["id"]], 1)) == 1
+    ids = [ancient["id"], no_feature["id"], bad_metadata["id"]]
+    rejected = wait_rows(pipeline, "rejected_events", ids, 3)
+    reasons = {r.event_id: r.reason for r in rejected}
+    assert reasons == {ancient["id"]: "timestamp_out_of_range", no_feature["id"]: "invalid_event",
+                       bad_metadata["id"]: "invalid_value"}
+    raw = {r.event_id: r.raw_event for r in rejected}
+    assert raw[bad_metadata["id"]] == bad_metadata
+    assert all(r.instance_id == "inst-bad" and r.message_id and r.detail for r in rejected)
+    junk = [r for r in pipeline.bq().query(f"SELECT * FROM {table(pipeline, 'rejected_events')} "
+                                           "WHERE instance_id = 'inst-bad' AND event_index = 4").result()]
+    assert len(junk) == 1 and junk[0].raw_event == "junk"
+
+
+def test_bigquery_row_error_then_replay(pipeline, monkeypatch):
+    """BigQuery refuses a row (faked: the emulator never does); replay brings it back once fixed."""
+    from google.cloud.bigquery_storage_v1 import types
+
+    from shared.sink import Sink
+    from shared.storage_write import TableWriter
+
+    events = [make_event(), make_event(), make_event()]
+    original = TableWriter._append
+    calls = []
+
+    def refuse_second_row_once(self, rows):
+        calls.append(len(rows))
+        if self.stream.endswith("/events/streams/_default") and len(calls) == 1:
+            return [types.RowError(index=1, code=types.RowError.RowErrorCode.FIELDS_ERROR, message="fake refusal")]
+        return original(self, rows)
+
+    monkeypatch.setattr(TableWriter, "_append", refuse_second_row_once)
+    identity = Identity("inst-replay", "https://r.example.com", "fp-r", ("dev",), "dev", "licensed_instance")
+    data, attributes = encode(Batch(identity, "req-r", datetime.now(UTC).isoformat(), events))
+    message_id = f"fake-{uuid.uuid4().hex[:8]}"
+    sink = Sink(pipeline.config)
+    counts = sink.handle({"message": {"data": base64.b64encode(data).decode(), "attributes": attributes,
+                                      "messageId": message_id, "publishTime": datetime.now(UTC).isoformat()}})
+    assert counts == {"events": 3, "inserted": 2, "rejected": 1}
+    assert calls[:2] == [3, 2]  # the refused request wrote nothing; its good rows were appended again
+    assert {r.event_id for r in rows_for(pipeline, "events", [e["id"] for e in events])} == {
+        events[0]["id"], events[2]["id"]}
+    (rejected,) = rows_for(pipeline, "rejected_events", [events[1]["id"]])
+    assert rejected.reason == "bigquery_row_error" and "fake refusal" in rejected.detail
+    assert rejected.replayed_at is None
+    monkeypatch.setattr(TableWriter, "_append", original)
+
+    since = (datetime.now(UTC) - timedelta(minutes=10)).isoformat()
+    env = {**pipeline.env, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "shared.replay", "--since", since, "--reason", "bigquery_row_error"]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert "re-published 1 events in 1 messages" in out.stdout
+    landed = wait_rows(pipeline, "events", [events[1]["id"]], 1)
+    assert len(landed) == 1 and landed[0].instance_id == "inst-replay"
+    (marked,) = rows_for(pipeline, "rejected_events", [events[1]["id"]])
+    assert marked.replayed_at is not None
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert "re-published 0 events" in again.stdout
+
+
+def test_bigquery_stall_is_redelivered_and_lands_once(pipeline):
+    """SIGSTOP the BigQuery emulator: appends time out, the sink fails, Pub/Sub redelivers; rows land once."""
+    events = [make_event() for _ in range(20)]
+    log_before = pipeline.sink.log_path.read_text()
+    bq = pipeline.bigquery.service
+    bq.signal(signal.SIGSTOP)
+    try:
+        send(pipeline, events, "inst-stall")
+        deadline = time.monotonic() + 30
+        while "Traceback" not in pipeline.sink.log_path.read_text()[len(log_before):]:
+            assert time.monotonic() < deadline, "the sink never failed while BigQuery was stopped"
+            time.sleep(0.5)
+    finally:
+        bq.signal(signal.SIGCONT)
+    ids = [e["id"] for e in events]
+    assert len(wait_rows(pipeline, "events", ids, 20, timeout=90)) >= 20
+    assert sorted(r.event_id for r in rows_for(pipeline, "events_deduped", ids)) == sorted(ids)
+
+
+def test_poison_message_goes_to_dead_letter(pipeline):
+    marker = uuid.uuid4().hex
+    pipeline.publisher.publish(pipeline.topic_path, b"\x1f\x8bnot-gzip", encoding="gzip", marker=marker).result(10)
+    deadline = time.monotonic() + 120
+    found = None
+    while found is None and time.monotonic() < deadline:
+        resp = pipeline.subscriber.pull(subscription=pipeline.dead_letter_subscription, max_messages=10, timeout=10)
+        for m in resp.received_messages:
+            pipeline.subscriber.acknowledge(subscription=pipeline.dead_letter_subscription, ack_ids=[m.ack_id])
+            if m.message.attributes.get("marker") == marker:
+                found = m
+    assert found is not None, "poison message never reached the dead-letter topic"
+    attempts = int(found.message.attributes.get("CloudPubSubDeadLetterSourceDeliveryCount", "0"))
+    assert attempts >= pipeline.max_delivery_attempts
+    assert "poison_message" in pipeline.sink.log_path.read_text()
+
+
+def test_migration_adds_missing_column_without_losing_rows(pipeline):
+    from shared.bq import migrate, missing_columns, schema_fields
+    from shared.tables import EVENTS
+
+    client = pipeline.bq()
+    dataset = f"mig_{uuid.uuid4().hex[:6]}"
+    client.create_dataset(f"{pipeline.project}.{dataset}")
+    config = pipeline.config.__class__(**{**pipeline.config.__dict__, "bq_dataset": dataset})
+    old_schema = [f for f in schema_fields(EVENTS) if f.name != "country_code"]
+    client.create_table(bigquery.Table(f"{pipeline.project}.{dataset}.events", schema=old_schema))
+    row = {"event_id": "old-1", "timestamp": "2026-11-01T00:00:00Z", "feature": "a.b", "action": "cd",
+           "received_at": "2026-11-01T00:00:00Z", "inserted_at": "2026-11-01T00:00:00Z"}
+    assert client.insert_rows_json(f"{pipeline.project}.{dataset}.events", [row], timeout=10) == []
+    assert missing_columns(client, config, EVENTS) == ["country_code"]
+    assert migrate(client, config, EVENTS) == ["country_code"]
+    result = list(client.query(f"SELECT event_id, country_code FROM `{pipeline.project}.{dataset}.events`").result())
+    assert [(r.event_id, r.country_code) for r in result] == [("old-1", None)]
+
+
+def test_analyst_queries_run(pipeline):
+    """Every SQL block in docs/analysts.md runs against the emulator."""
+    import re
+
+    text = (ROOT / "docs" / "analysts.md").read_text()
+    queries = re.findall(r"```sql\n(.*?)```", text, re.S)
+    assert len(queries) >= 6
+    send(pipeline, [make_event(feature="cody.chat-question", action="submitted")], "inst-docs")
+    answered = 0
+    for sql in queries:
+        sql = sql.replace("PROJECT.telemetry", f"{pipeline.project}.{pipeline.dataset}")
+        answered += bool(list(pipeline.bq().query(sql).result()))
+    assert answered == len(queries)
