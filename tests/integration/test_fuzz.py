@@ -1,0 +1,88 @@
+"""Hostile input over real HTTP: random bodies and headers never cause a 5xx, and nothing is published."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+
+import orjson
+import pytest
+import requests
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.helpers import make_body, make_event
+
+pytestmark = pytest.mark.integration
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "400"))
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    max_leaves=20,
+)
+event_like = st.fixed_dictionaries(
+    {}, optional={"id": json_values, "timestamp": json_values | st.just("2026-11-27T00:00:00Z"),
+                  "feature": json_values | st.just("cody.chat"), "action": json_values | st.just("executed"),
+                  "source": json_values | st.just({"server": {"version": "1"}}), "parameters": json_values,
+                  "user": json_values, "interaction": json_values})
+
+
+def dumps(value: object) -> bytes:
+    """JSON bytes (the stdlib writes integers of any size, which clients may send)."""
+    return json.dumps(value).encode()
+
+
+bodies = st.one_of(
+    st.binary(max_size=300),
+    json_values.map(dumps),
+    st.lists(event_like, max_size=5).map(lambda evs: dumps({**make_body([]), "events": evs})),
+    st.builds(lambda m: dumps({"metadata": m, "events": [make_event()]}), json_values),
+)
+headers = st.fixed_dictionaries({}, optional={
+    "Content-Type": st.sampled_from(["application/json", "text/plain", "application/json; charset=utf-8", ""]),
+    "Content-Encoding": st.sampled_from(["gzip", "identity", "br", "GZIP"]),
+    "Authorization": st.sampled_from(["Bearer x", "Basic y", "Bearer ", "bearer abc.def"]),
+})
+
+
+@pytest.fixture(scope="module")
+def http():
+    with requests.Session() as session:
+        yield session
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
+@given(body=bodies, hdrs=headers, gzip_it=st.booleans(), licensed=st.booleans())
+def test_random_requests_never_5xx(prod_server, keys, http, body, hdrs, gzip_it, licensed):
+    hdrs = dict(hdrs)
+    if licensed:
+        hdrs["Authorization"] = f"Bearer {_license(keys)}"
+    data = gzip.compress(body) if gzip_it and hdrs.get("Content-Encoding", "").lower() == "gzip" else body
+    resp = http.post(f"{prod_server.url}/v1/events", data=data, headers=hdrs, timeout=30)
+    assert resp.status_code < 500, resp.text
+    assert resp.headers["Content-Type"].startswith("application/json")
+    doc = resp.json()
+    if resp.status_code >= 400:
+        assert set(doc) == {"error"} and doc["error"]["code"] and doc["error"]["message"]
+    else:
+        assert set(doc) == {"succeededEvents", "failedEvents"}
+
+
+_cached: dict[str, str] = {}
+
+
+def _license(keys) -> str:
+    if "k" not in _cached:
+        _cached["k"] = keys["prod"].issue()
+    return _cached["k"]
+
+
+def test_refused_requests_publish_nothing(prod_server, keys, subscription):
+    pull = subscription(prod_server)
+    for data in (b"\x00", b"{}", orjson.dumps({**make_body([make_event()]), "metadata": 5})):
+        resp = requests.post(f"{prod_server.url}/v1/events", data=data, timeout=30,
+                             headers={"Authorization": f"Bearer {_license(keys)}", "Content-Type": "application/json"})
+        assert resp.status_code == 400
+    assert pull(expect=0, timeout=2) == []

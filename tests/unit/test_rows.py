@@ -1,0 +1,57 @@
+"""Event -> row transform."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import orjson
+import pytest
+
+from shared.envelope import Batch, Identity
+from shared.events import known_fields
+from shared.rows import RowProblem, context_columns, event_row, micros, rejected_row, unknown_fields
+from tests.helpers import make_event
+
+NOW = datetime(2026, 11, 28, tzinfo=UTC)
+BATCH = Batch(Identity("i", None, "fp", ("a",), "prod", "licensed_instance"), "r", "2026-11-28T00:00:00+00:00", [])
+CONTEXT = context_columns(BATCH, "m-1", micros(NOW))
+
+
+def test_micros():
+    assert micros(datetime(1970, 1, 1, 0, 0, 1, 5, tzinfo=UTC)) == 1_000_005
+
+
+def test_row_columns():
+    row = event_row(make_event(timestamp="2026-11-27T00:00:00Z", user={"userId": "12"}), CONTEXT, NOW)
+    assert row["timestamp"] == micros(datetime(2026, 11, 27, tzinfo=UTC))
+    assert row["user_id"] == 12 and row["instance_id"] == "i" and row["license_tags"] == ["a"]
+    assert orjson.loads(row["metadata"]) == {"latencyMs": 120.5, "accepted": 1}
+    assert row["extra"] is None and row["inserted_at"] == micros(NOW)
+
+
+def test_unknown_fields_nested():
+    event = {"id": "x", "source": {"server": {"version": "1", "new": 1}, "other": 2}, "top": [1],
+             "parameters": {"metadata": {"anything": 1}}}
+    assert unknown_fields(event, known_fields()) == {"source": {"server": {"new": 1}, "other": 2}, "top": [1]}
+
+
+@pytest.mark.parametrize(("overrides", "reason"), [
+    ({"timestamp": "1999-01-01T00:00:00Z"}, "timestamp_out_of_range"),
+    ({"timestamp": "2030-01-01T00:00:00Z"}, "timestamp_out_of_range"),
+    ({"timestamp": "nope"}, "invalid_event"),
+    ({"id": ""}, "invalid_event"),
+    ({"user": {"userId": "x"}}, "invalid_value"),
+    ({"user": {"userId": 2**64}}, "invalid_value"),
+    ({"user": {"userId": True}}, "invalid_value"),
+    ({"parameters": {"metadata": {"a": "b"}}}, "invalid_value"),
+])
+def test_problems(overrides, reason):
+    with pytest.raises(RowProblem) as exc:
+        event_row(make_event(**overrides), CONTEXT, NOW)
+    assert exc.value.reason == reason
+
+
+def test_rejected_row_keeps_raw_event():
+    row = rejected_row({"id": "e", "x": 1}, 3, "invalid_event", "why", CONTEXT, NOW)
+    assert row["rejection_id"] == "m-1:3" and orjson.loads(row["raw_event"]) == {"id": "e", "x": 1}
+    assert row["event_id"] == "e" and row["reason"] == "invalid_event"
