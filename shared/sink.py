@@ -83,8 +83,13 @@ class Sink:
             message_id = data.get("message", {}).get("messageId") if isinstance(data, dict) else None
             logs.error("poison_message", reasonCode="poison_message", detail=str(exc), messageId=message_id)
             raise
-        self.prepare()
-        counts = self.load(batch, message)
+        try:
+            self.prepare()
+            counts = self.load(batch, message)
+        except Exception as exc:  # logged for the sink-failure metric, then re-raised: Pub/Sub redelivers
+            logs.error("sink_failed", reasonCode=type(exc).__name__, detail=str(exc)[:500],
+                       messageId=message.message_id)
+            raise
         logs.info("batch_loaded", messageId=message.message_id, instanceId=batch.identity.instance_id,
                   latencyMs=round((time.perf_counter() - started) * 1000, 2), **counts)
         return counts

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 
-import orjson
+import json
 
 
 @dataclass(frozen=True)
@@ -144,7 +144,7 @@ def main(argv: list[str]) -> int:
     """`python -m shared.tables schema TABLE` | `view NAME DATASET` | `list`: used by deploy.sh."""
     by_name = {t.name: t for t in TABLES}
     if argv[:1] == ["schema"] and len(argv) == 2 and argv[1] in by_name:
-        print(orjson.dumps(schema_json(by_name[argv[1]]), option=orjson.OPT_INDENT_2).decode())
+        print(json.dumps(schema_json(by_name[argv[1]]), indent=2))
     elif argv[:1] == ["table"] and len(argv) == 2 and argv[1] in by_name:
         t = by_name[argv[1]]
         print(f"{t.partition_field} {','.join(t.clustering)}")

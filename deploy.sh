@@ -1,0 +1,259 @@
+#!/usr/bin/env bash
+# Redeploy the Telemetry Gateway (prod or dev) with gcloud and bq. Every step is idempotent:
+# it describes first, creates only what is missing, updates what may change, and never deletes data.
+#
+#   ./deploy.sh prod|dev [--plan] [--version REF] [--verify]
+#
+#   --plan         print every command it would run; run none of them (needs no credentials)
+#   --version REF  deploy exactly this git ref (default: HEAD); prod refuses a dirty work tree
+#   --verify       after deploying, run the contract tests against the ingest URL
+#                  (dev: with the license in $DEV_VERIFY_LICENSE_KEY; prod: unauthenticated cases only)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+PYTHON="${PYTHON:-python3}"
+[ -x "$ROOT/.venv/bin/python" ] && PYTHON="${PYTHON_OVERRIDE:-$ROOT/.venv/bin/python}"
+
+die() { echo "deploy.sh: error: $*" >&2; exit 1; }
+say() { echo "==> $*"; }
+usage() { sed -n '4,11p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+
+ENVIRONMENT=""
+PLAN=0
+VERIFY=0
+REF="HEAD"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    prod|dev) ENVIRONMENT="$1" ;;
+    --plan) PLAN=1 ;;
+    --verify) VERIFY=1 ;;
+    --version) [ $# -ge 2 ] || die "--version needs a git ref"; REF="$2"; shift ;;
+    --version=*) REF="${1#--version=}" ;;
+    -h|--help) usage ;;
+    *) die "unknown argument '$1' (expected prod|dev [--plan] [--version REF] [--verify])" ;;
+  esac
+  shift
+done
+[ -n "$ENVIRONMENT" ] || die "name the environment: ./deploy.sh prod|dev"
+
+SETTINGS="$ROOT/deploy/$ENVIRONMENT.env"
+[ -f "$SETTINGS" ] || die "missing settings file $SETTINGS"
+# shellcheck source=deploy/dev.env
+. "$SETTINGS"
+for name in PROJECT REGION BQ_LOCATION DATASET TOPIC DEAD_LETTER_TOPIC INGEST_FUNCTION SINK_FUNCTION \
+            INGEST_SA SINK_SA INGEST_MAX_INSTANCES INGEST_MEMORY INGEST_CPU INGEST_CONCURRENCY \
+            SINK_MAX_INSTANCES SINK_MEMORY SINK_TIMEOUT ACK_DEADLINE_SECONDS MAX_DELIVERY_ATTEMPTS; do
+  [ -n "${!name:-}" ] || die "setting $name is missing in $SETTINGS"
+done
+if [ "$ENVIRONMENT" = dev ] && [ -z "${TRUSTED_LICENSE_KEYS:-}" ]; then
+  die "dev needs TRUSTED_LICENSE_KEYS (the dev license generation public key) in $SETTINGS"
+fi
+
+# ---- commands: in plan mode printed, otherwise printed and run -------------------------------
+run() {
+  echo "+ $*"
+  [ "$PLAN" = 1 ] || "$@"
+}
+# exists CMD...: a read-only describe. In plan mode nothing is asked and everything counts as missing.
+exists() {
+  if [ "$PLAN" = 1 ]; then
+    echo "? $* (checked at deploy time; the plan shows the create)"
+    return 1
+  fi
+  "$@" >/dev/null 2>&1
+}
+ensure() {  # ensure "<describe command>" <create command...>
+  local check="$1"; shift
+  # shellcheck disable=SC2086  # the describe command is a word list on purpose
+  if exists $check; then echo "  exists: ${check}"; else run "$@"; fi
+}
+
+# ---- preflight -------------------------------------------------------------------------------
+git -C "$ROOT" rev-parse --verify --quiet "$REF^{commit}" >/dev/null || die "unknown git ref '$REF'"
+VERSION="$(git -C "$ROOT" describe --tags --always --abbrev=12 --match 'v*' "$REF")"
+if [ "$ENVIRONMENT" = prod ] && [ -n "$(git -C "$ROOT" status --porcelain)" ]; then
+  die "the work tree has uncommitted changes; prod deploys only a clean, committed version"
+fi
+if [ "$PLAN" = 0 ]; then
+  command -v gcloud >/dev/null || die "gcloud not found on PATH (install the Google Cloud CLI)"
+  command -v bq >/dev/null || die "bq not found on PATH (it ships with the Google Cloud CLI)"
+  account="$(gcloud auth list --filter=status:ACTIVE --format='value(account)' 2>/dev/null || true)"
+  [ -n "$account" ] || die "gcloud is not logged in: run 'gcloud auth login'"
+  say "deploying $ENVIRONMENT version $VERSION to project $PROJECT as $account"
+else
+  say "PLAN for $ENVIRONMENT version $VERSION in project $PROJECT (nothing is run)"
+fi
+
+G=(--project="$PROJECT")
+INGEST_SA_EMAIL="$INGEST_SA@$PROJECT.iam.gserviceaccount.com"
+SINK_SA_EMAIL="$SINK_SA@$PROJECT.iam.gserviceaccount.com"
+DLQ_PULL="$DEAD_LETTER_TOPIC-pull"
+
+# ---- stage the exact version with the shared package beside each main.py ---------------------
+BUILD="$ROOT/build/$ENVIRONMENT"
+stage() {
+  rm -rf "$BUILD" && mkdir -p "$BUILD/src"
+  git -C "$ROOT" archive "$REF" | tar -x -C "$BUILD/src"
+  for fn in ingest sink; do
+    mkdir -p "$BUILD/$fn/config"
+    cp "$BUILD/src/functions/$fn/main.py" "$BUILD/src/requirements.txt" "$BUILD/$fn/"
+    cp -r "$BUILD/src/shared" "$BUILD/$fn/shared"
+    echo "$VERSION" > "$BUILD/$fn/shared/VERSION"
+  done
+  if [ -n "${TRUSTED_LICENSE_KEYS:-}" ]; then
+    cp "$BUILD/src/$TRUSTED_LICENSE_KEYS" "$BUILD/ingest/config/trusted-license-keys.pub"
+  fi
+  if [ -n "${OTHER_ENV_LICENSE_KEYS:-}" ]; then
+    cp "$BUILD/src/$OTHER_ENV_LICENSE_KEYS" "$BUILD/ingest/config/other-env-license-keys.pub"
+  fi
+  if [ -n "${REVOKED_LICENSES:-}" ]; then
+    cp "$BUILD/src/$REVOKED_LICENSES" "$BUILD/ingest/config/revoked-licenses.txt"
+  fi
+  for table in events rejected_events; do
+    PYTHONPATH="$BUILD/src" "$PYTHON" -m shared.tables schema "$table" > "$BUILD/$table.schema.json"
+  done
+}
+say "staging $REF ($VERSION) into $BUILD"
+stage
+
+# ---- APIs, topics --------------------------------------------------------------------------------
+say "APIs"
+run gcloud services enable cloudfunctions.googleapis.com run.googleapis.com cloudbuild.googleapis.com \
+  artifactregistry.googleapis.com eventarc.googleapis.com pubsub.googleapis.com bigquery.googleapis.com \
+  logging.googleapis.com monitoring.googleapis.com "${G[@]}"
+
+say "Pub/Sub topics"
+ensure "gcloud pubsub topics describe $TOPIC --project=$PROJECT" gcloud pubsub topics create "$TOPIC" "${G[@]}"
+ensure "gcloud pubsub topics describe $DEAD_LETTER_TOPIC --project=$PROJECT" \
+  gcloud pubsub topics create "$DEAD_LETTER_TOPIC" "${G[@]}"
+ensure "gcloud pubsub subscriptions describe $DLQ_PULL --project=$PROJECT" \
+  gcloud pubsub subscriptions create "$DLQ_PULL" --topic="$DEAD_LETTER_TOPIC" --message-retention-duration=7d \
+  --expiration-period=never "${G[@]}"
+
+# ---- BigQuery: dataset, tables (from shared/tables.py), views -------------------------------------
+say "BigQuery dataset $PROJECT:$DATASET"
+ensure "bq --project_id=$PROJECT show --format=none $PROJECT:$DATASET" \
+  bq --project_id="$PROJECT" --location="$BQ_LOCATION" mk --dataset \
+  --description="Telemetry Gateway ($ENVIRONMENT)" "$PROJECT:$DATASET"
+for table in events rejected_events; do
+  read -r partition clustering < <(PYTHONPATH="$BUILD/src" "$PYTHON" -m shared.tables table "$table")
+  schema="$BUILD/$table.schema.json"
+  if exists bq --project_id="$PROJECT" show --format=none "$PROJECT:$DATASET.$table"; then
+    # Additive only: bq update with the full schema adds new NULLABLE columns and never drops any.
+    run bq --project_id="$PROJECT" update "$PROJECT:$DATASET.$table" "$schema"
+  else
+    run bq --project_id="$PROJECT" mk --table --time_partitioning_field="$partition" \
+      --time_partitioning_type=DAY --clustering_fields="$clustering" "$PROJECT:$DATASET.$table" "$schema"
+  fi
+done
+for view in events_deduped daily_event_counts instances_last_seen; do
+  sql="$(PYTHONPATH="$BUILD/src" "$PYTHON" -m shared.tables view "$view" "$PROJECT.$DATASET")"
+  run bq --project_id="$PROJECT" query --use_legacy_sql=false --nouse_cache \
+    "CREATE OR REPLACE VIEW \`$PROJECT.$DATASET.$view\` AS $sql"
+done
+
+# ---- service accounts with least privilege ----------------------------------------------------------
+say "service accounts"
+ensure "gcloud iam service-accounts describe $INGEST_SA_EMAIL --project=$PROJECT" \
+  gcloud iam service-accounts create "$INGEST_SA" --display-name="Telemetry ingest ($ENVIRONMENT)" "${G[@]}"
+ensure "gcloud iam service-accounts describe $SINK_SA_EMAIL --project=$PROJECT" \
+  gcloud iam service-accounts create "$SINK_SA" --display-name="Telemetry sink ($ENVIRONMENT)" "${G[@]}"
+# ingest: publish to its topic (and read the topic for /__heartbeat__), nothing else.
+run gcloud pubsub topics add-iam-policy-binding "$TOPIC" --member="serviceAccount:$INGEST_SA_EMAIL" \
+  --role=roles/pubsub.publisher "${G[@]}"
+run gcloud pubsub topics add-iam-policy-binding "$TOPIC" --member="serviceAccount:$INGEST_SA_EMAIL" \
+  --role=roles/pubsub.viewer "${G[@]}"
+# sink: write its dataset and run query jobs (migrations); nothing else.
+run bq --project_id="$PROJECT" add-iam-policy-binding --member="serviceAccount:$SINK_SA_EMAIL" \
+  --role=roles/bigquery.dataEditor "$PROJECT:$DATASET"
+run gcloud projects add-iam-policy-binding "$PROJECT" --member="serviceAccount:$SINK_SA_EMAIL" \
+  --role=roles/bigquery.jobUser --condition=None
+# Pub/Sub's service agent forwards failed messages to the dead-letter topic.
+if [ "$PLAN" = 1 ]; then PROJECT_NUMBER="PROJECT_NUMBER"; else
+  PROJECT_NUMBER="$(gcloud projects describe "$PROJECT" --format='value(projectNumber)')"
+fi
+PUBSUB_AGENT="serviceAccount:service-$PROJECT_NUMBER@gcp-sa-pubsub.iam.gserviceaccount.com"
+run gcloud pubsub topics add-iam-policy-binding "$DEAD_LETTER_TOPIC" --member="$PUBSUB_AGENT" \
+  --role=roles/pubsub.publisher "${G[@]}"
+
+# ---- functions ----------------------------------------------------------------------------------------
+say "functions"
+INGEST_ENV="TELEMETRY_ENV=$ENVIRONMENT@GOOGLE_CLOUD_PROJECT=$PROJECT@PUBSUB_TOPIC=$TOPIC@GATEWAY_VERSION=$VERSION"
+INGEST_ENV="$INGEST_ENV@LICENSE_EXPIRY_GRACE_DAYS=${LICENSE_EXPIRY_GRACE_DAYS:-30}"
+INGEST_ENV="$INGEST_ENV@MAX_EVENTS_PER_REQUEST=${MAX_EVENTS_PER_REQUEST:-1000}"
+INGEST_ENV="$INGEST_ENV@MAX_REQUEST_BYTES=${MAX_REQUEST_BYTES:-5242880}"
+INGEST_ENV="$INGEST_ENV@QUOTA_EVENTS_PER_SECOND=${QUOTA_EVENTS_PER_SECOND:-2000}"
+[ -z "${TRUSTED_LICENSE_KEYS:-}" ] || INGEST_ENV="$INGEST_ENV@TRUSTED_LICENSE_KEYS_FILE=config/trusted-license-keys.pub"
+[ -z "${OTHER_ENV_LICENSE_KEYS:-}" ] || \
+  INGEST_ENV="$INGEST_ENV@OTHER_ENV_LICENSE_KEYS_FILE=config/other-env-license-keys.pub"
+[ -z "${REVOKED_LICENSES:-}" ] || INGEST_ENV="$INGEST_ENV@REVOKED_LICENSES_FILE=config/revoked-licenses.txt"
+run gcloud functions deploy "$INGEST_FUNCTION" --gen2 --runtime=python311 --region="$REGION" \
+  --source="$BUILD/ingest" --entry-point=ingest --trigger-http --allow-unauthenticated \
+  --service-account="$INGEST_SA_EMAIL" --set-env-vars="^@^$INGEST_ENV" --max-instances="$INGEST_MAX_INSTANCES" \
+  --memory="$INGEST_MEMORY" --cpu="$INGEST_CPU" --concurrency="$INGEST_CONCURRENCY" --timeout=60s "${G[@]}"
+
+SINK_ENV="TELEMETRY_ENV=$ENVIRONMENT@GOOGLE_CLOUD_PROJECT=$PROJECT@BQ_DATASET=$DATASET@GATEWAY_VERSION=$VERSION"
+run gcloud functions deploy "$SINK_FUNCTION" --gen2 --runtime=python311 --region="$REGION" \
+  --source="$BUILD/sink" --entry-point=sink --trigger-topic="$TOPIC" --retry \
+  --service-account="$SINK_SA_EMAIL" --trigger-service-account="$SINK_SA_EMAIL" \
+  --set-env-vars="^@^$SINK_ENV" --max-instances="$SINK_MAX_INSTANCES" --memory="$SINK_MEMORY" \
+  --timeout="$SINK_TIMEOUT" "${G[@]}"
+# Eventarc pushes as the sink's service account: it may invoke the sink and nothing else.
+run gcloud functions add-invoker-policy-binding "$SINK_FUNCTION" --region="$REGION" \
+  --member="serviceAccount:$SINK_SA_EMAIL" "${G[@]}"
+
+# The push subscription Eventarc made for the trigger: dead-letter policy, attempts, ack deadline.
+if [ "$PLAN" = 1 ]; then SINK_SUBSCRIPTION="EVENTARC_SUBSCRIPTION_OF_$SINK_FUNCTION"; else
+  SINK_SUBSCRIPTION="$(gcloud pubsub subscriptions list "${G[@]}" \
+    --filter="topic:projects/$PROJECT/topics/$TOPIC AND name~eventarc" --format='value(name)' | head -n 1)"
+  [ -n "$SINK_SUBSCRIPTION" ] || die "no Eventarc subscription found on topic $TOPIC after deploying $SINK_FUNCTION"
+fi
+run gcloud pubsub subscriptions update "$SINK_SUBSCRIPTION" --dead-letter-topic="$DEAD_LETTER_TOPIC" \
+  --max-delivery-attempts="$MAX_DELIVERY_ATTEMPTS" --ack-deadline="$ACK_DEADLINE_SECONDS" \
+  --min-retry-delay=5s --max-retry-delay=600s "${G[@]}"
+run gcloud pubsub subscriptions add-iam-policy-binding "$SINK_SUBSCRIPTION" --member="$PUBSUB_AGENT" \
+  --role=roles/pubsub.subscriber "${G[@]}"
+
+# ---- what operators watch -------------------------------------------------------------------------------
+say "log-based metrics and the dead-letter alert"
+for file in "$ROOT"/deploy/metrics/*.yaml; do
+  metric="$(basename "$file" .yaml)"
+  if exists gcloud logging metrics describe "$metric" "${G[@]}"; then
+    run gcloud logging metrics update "$metric" --config-from-file="$file" "${G[@]}"
+  else
+    run gcloud logging metrics create "$metric" --config-from-file="$file" "${G[@]}"
+  fi
+done
+policy="$BUILD/alert-dead-letter.json"
+sed "s/__SUBSCRIPTION__/$DLQ_PULL/g" "$ROOT/deploy/alert-dead-letter.json" > "$policy"
+if [ -n "${NOTIFICATION_CHANNEL:-}" ]; then
+  sed -i "s|\"notificationChannels\": \[\]|\"notificationChannels\": [\"$NOTIFICATION_CHANNEL\"]|" "$policy"
+fi
+display="Telemetry gateway: dead-letter backlog ($DLQ_PULL)"
+if [ "$PLAN" = 0 ] && [ -n "$(gcloud alpha monitoring policies list "${G[@]}" \
+     --filter="displayName=\"$display\"" --format='value(name)' 2>/dev/null)" ]; then
+  echo "  exists: alert policy '$display'"
+else
+  run gcloud alpha monitoring policies create --policy-from-file="$policy" "${G[@]}"
+fi
+
+# ---- result --------------------------------------------------------------------------------------------
+if [ "$PLAN" = 1 ]; then
+  URL="https://$REGION-$PROJECT.cloudfunctions.net/$INGEST_FUNCTION"
+  echo "+ gcloud functions describe $INGEST_FUNCTION --gen2 --region=$REGION --format=value(serviceConfig.uri)"
+else
+  URL="$(gcloud functions describe "$INGEST_FUNCTION" --gen2 --region="$REGION" \
+    --format='value(serviceConfig.uri)' "${G[@]}")"
+fi
+say "ingest URL: $URL/v1/events   (version $VERSION)"
+
+if [ "$VERIFY" = 1 ]; then
+  say "contract tests against $URL"
+  args=(-m pytest "$ROOT/tests/contract" -p no:cacheprovider -q --url "$URL")
+  if [ "$ENVIRONMENT" = dev ]; then
+    [ -n "${DEV_VERIFY_LICENSE_KEY:-}" ] || die "--verify on dev needs DEV_VERIFY_LICENSE_KEY (a dev-private license)"
+    args+=(--license-key "$DEV_VERIFY_LICENSE_KEY")
+  fi
+  run env PYTHONPATH="$ROOT" "$PYTHON" "${args[@]}" || die "contract tests failed against $URL"
+fi
+say "done"
