@@ -38,7 +38,7 @@ done
 
 SETTINGS="$ROOT/deploy/$ENVIRONMENT.env"
 [ -f "$SETTINGS" ] || die "missing settings file $SETTINGS"
-# shellcheck source=deploy/dev.env
+# shellcheck source=/dev/null
 . "$SETTINGS"
 for name in PROJECT REGION BQ_LOCATION DATASET TOPIC DEAD_LETTER_TOPIC INGEST_FUNCTION SINK_FUNCTION \
             INGEST_SA SINK_SA INGEST_MAX_INSTANCES INGEST_MEMORY INGEST_CPU INGEST_CONCURRENCY \
@@ -51,7 +51,7 @@ fi
 
 # ---- commands: in plan mode printed, otherwise printed and run -------------------------------
 run() {
-  echo "+ $*"
+  echo "+ $(printf '%q ' "$@")"
   [ "$PLAN" = 1 ] || "$@"
 }
 # exists CMD...: a read-only describe. In plan mode nothing is asked and everything counts as missing.

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import dataclass
-
-import json
 
 
 @dataclass(frozen=True)

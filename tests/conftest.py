@@ -19,6 +19,12 @@ from tests.helpers import KeyPair
 PROJECT = "test-project"
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """Contract tests run against a live deployment with --url (and --license-key for the licensed cases)."""
+    parser.addoption("--url", default=None, help="base URL of a deployed ingest function (default: a local one)")
+    parser.addoption("--license-key", default=None, help="license key the deployment accepts")
+
+
 @pytest.fixture(scope="session")
 def pubsub_emulator() -> Iterator[Service]:
     """The real Pub/Sub emulator on a free port; stopped by its pid at the end."""
