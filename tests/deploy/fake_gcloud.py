@@ -31,8 +31,7 @@ elif tool == "gcloud" and words[:3] == ["pubsub", "subscriptions", "list"]:
     print("projects/p/subscriptions/eventarc-us-central1-telemetry-sink-123-sub-456")
 elif "policies" in words and "list" in words:
     print("projects/p/alertPolicies/1" if exists else "")
-elif "describe" in words or (tool == "bq" and "show" in words):
-    if not exists:
-        print("ERROR: NOT_FOUND", file=sys.stderr)
-        sys.exit(1)
+elif ("describe" in words or (tool == "bq" and "show" in words)) and not exists:
+    print("ERROR: NOT_FOUND", file=sys.stderr)
+    sys.exit(1)
 sys.exit(0)
