@@ -2,36 +2,29 @@
 
 from __future__ import annotations
 
-import gzip
 import shlex
 from collections import defaultdict
 
 import orjson
-import requests
 
 from devtools.pipeline import LocalPipeline, wait_for_rows
+from shared.client import Sender
 from shared.generate import generate
 
 
-def send_demo_load(pipeline: LocalPipeline, count: int = 3000, batch_size: int = 500) -> int:
-    """Send synthetic events from a few instances with dev licenses; return how many succeeded."""
+def send_demo_load(pipeline: LocalPipeline, count: int = 3000) -> int:
+    """Send synthetic events from a few instances with dev licenses (the client CLI's Sender); return succeeded."""
     by_instance: dict[str, list] = defaultdict(list)
     for instance, event in generate(count, instances=4, days=3, seed=7):
         by_instance[instance].append(event)
     succeeded = 0
-    with requests.Session() as http:
-        for instance, events in by_instance.items():
-            license_key = pipeline.issue_license(("dev", f"plan:demo-{instance}"))
-            for start in range(0, len(events), batch_size):
-                body = {"metadata": {"requestId": f"demo-{instance}-{start}", "identifier": {"licensedInstance": {
-                    "instanceId": instance, "externalUrl": f"https://{instance}.example.com"}}},
-                    "events": events[start:start + batch_size]}
-                resp = http.post(f"{pipeline.ingest.url}/v1/events", data=gzip.compress(orjson.dumps(body)),
-                                 timeout=30, headers={"Authorization": f"Bearer {license_key}",
-                                                      "Content-Type": "application/json",
-                                                      "Content-Encoding": "gzip"})
-                resp.raise_for_status()
-                succeeded += len(resp.json()["succeededEvents"])
+    for instance, events in by_instance.items():
+        sender = Sender(pipeline.ingest.url, pipeline.issue_license(("dev", f"plan:demo-{instance}")), instance,
+                        external_url=f"https://{instance}.example.com", max_time_s=60)
+        report = sender.send(events)
+        if not report.ok:
+            raise RuntimeError(f"demo load failed: {report.summary()}")
+        succeeded += report.succeeded
     return succeeded
 
 

@@ -14,9 +14,10 @@ FUNCTIONS = {
 
 
 def start_function(target: str, env: dict[str, str], port: int | None = None, *, workers: int = 1,
-                   threads: int = 8) -> Service:
+                   threads: int = 8, source: str | None = None) -> Service:
     """Start functions-framework for one function with the repository root on PYTHONPATH."""
-    source, signature = FUNCTIONS[target]
+    default_source, signature = FUNCTIONS[target]
+    source = source or default_source
     port = port or free_port()
     exe = str(Path(sys.executable).parent / "functions-framework")
     cmd = [exe, f"--target={target}", f"--source={source}", f"--signature-type={signature}",

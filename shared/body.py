@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import time
 import zlib
 from typing import BinaryIO
 
-from shared.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from shared.errors import BadRequest, PayloadTooLarge, RequestTimeout, UnsupportedMediaType
 
 CHUNK = 64 * 1024
 
@@ -26,11 +27,13 @@ def _too_large(limit: int, what: str) -> PayloadTooLarge:
 
 
 def read_body(
-    stream: BinaryIO, content_length: int | None, encoding: str, *, max_wire: int, max_inflated: int
+    stream: BinaryIO, content_length: int | None, encoding: str, *, max_wire: int, max_inflated: int,
+    timeout_s: float = 10.0,
 ) -> bytes:
-    """Read at most max_wire bytes off the wire and inflate to at most max_inflated bytes."""
+    """Read at most max_wire bytes off the wire within timeout_s and inflate to at most max_inflated bytes."""
     if content_length is not None and content_length > max_wire:
         raise _too_large(max_wire, "request body")
+    deadline = time.monotonic() + timeout_s
     inflater = zlib.decompressobj(16 + zlib.MAX_WBITS) if encoding == "gzip" else None
     out = bytearray()
     wire = 0
@@ -39,6 +42,8 @@ def read_body(
         if not chunk:
             break
         wire += len(chunk)
+        if time.monotonic() > deadline:
+            raise RequestTimeout("body_timeout", f"request body not received within {timeout_s:g}s")
         if wire > max_wire:
             raise _too_large(max_wire, "request body")
         if inflater is None:

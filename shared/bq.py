@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import grpc
 from google.api_core.client_options import ClientOptions
-from google.api_core.retry import Retry
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
 from google.cloud.bigquery_storage_v1 import BigQueryWriteClient
@@ -32,11 +31,6 @@ def write_client(config: Config) -> BigQueryWriteClient:
         channel = grpc.insecure_channel(config.bigquery_emulator_grpc_host)
         return BigQueryWriteClient(transport=BigQueryWriteGrpcTransport(channel=channel))
     return BigQueryWriteClient()
-
-
-def bounded_retry(config: Config) -> Retry:
-    """A retry that never outlives the configured BigQuery timeout."""
-    return Retry(initial=0.2, maximum=2.0, multiplier=2.0, timeout=config.bq_timeout_s)
 
 
 def schema_fields(table: TableDef) -> list[bigquery.SchemaField]:

@@ -79,6 +79,8 @@ class Config:
     license_cache_ttl_s: int
     max_request_bytes: int
     max_body_bytes: int
+    body_timeout_s: float
+    max_auth_header_chars: int
     max_events: int
     max_event_bytes: int
     max_event_depth: int
@@ -111,6 +113,8 @@ class Config:
         if allow_unlicensed and environment == "prod":
             raise ConfigError("ALLOW_UNLICENSED_INSTANCES cannot be enabled in prod")
         max_request = _int(env, "MAX_REQUEST_BYTES", 5 * MIB, minimum=1024)
+        if max_request > 9 * MIB:
+            raise ConfigError("MAX_REQUEST_BYTES must stay under Pub/Sub's 10 MB message limit (<= 9 MiB)")
         return cls(
             project=env.get("GOOGLE_CLOUD_PROJECT", "").strip() or "telemetry-local",
             environment=environment,
@@ -125,6 +129,8 @@ class Config:
             license_cache_ttl_s=_int(env, "LICENSE_CACHE_TTL_SECONDS", 3600, minimum=1),
             max_request_bytes=max_request,
             max_body_bytes=_int(env, "MAX_BODY_BYTES", max_request, minimum=1024),
+            body_timeout_s=_float(env, "BODY_READ_TIMEOUT_SECONDS", 10.0),
+            max_auth_header_chars=_int(env, "MAX_AUTHORIZATION_CHARS", 4096, minimum=256),
             max_events=_int(env, "MAX_EVENTS_PER_REQUEST", 1000, minimum=1),
             max_event_bytes=_int(env, "MAX_EVENT_BYTES", 64 * 1024, minimum=256),
             max_event_depth=_int(env, "MAX_EVENT_DEPTH", 10, minimum=2),

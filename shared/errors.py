@@ -39,6 +39,10 @@ class MethodNotAllowed(GatewayError):
     status = 405
 
 
+class RequestTimeout(GatewayError):
+    status = 408
+
+
 class PayloadTooLarge(GatewayError):
     status = 413
 

@@ -30,10 +30,12 @@ class Outcome:
     log: dict = field(default_factory=dict)
 
 
-def bearer_token(header: str | None) -> str | None:
+def bearer_token(header: str | None, max_chars: int = 4096) -> str | None:
     """The token of an `Authorization: Bearer ...` header, None when absent."""
     if not header:
         return None
+    if len(header) > max_chars:
+        raise Unauthorized("invalid_authorization", f"Authorization header longer than {max_chars} characters")
     scheme, _, token = header.strip().partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("invalid_authorization", "Authorization must be 'Bearer <license key>'")
@@ -95,7 +97,7 @@ class RecordEvents:
 
     def authenticate(self, request: Request) -> License | None:
         """Check the license before the body is read."""
-        token = bearer_token(request.headers.get("Authorization"))
+        token = bearer_token(request.headers.get("Authorization"), self.config.max_auth_header_chars)
         if token is None:
             if self.config.allow_unlicensed:
                 return None
@@ -106,7 +108,8 @@ class RecordEvents:
         """Read and parse the RecordEvents JSON body: (metadata, events)."""
         encoding = check_headers(request.headers.get("Content-Type"), request.headers.get("Content-Encoding"))
         raw = read_body(request.stream, request.content_length, encoding,
-                        max_wire=self.config.max_body_bytes, max_inflated=self.config.max_request_bytes)
+                        max_wire=self.config.max_body_bytes, max_inflated=self.config.max_request_bytes,
+                        timeout_s=self.config.body_timeout_s)
         try:
             doc = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from tests.helpers import make_body, make_event
 
 pytestmark = pytest.mark.integration
-EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "400"))
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "10000"))
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
@@ -53,9 +53,27 @@ def http():
         yield session
 
 
+@pytest.fixture(scope="module")
+def accepted_batches() -> list[int]:
+    """Counts every answer that published a batch (200 with at least one succeeded event)."""
+    return []
+
+
+@pytest.fixture(scope="module")
+def fuzz_pull(prod_server, pubsub_clients):
+    """A subscription attached before the fuzz run, to compare what was published with what was answered."""
+    from devtools.topology import ensure_subscription
+    from tests.conftest import PROJECT
+
+    _, subscriber = pubsub_clients
+    topic = f"projects/{PROJECT}/topics/{prod_server.topic}"
+    return ensure_subscription(subscriber, PROJECT, f"fuzz-{os.getpid()}", topic)
+
+
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 @given(body=bodies, hdrs=headers, gzip_it=st.booleans(), licensed=st.booleans())
-def test_random_requests_never_5xx(prod_server, keys, http, body, hdrs, gzip_it, licensed):
+def test_random_requests_never_5xx(prod_server, keys, http, fuzz_pull, accepted_batches, body, hdrs, gzip_it,
+                                   licensed):
     hdrs = dict(hdrs)
     if licensed:
         hdrs["Authorization"] = f"Bearer {_license(keys)}"
@@ -68,6 +86,21 @@ def test_random_requests_never_5xx(prod_server, keys, http, body, hdrs, gzip_it,
         assert set(doc) == {"error"} and doc["error"]["code"] and doc["error"]["message"]
     else:
         assert set(doc) == {"succeededEvents", "failedEvents"}
+        if doc["succeededEvents"]:
+            accepted_batches.append(len(doc["succeededEvents"]))
+
+
+def test_only_answered_batches_were_published(pubsub_clients, fuzz_pull, accepted_batches):
+    """Runs after the fuzz test: the topic holds exactly one message per batch answered with successes."""
+    _, subscriber = pubsub_clients
+    published: list[int] = []
+    while True:
+        resp = subscriber.pull(subscription=fuzz_pull, max_messages=1000, timeout=10)
+        if not resp.received_messages:
+            break
+        subscriber.acknowledge(subscription=fuzz_pull, ack_ids=[m.ack_id for m in resp.received_messages])
+        published += [int(m.message.attributes["eventCount"]) for m in resp.received_messages]
+    assert sorted(published) == sorted(accepted_batches)
 
 
 _cached: dict[str, str] = {}

@@ -1,0 +1,75 @@
+"""The client CLI against real ingest servers and the Pub/Sub emulator."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import requests
+
+from devtools.procs import ROOT, free_port
+from shared.client import Sender
+from shared.envelope import decode
+from shared.generate import generate
+from tests.helpers import make_body, make_event
+
+pytestmark = pytest.mark.integration
+
+
+def cli(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "shared.client", *args], input=stdin, capture_output=True,
+                          cwd=ROOT, timeout=180)
+
+
+def test_generate_piped_into_send(dev_server, keys, subscription):
+    pull = subscription(dev_server)
+    generated = cli("generate", "--count", "1200", "--instances", "3", "--days", "2", "--seed", "3")
+    assert generated.returncode == 0
+    lines = generated.stdout.splitlines()
+    assert len(lines) == 1200
+    sent = cli("send", "-", "--url", dev_server.url, "--license-key", keys["dev"].issue(tags=("dev",)),
+               "--instance-id", "cli-test", "--batch-size", "500", stdin=generated.stdout + b"not json\n")
+    assert sent.returncode == 0, sent.stderr
+    assert b"1200 succeeded" in sent.stdout and b"1 unparsable_line" in sent.stdout
+    messages = pull(expect=3, timeout=10)
+    published = [e for m in messages for e in decode(m.data, dict(m.attributes)).events]
+    assert len(published) == 1200 and len({e["id"] for e in published}) == 1200
+
+
+def test_batches_split_when_server_says_too_many(prod_server, keys):
+    events = [e for _, e in generate(450, seed=4)]
+    report = Sender(prod_server.url, keys["prod"].issue(), "split-test", batch_size=450).send(events)
+    assert report.succeeded == 450 and report.ok
+    assert report.requests > 4
+
+
+def test_refused_license_is_reported_not_retried(prod_server, keys):
+    events = [e for _, e in generate(30, seed=5)]
+    report = Sender(prod_server.url, keys["stranger"].issue(), "x", batch_size=10).send(events)
+    assert report.refused == {"untrusted_license": 30} and report.requests == 1 and report.ok
+
+
+def test_unreachable_gateway_gives_up_with_exit_1():
+    sent = cli("send", "-", "--url", f"http://127.0.0.1:{free_port()}", "--license-key", "k", "--max-time", "3",
+               stdin=b'{"id": "a"}\n')
+    assert sent.returncode == 1 and b"gave up on 1" in sent.stdout
+
+
+def test_quota_answers_429_and_client_waits(server_factory, keys, tmp_path):
+    trusted = tmp_path / "trusted.pub"
+    trusted.write_text(keys["prod"].public_path.read_text())
+    server = server_factory(TELEMETRY_ENV="prod", TRUSTED_LICENSE_KEYS_FILE=str(trusted),
+                            QUOTA_EVENTS_PER_SECOND="100", QUOTA_BURST_EVENTS="200")
+    lic = keys["prod"].issue()
+    events = [make_event() for _ in range(200)]
+    headers = {"Authorization": f"Bearer {lic}"}
+    assert requests.post(f"{server.url}/v1/events", json=make_body(events, "q"), headers=headers).status_code == 200
+    more = make_body([make_event() for _ in range(50)], "q")
+    resp = requests.post(f"{server.url}/v1/events", json=more, headers=headers)
+    assert resp.status_code == 429 and resp.json()["error"]["code"] == "quota_exceeded"
+    assert int(resp.headers["Retry-After"]) >= 1
+    other = requests.post(f"{server.url}/v1/events", json=make_body([make_event()], "another"), headers=headers)
+    assert other.status_code == 200  # quotas are per instance
+    report = Sender(server.url, lic, "q", batch_size=100, max_time_s=30).send([make_event() for _ in range(300)])
+    assert report.succeeded == 300 and report.retries >= 1
