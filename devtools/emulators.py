@@ -75,9 +75,8 @@ def start_bigquery(project: str, data_dir: Path | None = None) -> BigQueryEmulat
     """Start bqemulator on free ports (persistent when data_dir is given) and wait for both ports."""
     ensure_spatial_extension()
     rest, grpc_port = free_port(), free_port()
-    exe = str(Path(sys.executable).parent / "bqemulator")
-    cmd = [exe, "start", "--rest-port", str(rest), "--grpc-port", str(grpc_port), "--project", project,
-           "--log-level", "warning"]
+    cmd = [sys.executable, "-m", "devtools.bqemulator_serialized", "start", "--rest-port", str(rest),
+           "--grpc-port", str(grpc_port), "--project", project, "--log-level", "warning"]
     if data_dir:
         cmd += ["--persistent", "--data-dir", str(data_dir)]
     service = start("bigquery-emulator", cmd, rest).wait_ready(90, ports=(rest, grpc_port))

@@ -107,7 +107,7 @@ def wait_for_rows(client, table: str, expected: int, timeout: float = 60.0) -> i
     deadline = time.monotonic() + timeout
     count = -1
     while time.monotonic() < deadline:
-        count = next(iter(client.query(f"SELECT COUNT(*) AS n FROM {table}").result())).n
+        count = next(iter(client.query(f"SELECT COUNT(*) AS n FROM {table}", timeout=30).result(timeout=60))).n
         if count >= expected:
             return count
         time.sleep(0.3)

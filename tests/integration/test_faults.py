@@ -26,7 +26,7 @@ def ids_in(pipeline, view: str, instance_id: str) -> list[str]:
              "WHERE instance_id = @instance")
     config = bigquery.QueryJobConfig(query_parameters=[bigquery.ScalarQueryParameter("instance", "STRING",
                                                                                      instance_id)])
-    return [r.event_id for r in pipeline.bq().query(query, job_config=config).result()]
+    return [r.event_id for r in pipeline.bq().query(query, job_config=config, timeout=30).result(timeout=60)]
 
 
 def wait_for_ids(pipeline, instance_id: str, expected: set[str], timeout: float = 180) -> list[str]:

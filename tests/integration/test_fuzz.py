@@ -15,7 +15,9 @@ from hypothesis import strategies as st
 from tests.helpers import make_body, make_event
 
 pytestmark = pytest.mark.integration
+# In-process (functions-framework's app, real Gateway, real Pub/Sub emulator) at CI size; over real HTTP fewer.
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "10000"))
+HTTP_EXAMPLES = int(os.environ.get("FUZZ_HTTP_EXAMPLES", "500"))
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
@@ -70,24 +72,67 @@ def fuzz_pull(prod_server, pubsub_clients):
     return ensure_subscription(subscriber, PROJECT, f"fuzz-{os.getpid()}", topic)
 
 
-@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
-@given(body=bodies, hdrs=headers, gzip_it=st.booleans(), licensed=st.booleans())
-def test_random_requests_never_5xx(prod_server, keys, http, fuzz_pull, accepted_batches, body, hdrs, gzip_it,
-                                   licensed):
-    hdrs = dict(hdrs)
-    if licensed:
-        hdrs["Authorization"] = f"Bearer {_license(keys)}"
-    data = gzip.compress(body) if gzip_it and hdrs.get("Content-Encoding", "").lower() == "gzip" else body
-    resp = http.post(f"{prod_server.url}/v1/events", data=data, headers=hdrs, timeout=30)
-    assert resp.status_code < 500, resp.text
-    assert resp.headers["Content-Type"].startswith("application/json")
-    doc = resp.json()
-    if resp.status_code >= 400:
+@pytest.fixture(scope="module")
+def in_process(prod_server, keys, tmp_path_factory, pubsub_emulator):
+    """functions-framework's own app for `ingest`, in this process, configured like prod_server."""
+    import functions_framework
+
+    from devtools.procs import ROOT
+
+    trusted = tmp_path_factory.mktemp("fuzz") / "trusted.pub"
+    trusted.write_text(keys["prod"].public_path.read_text())
+    env = {"TELEMETRY_ENV": "prod", "TRUSTED_LICENSE_KEYS_FILE": str(trusted), "PUBSUB_TOPIC": prod_server.topic,
+           "GOOGLE_CLOUD_PROJECT": "test-project", "MAX_EVENTS_PER_REQUEST": "100",
+           "PUBSUB_EMULATOR_HOST": pubsub_emulator.host}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        app = functions_framework.create_app("ingest", str(ROOT / "functions" / "ingest" / "main.py"))
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return app.test_client()
+
+
+def check_answer(status: int, content_type: str, doc: dict, accepted_batches: list[int]) -> None:
+    """Never a 5xx; always JSON; errors in the error shape; successes counted."""
+    assert status < 500, doc
+    assert content_type.startswith("application/json")
+    if status >= 400:
         assert set(doc) == {"error"} and doc["error"]["code"] and doc["error"]["message"]
     else:
         assert set(doc) == {"succeededEvents", "failedEvents"}
         if doc["succeededEvents"]:
             accepted_batches.append(len(doc["succeededEvents"]))
+
+
+def request_parts(keys, body: bytes, hdrs: dict, gzip_it: bool, licensed: bool) -> tuple[bytes, dict]:
+    hdrs = dict(hdrs)
+    if licensed:
+        hdrs["Authorization"] = f"Bearer {_license(keys)}"
+    data = gzip.compress(body) if gzip_it and hdrs.get("Content-Encoding", "").lower() == "gzip" else body
+    return data, hdrs
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
+@given(body=bodies, hdrs=headers, gzip_it=st.booleans(), licensed=st.booleans())
+def test_random_requests_never_5xx_in_process(in_process, keys, fuzz_pull, accepted_batches, body, hdrs, gzip_it,
+                                              licensed):
+    data, hdrs = request_parts(keys, body, hdrs, gzip_it, licensed)
+    resp = in_process.post("/v1/events", data=data, headers=hdrs)
+    check_answer(resp.status_code, resp.headers["Content-Type"], resp.get_json(), accepted_batches)
+
+
+@settings(max_examples=HTTP_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
+@given(body=bodies, hdrs=headers, gzip_it=st.booleans(), licensed=st.booleans())
+def test_random_requests_never_5xx_over_http(prod_server, keys, http, fuzz_pull, accepted_batches, body, hdrs,
+                                             gzip_it, licensed):
+    data, hdrs = request_parts(keys, body, hdrs, gzip_it, licensed)
+    resp = http.post(f"{prod_server.url}/v1/events", data=data, headers=hdrs, timeout=30)
+    check_answer(resp.status_code, resp.headers["Content-Type"], resp.json(), accepted_batches)
 
 
 def test_only_answered_batches_were_published(pubsub_clients, fuzz_pull, accepted_batches):

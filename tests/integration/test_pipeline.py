@@ -28,7 +28,7 @@ def table(pipeline, name: str) -> str:
 def rows_for(pipeline, name: str, ids: list[str], column: str = "event_id") -> list:
     query = f"SELECT * FROM {table(pipeline, name)} WHERE {column} IN UNNEST(@ids)"
     config = bigquery.QueryJobConfig(query_parameters=[bigquery.ArrayQueryParameter("ids", "STRING", ids)])
-    return list(pipeline.bq().query(query, job_config=config).result())
+    return list(pipeline.bq().query(query, job_config=config, timeout=30).result(timeout=60))
 
 
 def wait_rows(pipeline, name: str, ids: list[str], expected: int, timeout: float = 60, column="event_id") -> list:

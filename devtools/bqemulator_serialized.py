@@ -1,0 +1,57 @@
+"""`bqemulator`, with its single DuckDB connection used by one thread at a time.
+
+bqemulator 1.4.0 shares one DuckDB connection between its REST handlers (the event-loop thread) and its
+Storage Write handlers (gRPC worker threads). Under load a query and an AppendRows deadlock inside
+DuckDB and the emulator stops answering for good (seen here: the main thread in `execute`, a gRPC thread
+in `unregister`, both waiting). This launcher serializes the two sides with one re-entrant lock and
+otherwise runs the emulator unchanged: `python -m devtools.bqemulator_serialized start ...`.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import threading
+from collections.abc import Callable
+
+from bqemulator import server
+from bqemulator.api import app as api_app
+from bqemulator.cli import main
+from bqemulator.grpc_api.write_servicer import BigQueryWriteHandler
+
+DUCKDB = threading.RLock()
+GRPC_HANDLERS = ("_perform_append", "_handle_create_write_stream", "_handle_get_write_stream",
+                 "_handle_finalize_write_stream", "_handle_batch_commit_write_streams", "_handle_flush_rows")
+
+
+def serialized(fn: Callable) -> Callable:
+    """fn, run while holding the DuckDB lock."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: object, **kwargs: object) -> object:
+        with DUCKDB:
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def create_app(context: object) -> object:
+    """The emulator's REST app, each request handled while holding the DuckDB lock."""
+    app = api_app.create_app(context)
+
+    @app.middleware("http")
+    async def one_at_a_time(request: object, call_next: Callable) -> object:
+        # Requests run on the event-loop thread; the lock is re-entrant for that thread.
+        with DUCKDB:
+            return await call_next(request)
+
+    return app
+
+
+for _name in GRPC_HANDLERS:
+    setattr(BigQueryWriteHandler, _name, serialized(getattr(BigQueryWriteHandler, _name)))
+server.create_app = create_app
+
+if __name__ == "__main__":
+    sys.argv[0] = "bqemulator"
+    sys.exit(main())
