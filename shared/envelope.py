@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import gzip
 import zlib
 from dataclasses import dataclass
 
 import orjson
+from isal import igzip
 
 SCHEMA_VERSION = 1
 ENCODINGS = ("gzip", "identity")
@@ -62,16 +62,18 @@ class Batch:
     events: list
 
 
-def encode(batch: Batch, gzip_level: int = 5, extra_attributes: dict | None = None) -> tuple[bytes, dict]:
-    """Message data and attributes for a batch."""
-    body = orjson.dumps({
+def encode(batch: Batch, gzip_level: int = 1, extra_attributes: dict | None = None,
+           events_json: list[bytes] | None = None) -> tuple[bytes, dict]:
+    """Message data and attributes for a batch (events_json: the events already serialized, in order)."""
+    head = orjson.dumps({
         "schemaVersion": SCHEMA_VERSION,
         "requestId": batch.request_id,
         "receivedAt": batch.received_at,
         "identity": batch.identity.as_json(),
-        "events": batch.events,
     })
-    data = gzip.compress(body, compresslevel=gzip_level, mtime=0)
+    parts = events_json if events_json is not None else [orjson.dumps(e) for e in batch.events]
+    body = b"".join((head[:-1], b',"events":[', b",".join(parts), b"]}"))
+    data = igzip.compress(body, gzip_level)  # ISA-L: standard gzip, several times faster than zlib
     attributes = {
         "schemaVersion": str(SCHEMA_VERSION),
         "encoding": "gzip",
@@ -91,7 +93,7 @@ def decode(data: bytes, attributes: dict) -> Batch:
     if encoding not in ENCODINGS:
         raise PoisonMessage(f"unknown encoding {encoding!r}")
     try:
-        body = gzip.decompress(data) if encoding == "gzip" else data
+        body = igzip.decompress(data) if encoding == "gzip" else data
         doc = orjson.loads(body)
     except (OSError, EOFError, zlib.error, orjson.JSONDecodeError) as exc:
         raise PoisonMessage(f"undecodable payload: {exc}") from None

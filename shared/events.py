@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import orjson
 from marshmallow import INCLUDE, Schema, ValidationError, fields, validate
 
-NAME_RULE = re.compile(r"^[a-z][a-zA-Z\-.]+$")
-NAME_MAX = 64
-ID_MAX = 128
+from shared.event_check import ID_MAX, INT32, INT64, INT_TEXT, NAME_MAX, NAME_RULE, Invalid, check
 
 
 def _opt_str() -> fields.String:
@@ -31,6 +28,31 @@ class Timestamp(fields.Field):
         if parsed.tzinfo is None:
             raise ValidationError("timestamp needs a time zone (e.g. Z)")
         return parsed
+
+
+class Number(fields.Field):
+    """A JSON number (not a boolean, not a string), finite."""
+
+    def _deserialize(self, value: object, attr: str | None, data: object, **kwargs: object) -> float:
+        if type(value) not in (int, float) or value != value or value in (float("inf"), float("-inf")):
+            raise ValidationError("must be a finite number")
+        return float(value)
+
+
+class Int(fields.Field):
+    """An integer in [low, high]: a JSON integer, or (int64 in proto3 JSON) a decimal string if allowed."""
+
+    def __init__(self, low: int, high: int, *, strings: bool, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.low, self.high, self.strings = low, high, strings
+
+    def _deserialize(self, value: object, attr: str | None, data: object, **kwargs: object) -> int:
+        if not (type(value) is int or (self.strings and type(value) is str and INT_TEXT.match(value))):
+            raise ValidationError("must be an integer")
+        number = int(value)
+        if not self.low <= number <= self.high:
+            raise ValidationError("integer out of range")
+        return number
 
 
 class _Open(Schema):
@@ -60,15 +82,15 @@ class BillingSchema(_Open):
 
 
 class ParametersSchema(_Open):
-    version = fields.Integer(allow_none=True, strict=True, validate=validate.Range(-(2**31), 2**31 - 1))
-    metadata = fields.Dict(keys=fields.String(), values=fields.Float(allow_nan=False), allow_none=True)
-    legacyMetadata = fields.Dict(keys=fields.String(), values=fields.Integer(), allow_none=True)
+    version = Int(*INT32, strings=False, allow_none=True)
+    metadata = fields.Dict(keys=fields.String(), values=Number(), allow_none=True)
+    legacyMetadata = fields.Dict(keys=fields.String(), values=Int(*INT64, strings=True), allow_none=True)
     privateMetadata = fields.Dict(allow_none=True)
     billingMetadata = fields.Nested(BillingSchema, allow_none=True)
 
 
 class UserSchema(_Open):
-    userId = fields.Integer(allow_none=True, validate=validate.Range(-(2**63), 2**63 - 1))
+    userId = Int(*INT64, strings=True, allow_none=True)
     anonymousUserId = _opt_str()
     samsExternalId = _opt_str()
 
@@ -156,6 +178,7 @@ class BatchResult:
     """Accepted (normalized) events and refused ones, in request order."""
 
     accepted: list[dict] = field(default_factory=list)
+    accepted_json: list[bytes] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
 
 
@@ -191,38 +214,52 @@ def _first_error(messages: dict | list | str, path: str = "") -> str:
     return f"{path}: {messages}"
 
 
-def _normalized(event: dict, loaded: dict) -> dict:
-    """The event as published: legacyMetadata merged into metadata (metadata wins), rest untouched."""
-    params = loaded.get("parameters")
+def _normalized(event: dict) -> dict:
+    """The event as published: legacyMetadata merged into metadata (metadata wins), the rest untouched."""
+    params = event.get("parameters")
     if not params or "legacyMetadata" not in params:
         return event
-    merged = {k: float(v) for k, v in (params.get("legacyMetadata") or {}).items()}
-    merged.update(params.get("metadata") or {})
-    new_params = {k: v for k, v in event["parameters"].items() if k != "legacyMetadata"}
+    merged = {k: float(int(v)) for k, v in (params.get("legacyMetadata") or {}).items()}
+    merged.update({k: float(v) for k, v in (params.get("metadata") or {}).items()})
+    new_params = {k: v for k, v in params.items() if k != "legacyMetadata"}
     new_params["metadata"] = merged
     return {**event, "parameters": new_params}
 
 
-def check_event(event: object, limits: Limits, now: datetime) -> tuple[dict | None, str, str]:
-    """Validate one event: (normalized event, "", "") or (None, reason, message)."""
+def _explain(event: dict, fallback: str) -> str:
+    """Why the event is invalid, in the schema's words (the slow path runs only for refused events)."""
+    try:
+        EVENT_SCHEMA.load(event)
+    except ValidationError as exc:
+        return _first_error(exc.messages)
+    return fallback
+
+
+def _shape_ok(raw: bytes, limits: Limits) -> bool:
+    """Cheap proof that no string is too long and nothing is nested too deep (else walk the event)."""
+    return len(raw) <= limits.max_string_chars and raw.count(b"{") + raw.count(b"[") < limits.max_depth
+
+
+def check_event(event: object, limits: Limits, now: datetime) -> tuple[dict | None, bytes | str, str]:
+    """Validate one event: (normalized event, its JSON, "") or (None, reason, message)."""
     if not isinstance(event, dict):
         return None, "invalid_event", "event is not a JSON object"
-    size = len(orjson.dumps(event))
-    if size > limits.max_event_bytes:
-        return None, "event_too_large", f"event is {size} bytes, limit {limits.max_event_bytes}"
-    problem = _shape_problem(event, limits)
+    raw = orjson.dumps(event)
+    if len(raw) > limits.max_event_bytes:
+        return None, "event_too_large", f"event is {len(raw)} bytes, limit {limits.max_event_bytes}"
+    problem = None if _shape_ok(raw, limits) else _shape_problem(event, limits)
     if problem:
         return None, "event_too_complex", problem
     try:
-        loaded = EVENT_SCHEMA.load(event)
-    except ValidationError as exc:
-        return None, "invalid_event", _first_error(exc.messages)
-    ts = loaded["timestamp"]
+        ts = check(event)
+    except Invalid as exc:
+        return None, "invalid_event", _explain(event, str(exc))
     if ts > now + limits.max_future:
         return None, "timestamp_in_future", f"timestamp more than {limits.max_future} ahead of server time"
     if ts < now - limits.max_age:
         return None, "timestamp_too_old", f"timestamp older than {limits.max_age.days} days"
-    return _normalized(event, loaded), "", ""
+    normalized = _normalized(event)
+    return normalized, raw if normalized is event else orjson.dumps(normalized), ""
 
 
 def validate_batch(events: list, limits: Limits, now: datetime) -> BatchResult:
@@ -235,10 +272,11 @@ def validate_batch(events: list, limits: Limits, now: datetime) -> BatchResult:
         if event_id is not None and event_id in seen:
             result.failures.append(Failure(index, event_id, "duplicate_id", "id repeated in this batch"))
             continue
-        normalized, reason, message = check_event(event, limits, now)
+        normalized, raw_or_reason, message = check_event(event, limits, now)
         if normalized is None:
-            result.failures.append(Failure(index, event_id, reason, message))
+            result.failures.append(Failure(index, event_id, raw_or_reason, message))
             continue
         seen.add(event_id)
         result.accepted.append(normalized)
+        result.accepted_json.append(raw_or_reason)
     return result

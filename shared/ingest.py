@@ -138,7 +138,7 @@ class RecordEvents:
         succeeded: list[str] = []
         if result.accepted:
             batch = Batch(identity, request_id, now.isoformat(), result.accepted)
-            data, attributes = encode(batch, self.config.gzip_level)
+            data, attributes = encode(batch, self.config.gzip_level, events_json=result.accepted_json)
             started = time.perf_counter()
             log["messageId"] = self.publisher.publish(data, attributes)
             log["publishMs"] = round((time.perf_counter() - started) * 1000, 2)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import orjson
 import pytest
 
 from shared.events import Limits, check_event, known_fields, validate_batch
@@ -19,12 +20,13 @@ def ev(**overrides) -> dict:
 
 
 def reason(event) -> str:
-    return check_event(event, LIMITS, NOW)[1]
+    normalized, raw_or_reason, _ = check_event(event, LIMITS, NOW)
+    return "" if normalized is not None else raw_or_reason
 
 
 def test_valid_event_unchanged():
     event = ev(unknownTopLevel={"kept": True})
-    assert check_event(event, LIMITS, NOW) == (event, "", "")
+    assert check_event(event, LIMITS, NOW) == (event, orjson.dumps(event), "")
 
 
 @pytest.mark.parametrize("name", ["cody.completion", "blob.codeintel", "search-results.viewed", "aB"])
@@ -32,7 +34,7 @@ def test_names_accepted(name):
     assert reason(ev(feature=name, action=name)) == ""
 
 
-@pytest.mark.parametrize("name", ["Cody", "cody_completion", "cody1", "a", "", ".x", "x" * 65, 5, None])
+@pytest.mark.parametrize("name", ["Cody", "cody_completion", "cody1", "a", "", ".x", "x" * 65, 5, None, "cody\n"])
 def test_names_refused(name):
     assert reason(ev(feature=name)) == "invalid_event"
     assert reason(ev(action=name)) == "invalid_event"
