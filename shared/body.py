@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
-import zlib
 from typing import BinaryIO
+
+from isal import isal_zlib
 
 from shared.errors import BadRequest, PayloadTooLarge, RequestTimeout, UnsupportedMediaType
 
@@ -34,7 +35,7 @@ def read_body(
     if content_length is not None and content_length > max_wire:
         raise _too_large(max_wire, "request body")
     deadline = time.monotonic() + timeout_s
-    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS) if encoding == "gzip" else None
+    inflater = isal_zlib.decompressobj(16 + isal_zlib.MAX_WBITS) if encoding == "gzip" else None
     out = bytearray()
     wire = 0
     while True:
@@ -60,13 +61,13 @@ def read_body(
     return bytes(out)
 
 
-def _inflate(inflater: zlib._Decompress, chunk: bytes, out: bytearray, cap: int) -> None:
+def _inflate(inflater: object, chunk: bytes, out: bytearray, cap: int) -> None:
     """Inflate chunk into out without ever producing more than cap + 1 bytes in total."""
     data = chunk
     while data:
         try:
             out += inflater.decompress(data, cap + 1 - len(out))
-        except zlib.error as exc:
+        except isal_zlib.error as exc:
             raise BadRequest("bad_gzip", f"body is not valid gzip: {exc}") from None
         if len(out) > cap:
             raise _too_large(cap, "decompressed body")

@@ -33,7 +33,7 @@ class Publisher:
                     retry = Retry(initial=0.1, maximum=1.0, multiplier=2.0, timeout=self._timeout)
                     self._client = pubsub_v1.PublisherClient(
                         batch_settings=pubsub_v1.types.BatchSettings(
-                            max_messages=100, max_bytes=9_000_000, max_latency=0.005
+                            max_messages=100, max_bytes=9_000_000, max_latency=0.001
                         ),
                         publisher_options=pubsub_v1.types.PublisherOptions(retry=retry, timeout=self._timeout),
                     )

@@ -1,0 +1,82 @@
+"""`make bench`: every figure measured in one run, side by side; prints a table, writes bench/results.json."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench import cost, cpu, http_load, pipeline_bench
+
+OUT = Path(__file__).resolve().parent / "results.json"
+
+
+def machine() -> dict:
+    """Cores and CPU model of this machine."""
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), platform.processor())
+    return {"cores": os.cpu_count(), "cpu_model": model, "python": platform.python_version()}
+
+
+def main() -> int:
+    """Run everything (about 1-2 minutes on 2 cores)."""
+    started = time.monotonic()
+    print("1/4 ingest CPU per event (in process) ...", flush=True)
+    ingest = cpu.measure_ingest()
+    print("2/4 sink transform ...", flush=True)
+    transform = cpu.measure_sink_transform()
+    print("3/4 HTTP throughput and latency (functions-framework + Pub/Sub emulator) ...", flush=True)
+    http = http_load.measure()
+    print("4/4 sink into the BigQuery emulator and end-to-end lag (whole local pipeline) ...", flush=True)
+    pipe = pipeline_bench.measure()
+    costs = cost.model({
+        "ingest_cpu_us_per_event": http["server_cpu_us_per_event"],
+        "sink_cpu_us_per_event": pipe["sink"]["cpu_us_per_event"],
+        "row_bytes": transform["row_bytes"],
+        "pubsub_bytes_per_event": ingest["pubsub_bytes_per_event"],
+        "event_json_bytes": ingest["request_bytes_per_event"],
+    })
+    results = {
+        "ingest_cpu_ratio_to_floor": ingest["ratio_to_floor"],
+        "http_events_per_s": http["events_per_s"],
+        "http_p99_ms_at_half_load": http["half_load"]["p99_ms"],
+        "sink_us_per_event": transform["us_per_event"],
+        "e2e_lag_p95_s": pipe["lag"]["p95_s"],
+        "cost_per_million_usd": costs["a_batched_gzip_storage_write"]["total"],
+        "machine": machine(),
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "details": {"ingest": ingest, "sink_transform": transform, "http": http, "pipeline": pipe, "cost": costs},
+    }
+    OUT.write_text(json.dumps(results, indent=2) + "\n")
+    rows = [
+        ("ingest CPU / orjson.loads floor", f"{ingest['ratio_to_floor']:.2f}x", "<= 5x",
+         f"floor {ingest['us_per_event']['floor_orjson_loads']:.2f} us/ev; ingest path "
+         f"{ingest['us_per_event']['ingest_path']:.2f}; json.loads {ingest['us_per_event']['json_loads']:.2f}; "
+         f"marshmallow load {ingest['us_per_event']['marshmallow_load']:.1f}"),
+        ("HTTP ingest throughput", f"{http['events_per_s']:,.0f} ev/s", ">= 20,000",
+         f"gunicorn {http['best']} (workers x threads); " + ", ".join(
+             f"{k}: {v['events_per_s']:,.0f}" for k, v in http["configs"].items())),
+        ("HTTP p50 / p99 at half load", f"{http['half_load']['p50_ms']:.0f} / {http['half_load']['p99_ms']:.0f} ms",
+         "p99 <= 100 ms", f"{http['half_load']['events_per_s']:,.0f} ev/s offered, client on the same 2 cores"),
+        ("sink transform", f"{transform['us_per_event']:.2f} us/ev", "<= 10 us",
+         f"{pipe['sink']['rows_per_s']:,.0f} rows/s into the BigQuery emulator (Storage Write)"),
+        ("end-to-end lag p50 / p95", f"{pipe['lag']['p50_s']:.2f} / {pipe['lag']['p95_s']:.2f} s", "p95 <= 5 s",
+         f"{pipe['lag']['seen']}/{pipe['lag']['batches']} batches, accept -> queryable, 100 ms polls"),
+        ("cost per million events (a)", f"${costs['a_batched_gzip_storage_write']['total']:.4f}", "<= $0.05",
+         f"(b) per-event messages ${costs['b_message_per_event']['total']:.4f}; (c) per-event + BigQuery "
+         f"subscription ${costs['c_message_per_event_bq_subscription']['total']:.4f}"),
+    ]
+    print(f"\n{'figure':<32}{'measured':<20}{'target':<16}notes")
+    for name, value, target, note in rows:
+        print(f"{name:<32}{value:<20}{target:<16}{note}")
+    m = results["machine"]
+    print(f"\nmachine: {m['cores']} cores, {m['cpu_model']}; took {time.monotonic() - started:.0f} s; wrote {OUT}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
