@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 import orjson
 
 from shared.envelope import Batch
 from shared.events import known_fields
 
-KNOWN = known_fields()
+Node = tuple[frozenset, tuple, tuple]
+
+
+def _compile(tree: dict) -> Node:
+    """(known keys, ((key, keys) of leaf-only objects), ((key, node) of deeper objects))."""
+    leaves = tuple((k, frozenset(v)) for k, v in tree.items() if v is not None and all(x is None for x in v.values()))
+    deeper = tuple((k, _compile(v)) for k, v in tree.items() if v is not None and k not in dict(leaves))
+    return frozenset(tree), leaves, deeper
+
+
+KNOWN = _compile(known_fields())
 # BigQuery streaming into a DAY-partitioned table accepts event times 5 years back to 1 year ahead.
 PARTITION_PAST = timedelta(days=5 * 365)
 PARTITION_FUTURE = timedelta(days=365)
@@ -43,25 +54,23 @@ def parse_time(value: object) -> datetime:
     return parsed
 
 
-def unknown_fields(value: dict, known: dict) -> dict:
+def unknown_fields(value: dict, known: Node = KNOWN) -> dict:
     """Fields of value that the event schema does not declare, nested under their parents."""
-    extra: dict = {}
-    for key, item in value.items():
-        if key not in known:
-            extra[key] = item
-        elif known[key] is not None and isinstance(item, dict):
-            nested = unknown_fields(item, known[key])
-            if nested:
-                extra[key] = nested
+    keys, leaves, deeper = known
+    extra = {} if value.keys() <= keys else {k: v for k, v in value.items() if k not in keys}
+    for key, leaf_keys in leaves:
+        item = value.get(key)
+        if type(item) is dict and not item.keys() <= leaf_keys:
+            extra[key] = {k: v for k, v in item.items() if k not in leaf_keys}
+    for key, node in deeper:
+        item = value.get(key)
+        if type(item) is dict and (nested := unknown_fields(item, node)):
+            extra[key] = nested
     return extra
 
 
 def _obj(value: object) -> dict:
     return value if isinstance(value, dict) else {}
-
-
-def _str(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
 
 
 def _json(value: object) -> str | None:
@@ -83,10 +92,11 @@ def _int(value: object, name: str) -> int | None:
 def _metadata(value: object) -> str | None:
     if value is None:
         return None
-    if not isinstance(value, dict) or not all(
-        isinstance(v, int | float) and not isinstance(v, bool) for v in value.values()
-    ):
+    if type(value) is not dict:
         raise RowProblem("invalid_value", "parameters.metadata must map names to numbers")
+    for number in value.values():
+        if type(number) is not int and type(number) is not float:
+            raise RowProblem("invalid_value", "parameters.metadata must map names to numbers")
     return _json(value)
 
 
@@ -106,43 +116,51 @@ def context_columns(batch: Batch, message_id: str, published_at: int | None) -> 
     }
 
 
+@lru_cache(maxsize=4)
+def _window(now: datetime) -> tuple[datetime, datetime, int]:
+    """Partition window bounds and inserted_at for one batch's clock reading (computed once per batch)."""
+    return now - PARTITION_PAST, now + PARTITION_FUTURE, micros(now)
+
+
 def event_row(event: object, context: dict, now: datetime) -> dict:
-    """One events row, or RowProblem."""
-    if not isinstance(event, dict):
+    """One events row, or RowProblem. String columns take the values as sent (a non-string fails serialize)."""
+    if type(event) is not dict:
         raise RowProblem("invalid_event", "event is not a JSON object")
-    event_id, feature, action = _str(event.get("id")), _str(event.get("feature")), _str(event.get("action"))
+    get = event.get
+    event_id, feature, action = get("id"), get("feature"), get("action")
     if not (event_id and feature and action):
         raise RowProblem("invalid_event", "id, feature and action are required")
-    moment = parse_time(event.get("timestamp"))
-    if not now - PARTITION_PAST <= moment <= now + PARTITION_FUTURE:
+    moment = parse_time(get("timestamp"))
+    low, high, inserted_at = _window(now)
+    if not low <= moment <= high:
         raise RowProblem("timestamp_out_of_range", f"{moment.isoformat()} is outside BigQuery's partition window")
-    source, params = _obj(event.get("source")), _obj(event.get("parameters"))
-    client, billing, user = _obj(source.get("client")), _obj(params.get("billingMetadata")), _obj(event.get("user"))
-    interaction = _obj(event.get("interaction"))
+    source, params = _obj(get("source")), _obj(get("parameters"))
+    client, billing, user = _obj(source.get("client")), _obj(params.get("billingMetadata")), _obj(get("user"))
+    interaction = _obj(get("interaction"))
     return {
         "event_id": event_id,
         "timestamp": micros(moment),
         "feature": feature,
         "action": action,
         **context,
-        "server_version": _str(_obj(source.get("server")).get("version")),
-        "client_name": _str(client.get("name")),
-        "client_version": _str(client.get("version")),
+        "server_version": _obj(source.get("server")).get("version"),
+        "client_name": client.get("name"),
+        "client_version": client.get("version"),
         "parameters_version": _int(params.get("version"), "parameters.version"),
         "metadata": _metadata(params.get("metadata")),
         "private_metadata": _json(params.get("privateMetadata")),
-        "billing_product": _str(billing.get("product")),
-        "billing_category": _str(billing.get("category")),
+        "billing_product": billing.get("product"),
+        "billing_category": billing.get("category"),
         "user_id": _int(user.get("userId"), "user.userId"),
-        "anonymous_user_id": _str(user.get("anonymousUserId")),
-        "sams_external_id": _str(user.get("samsExternalId")),
-        "feature_flags": _json(_obj(event.get("featureFlags")).get("flags")),
-        "marketing_tracking": _json(event.get("marketingTracking")),
-        "interaction_trace_id": _str(interaction.get("traceId")),
-        "interaction_id": _str(interaction.get("interactionId")),
-        "country_code": _str(_obj(interaction.get("geolocation")).get("countryCode")),
-        "extra": _json(unknown_fields(event, KNOWN)),
-        "inserted_at": micros(now),
+        "anonymous_user_id": user.get("anonymousUserId"),
+        "sams_external_id": user.get("samsExternalId"),
+        "feature_flags": _json(_obj(get("featureFlags")).get("flags")),
+        "marketing_tracking": _json(get("marketingTracking")),
+        "interaction_trace_id": interaction.get("traceId"),
+        "interaction_id": interaction.get("interactionId"),
+        "country_code": _obj(interaction.get("geolocation")).get("countryCode"),
+        "extra": _json(unknown_fields(event)),
+        "inserted_at": inserted_at,
     }
 
 

@@ -46,8 +46,8 @@ class TableWriter:
         self._message = message_factory.GetMessageClass(pool.FindMessageTypeByName("gateway.Row"))
 
     def serialize(self, row: dict) -> bytes:
-        """One row as proto bytes (None values are left unset, i.e. NULL)."""
-        return self._message(**{k: v for k, v in row.items() if v is not None}).SerializeToString()
+        """One row as proto bytes (None leaves a field unset, i.e. NULL)."""
+        return self._message(**row).SerializeToString()
 
     def append(self, rows: list[bytes]) -> list[RowError]:
         """Append rows in requests under the size cap; every row not returned as an error is written."""

@@ -8,7 +8,6 @@ import orjson
 import pytest
 
 from shared.envelope import Batch, Identity
-from shared.events import known_fields
 from shared.rows import RowProblem, context_columns, event_row, micros, rejected_row, unknown_fields
 from tests.helpers import make_event
 
@@ -32,7 +31,7 @@ def test_row_columns():
 def test_unknown_fields_nested():
     event = {"id": "x", "source": {"server": {"version": "1", "new": 1}, "other": 2}, "top": [1],
              "parameters": {"metadata": {"anything": 1}}}
-    assert unknown_fields(event, known_fields()) == {"source": {"server": {"new": 1}, "other": 2}, "top": [1]}
+    assert unknown_fields(event) == {"source": {"server": {"new": 1}, "other": 2}, "top": [1]}
 
 
 @pytest.mark.parametrize(("overrides", "reason"), [
