@@ -1,5 +1,7 @@
 """Cloud Function `sink`: Pub/Sub-triggered; loads each batch message into BigQuery."""
 
+import gc
+
 import functions_framework
 from cloudevents.http import CloudEvent
 
@@ -8,6 +10,7 @@ from shared.sink import Sink
 
 # Settings are read at start-up; BigQuery clients are created on the first message.
 SINK = Sink(Config.from_env())
+gc.freeze()  # start-up objects leave the collector's view, as in ingest
 
 
 @functions_framework.cloud_event
