@@ -16,7 +16,7 @@ from shared.events import EVENT_SCHEMA, Limits, validate_batch
 from shared.generate import generate
 from shared.licenses import Keyring, LicenseVerifier
 from shared.licenses.keys import encode_license, generate_private_key
-from shared.rows import context_columns, event_row, micros
+from shared.rows import context_columns, event_batch_columns, event_row, micros
 from shared.storage_write import TableWriter
 from shared.tables import EVENTS
 
@@ -89,8 +89,8 @@ def measure_sink_transform() -> dict:
     now = datetime.now(UTC)
 
     def transform() -> list[bytes]:
-        context = context_columns(batch, "1", micros(now))
-        return [writer.serialize(event_row(e, context, now)) for e in events]
+        shared = writer.serialize(event_batch_columns(context_columns(batch, "1", micros(now)), now))
+        return [writer.serialize(event_row(e, now), shared) for e in events]
 
     seconds = cpu_per_call(transform)
     rows = transform()

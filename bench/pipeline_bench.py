@@ -17,7 +17,7 @@ from shared.bq import write_client
 from shared.client import Sender
 from shared.envelope import Batch
 from shared.generate import generate
-from shared.rows import context_columns, event_row, micros
+from shared.rows import context_columns, event_batch_columns, event_row, micros
 from shared.storage_write import TableWriter
 from shared.tables import EVENTS
 
@@ -31,7 +31,8 @@ def sink_rows_per_s(pipeline: LocalPipeline, batches: int = 20) -> dict:
     for i, events in enumerate(payloads):
         now = datetime.now(UTC)
         context = context_columns(Batch(IDENTITY, f"bench-{i}", now.isoformat(), events), f"bench-{i}", micros(now))
-        errors = writer.append([writer.serialize(event_row(e, context, now)) for e in events])
+        shared = writer.serialize(event_batch_columns(context, now))
+        errors = writer.append([writer.serialize(event_row(e, now), shared) for e in events])
         assert not errors
     rows = batches * len(payloads[0])
     return {"rows_per_s": rows / (time.perf_counter() - started),

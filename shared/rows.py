@@ -117,13 +117,16 @@ def context_columns(batch: Batch, message_id: str, published_at: int | None) -> 
 
 
 @lru_cache(maxsize=4)
-def _window(now: datetime) -> tuple[datetime, datetime, int]:
-    """Partition window bounds and inserted_at for one batch's clock reading (computed once per batch)."""
-    return now - PARTITION_PAST, now + PARTITION_FUTURE, micros(now)
+def _window(now: datetime) -> tuple[datetime, datetime]:
+    """Partition window bounds for one batch's clock reading (computed once per batch)."""
+    return now - PARTITION_PAST, now + PARTITION_FUTURE
 
 
-def event_row(event: object, context: dict, now: datetime) -> dict:
-    """One events row, or RowProblem. String columns take the values as sent (a non-string fails serialize)."""
+def event_row(event: object, now: datetime) -> dict:
+    """The event's own columns of its events row (batch columns are added by the writer), or RowProblem.
+
+    String columns take the values as sent: a non-string fails serialization and the event is rejected.
+    """
     if type(event) is not dict:
         raise RowProblem("invalid_event", "event is not a JSON object")
     get = event.get
@@ -131,7 +134,7 @@ def event_row(event: object, context: dict, now: datetime) -> dict:
     if not (event_id and feature and action):
         raise RowProblem("invalid_event", "id, feature and action are required")
     moment = parse_time(get("timestamp"))
-    low, high, inserted_at = _window(now)
+    low, high = _window(now)
     if not low <= moment <= high:
         raise RowProblem("timestamp_out_of_range", f"{moment.isoformat()} is outside BigQuery's partition window")
     source, params = _obj(get("source")), _obj(get("parameters"))
@@ -142,7 +145,6 @@ def event_row(event: object, context: dict, now: datetime) -> dict:
         "timestamp": micros(moment),
         "feature": feature,
         "action": action,
-        **context,
         "server_version": _obj(source.get("server")).get("version"),
         "client_name": client.get("name"),
         "client_version": client.get("version"),
@@ -160,8 +162,12 @@ def event_row(event: object, context: dict, now: datetime) -> dict:
         "interaction_id": interaction.get("interactionId"),
         "country_code": _obj(interaction.get("geolocation")).get("countryCode"),
         "extra": _json(unknown_fields(event)),
-        "inserted_at": inserted_at,
     }
+
+
+def event_batch_columns(context: dict, now: datetime) -> dict:
+    """Columns every events row of a message shares: the context and inserted_at."""
+    return {**context, "inserted_at": micros(now)}
 
 
 def rejected_row(event: object, index: int, reason: str, detail: str, context: dict, now: datetime) -> dict:

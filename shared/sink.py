@@ -14,7 +14,16 @@ from shared import logs
 from shared.bq import bigquery_client, ensure_dataset, migrate, write_client
 from shared.config import Config
 from shared.envelope import Batch, PoisonMessage, decode
-from shared.rows import RowProblem, context_columns, event_row, micros, now_utc, parse_time, rejected_row
+from shared.rows import (
+    RowProblem,
+    context_columns,
+    event_batch_columns,
+    event_row,
+    micros,
+    now_utc,
+    parse_time,
+    rejected_row,
+)
 from shared.storage_write import TableWriter
 from shared.tables import EVENTS, REJECTED, TABLES
 
@@ -100,12 +109,13 @@ class Sink:
         published = micros(parse_time(message.publish_time)) if message.publish_time else None
         context = context_columns(batch, message.message_id, published)
         writer = self._writers[EVENTS.name]
+        shared = writer.serialize(event_batch_columns(context, now))
         indexes: list[int] = []
         serialized: list[bytes] = []
         rejects: list[dict] = []
         for index, event in enumerate(batch.events):
             try:
-                serialized.append(writer.serialize(event_row(event, context, now)))
+                serialized.append(writer.serialize(event_row(event, now), shared))
                 indexes.append(index)
             except RowProblem as exc:
                 rejects.append(rejected_row(event, index, exc.reason, exc.detail, context, now))

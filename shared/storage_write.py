@@ -45,9 +45,13 @@ class TableWriter:
         pool.Add(file_proto)
         self._message = message_factory.GetMessageClass(pool.FindMessageTypeByName("gateway.Row"))
 
-    def serialize(self, row: dict) -> bytes:
-        """One row as proto bytes (None leaves a field unset, i.e. NULL)."""
-        return self._message(**row).SerializeToString()
+    def serialize(self, row: dict, shared: bytes = b"") -> bytes:
+        """One row as proto bytes (None leaves a field unset, i.e. NULL).
+
+        `shared` is the serialized form of columns every row of a batch has in common: protobuf
+        concatenation is a merge, so they are serialized once per batch instead of once per row.
+        """
+        return self._message(**row).SerializeToString() + shared
 
     def append(self, rows: list[bytes]) -> list[RowError]:
         """Append rows in requests under the size cap; every row not returned as an error is written."""

@@ -8,7 +8,15 @@ import orjson
 import pytest
 
 from shared.envelope import Batch, Identity
-from shared.rows import RowProblem, context_columns, event_row, micros, rejected_row, unknown_fields
+from shared.rows import (
+    RowProblem,
+    context_columns,
+    event_batch_columns,
+    event_row,
+    micros,
+    rejected_row,
+    unknown_fields,
+)
 from tests.helpers import make_event
 
 NOW = datetime(2026, 11, 28, tzinfo=UTC)
@@ -21,11 +29,13 @@ def test_micros():
 
 
 def test_row_columns():
-    row = event_row(make_event(timestamp="2026-11-27T00:00:00Z", user={"userId": "12"}), CONTEXT, NOW)
+    row = event_row(make_event(timestamp="2026-11-27T00:00:00Z", user={"userId": "12"}), NOW)
     assert row["timestamp"] == micros(datetime(2026, 11, 27, tzinfo=UTC))
-    assert row["user_id"] == 12 and row["instance_id"] == "i" and row["license_tags"] == ["a"]
+    assert row["user_id"] == 12 and "instance_id" not in row
     assert orjson.loads(row["metadata"]) == {"latencyMs": 120.5, "accepted": 1}
-    assert row["extra"] is None and row["inserted_at"] == micros(NOW)
+    assert row["extra"] is None
+    shared = event_batch_columns(CONTEXT, NOW)
+    assert shared["inserted_at"] == micros(NOW) and shared["instance_id"] == "i" and shared["license_tags"] == ["a"]
 
 
 def test_unknown_fields_nested():
@@ -46,7 +56,7 @@ def test_unknown_fields_nested():
 ])
 def test_problems(overrides, reason):
     with pytest.raises(RowProblem) as exc:
-        event_row(make_event(**overrides), CONTEXT, NOW)
+        event_row(make_event(**overrides), NOW)
     assert exc.value.reason == reason
 
 
@@ -54,3 +64,14 @@ def test_rejected_row_keeps_raw_event():
     row = rejected_row({"id": "e", "x": 1}, 3, "invalid_event", "why", CONTEXT, NOW)
     assert row["rejection_id"] == "m-1:3" and orjson.loads(row["raw_event"]) == {"id": "e", "x": 1}
     assert row["event_id"] == "e" and row["reason"] == "invalid_event"
+
+
+def test_shared_columns_concatenate_into_the_same_row():
+    from shared.storage_write import TableWriter
+    from shared.tables import EVENTS
+
+    writer = TableWriter(None, "p", "d", EVENTS, 1)
+    row = event_row(make_event(timestamp="2026-11-27T00:00:00Z"), NOW)
+    shared = event_batch_columns(CONTEXT, NOW)
+    joined = writer.serialize(row, writer.serialize(shared))
+    assert writer._message.FromString(joined) == writer._message(**row, **shared)
