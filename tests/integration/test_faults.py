@@ -43,24 +43,31 @@ def test_pubsub_stall_under_client_load_loses_nothing(pipeline):
     instance = f"inst-ps-stall-{uuid.uuid4().hex[:6]}"
     events = [event for _, event in generate(5000, instances=2, days=2, seed=11)]
     sender = Sender(pipeline.ingest.url, pipeline.issue_license(), instance, batch_size=250, max_time_s=240)
-    result = {}
-    worker = threading.Thread(target=lambda: result.update(report=sender.send(events)))
+    progress = {"done": 0}
+    thaw = threading.Timer(8.0, lambda: pipeline.pubsub.signal(signal.SIGCONT))
+
+    def freeze_after_1000(count: int) -> None:
+        """Called by the client after each answered batch: freeze Pub/Sub once 1,000 events are through."""
+        before, progress["done"] = progress["done"], progress["done"] + count
+        if before < 1000 <= progress["done"]:
+            pipeline.pubsub.signal(signal.SIGSTOP)
+            thaw.start()
+
     log_start = len(pipeline.ingest.log_path.read_text())
-    worker.start()
-    time.sleep(0.5)
-    pipeline.pubsub.signal(signal.SIGSTOP)
     try:
-        time.sleep(8)
+        report = sender.send(events, freeze_after_1000)
     finally:
+        if thaw.ident:  # the freeze happened: wait for its thaw
+            thaw.join()
         pipeline.pubsub.signal(signal.SIGCONT)
-    worker.join(300)
-    report = result["report"]
     assert report.ok and report.succeeded == 5000, report.summary()
     assert report.retries > 0, "the stall never reached the client"
     assert '"status":503' in pipeline.ingest.log_path.read_text()[log_start:]
     got = wait_for_ids(pipeline, instance, {e["id"] for e in events})
     assert sorted(got) == sorted(e["id"] for e in events)  # exactly the sent ids, each once
-    assert len(ids_in(pipeline, "events", instance)) >= 5000
+    raw = len(ids_in(pipeline, "events", instance))
+    assert raw >= 5000
+    print(f"\nPub/Sub frozen 8 s: {report.summary()}; rows {raw}, deduped {len(got)}, lost 0")
 
 
 def test_bigquery_stall_is_redelivered_and_lands_once(pipeline):
@@ -83,6 +90,9 @@ def test_bigquery_stall_is_redelivered_and_lands_once(pipeline):
     assert "sink_failed" in pipeline.sink.log_path.read_text()[log_start:], "the sink never failed"
     got = wait_for_ids(pipeline, instance, set(sent))
     assert sorted(got) == sorted(sent)
+    failures = pipeline.sink.log_path.read_text()[log_start:].count('"sink_failed"')
+    print(f"\nBigQuery frozen {stall_s:g} s: {len(sent)} events sent, {failures} failed sink deliveries, "
+          f"rows {len(ids_in(pipeline, 'events', instance))}, deduped {len(got)}, lost 0")
 
 
 def test_sink_crash_mid_batch_is_redelivered_and_deduplicated(pipeline, tmp_path):
