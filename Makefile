@@ -32,7 +32,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 fuzz: $(STAMP)
-	FUZZ_EXAMPLES=100000 $(BIN)/python -m pytest tests/integration/test_fuzz.py
+	FUZZ_EXAMPLES=100000 FUZZ_HTTP_EXAMPLES=5000 $(BIN)/python -m pytest tests/integration/test_fuzz.py
 
 clean:
 	rm -rf $(VENV) .local .pytest_cache .ruff_cache .hypothesis
