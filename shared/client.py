@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import orjson
 import requests
 
+from shared.cli import dispatch
 from shared.generate import generate
 
 RETRY_STATUSES = {429, 502, 503, 504}
@@ -201,11 +202,5 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point."""
-    args = parser().parse_args(argv)
-    return args.run(args)
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(dispatch(parser()))

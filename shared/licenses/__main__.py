@@ -11,6 +11,7 @@ from pathlib import Path
 
 import orjson
 
+from shared.cli import dispatch
 from shared.licenses.keys import (
     SOURCEGRAPH_PRODUCTION_PUBLIC_KEY,
     LicenseFormatError,
@@ -120,11 +121,5 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point."""
-    args = parser().parse_args(argv)
-    return args.run(args)
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(dispatch(parser()))
