@@ -113,7 +113,8 @@ class Config:
         if allow_unlicensed and environment == "prod":
             raise ConfigError("ALLOW_UNLICENSED_INSTANCES cannot be enabled in prod")
         max_request = _int(env, "MAX_REQUEST_BYTES", 5 * MIB, minimum=1024)
-        if _int(env, "PUBSUB_GZIP_LEVEL", 1, minimum=0) > 3:
+        gzip_level = _int(env, "PUBSUB_GZIP_LEVEL", 1, minimum=0)
+        if gzip_level > 3:
             raise ConfigError("PUBSUB_GZIP_LEVEL is an ISA-L level: 0 to 3")
         if max_request > 9 * MIB:
             raise ConfigError("MAX_REQUEST_BYTES must stay under Pub/Sub's 10 MB message limit (<= 9 MiB)")
@@ -141,7 +142,7 @@ class Config:
             max_age_days=_int(env, "EVENT_MAX_AGE_DAYS", 365, minimum=1),
             publish_timeout_s=_float(env, "PUBLISH_TIMEOUT_SECONDS", 10.0),
             retry_after_s=_int(env, "RETRY_AFTER_SECONDS", 30, minimum=1),
-            gzip_level=_int(env, "PUBSUB_GZIP_LEVEL", 1, minimum=0),
+            gzip_level=gzip_level,
             quota_events_per_s=_float(env, "QUOTA_EVENTS_PER_SECOND", 2000.0),
             quota_burst_events=_int(env, "QUOTA_BURST_EVENTS", 20_000, minimum=1),
             bq_dataset=env.get("BQ_DATASET", "").strip() or "telemetry",
