@@ -204,9 +204,13 @@ run gcloud functions add-invoker-policy-binding "$SINK_FUNCTION" --region="$REGI
 
 # The push subscription Eventarc made for the trigger: dead-letter policy, attempts, ack deadline.
 if [ "$PLAN" = 1 ]; then SINK_SUBSCRIPTION="EVENTARC_SUBSCRIPTION_OF_$SINK_FUNCTION"; else
-  SINK_SUBSCRIPTION="$(gcloud pubsub subscriptions list "${G[@]}" \
-    --filter="topic:projects/$PROJECT/topics/$TOPIC AND name~eventarc" --format='value(name)' | head -n 1)"
-  [ -n "$SINK_SUBSCRIPTION" ] || die "no Eventarc subscription found on topic $TOPIC after deploying $SINK_FUNCTION"
+  # Exactly the subscription of this function's trigger, never another consumer of the topic.
+  TRIGGER="$(gcloud functions describe "$SINK_FUNCTION" --gen2 --region="$REGION" \
+    --format='value(eventTrigger.trigger)' "${G[@]}")"
+  [ -n "$TRIGGER" ] || die "$SINK_FUNCTION has no Eventarc trigger after deploying"
+  SINK_SUBSCRIPTION="$(gcloud eventarc triggers describe "$TRIGGER" --location="$REGION" \
+    --format='value(transport.pubsub.subscription)' "${G[@]}")"
+  [ -n "$SINK_SUBSCRIPTION" ] || die "trigger $TRIGGER has no Pub/Sub subscription"
 fi
 run gcloud pubsub subscriptions update "$SINK_SUBSCRIPTION" --dead-letter-topic="$DEAD_LETTER_TOPIC" \
   --max-delivery-attempts="$MAX_DELIVERY_ATTEMPTS" --ack-deadline="$ACK_DEADLINE_SECONDS" \

@@ -38,13 +38,13 @@ def read_body(
     inflater = isal_zlib.decompressobj(16 + isal_zlib.MAX_WBITS) if encoding == "gzip" else None
     out = bytearray()
     wire = 0
-    while True:
+    while content_length is None or wire < content_length:
+        if time.monotonic() > deadline:  # checked before waiting for more, never after the body is complete
+            raise RequestTimeout("body_timeout", f"request body not received within {timeout_s:g}s")
         chunk = stream.read(CHUNK)
         if not chunk:
             break
         wire += len(chunk)
-        if time.monotonic() > deadline:
-            raise RequestTimeout("body_timeout", f"request body not received within {timeout_s:g}s")
         if wire > max_wire:
             raise _too_large(max_wire, "request body")
         if inflater is None:

@@ -18,7 +18,7 @@ import requests
 from shared.cli import dispatch
 from shared.generate import generate
 
-RETRY_STATUSES = {429, 502, 503, 504}
+RETRY_STATUSES = {408, 429, 502, 503, 504}
 AUTH_STATUSES = {401, 403}
 
 

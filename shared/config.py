@@ -26,6 +26,14 @@ def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int | None
     return value
 
 
+def _capped(env: Mapping[str, str], name: str, default: int, cap: int) -> int:
+    """An integer setting that must stay inside BigQuery's streaming partition window (the sink's)."""
+    value = _int(env, name, default)
+    if value > cap:
+        raise ConfigError(f"{name} must be <= {cap}: the sink cannot load events outside BigQuery's window")
+    return value
+
+
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
     raw = env.get(name, "").strip()
     if not raw:
@@ -138,8 +146,8 @@ class Config:
             max_event_bytes=_int(env, "MAX_EVENT_BYTES", 64 * 1024, minimum=256),
             max_event_depth=_int(env, "MAX_EVENT_DEPTH", 32, minimum=2),
             max_string_chars=_int(env, "MAX_STRING_CHARS", 16_384, minimum=64),
-            max_future_s=_int(env, "EVENT_MAX_FUTURE_SECONDS", 3600),
-            max_age_days=_int(env, "EVENT_MAX_AGE_DAYS", 365, minimum=1),
+            max_future_s=_capped(env, "EVENT_MAX_FUTURE_SECONDS", 3600, 364 * 86400),
+            max_age_days=_capped(env, "EVENT_MAX_AGE_DAYS", 365, 5 * 365 - 1),
             publish_timeout_s=_float(env, "PUBLISH_TIMEOUT_SECONDS", 10.0),
             retry_after_s=_int(env, "RETRY_AFTER_SECONDS", 30, minimum=1),
             gzip_level=gzip_level,

@@ -244,7 +244,10 @@ def check_event(event: object, limits: Limits, now: datetime) -> tuple[dict | No
     """Validate one event: (normalized event, its JSON, "") or (None, reason, message)."""
     if not isinstance(event, dict):
         return None, "invalid_event", "event is not a JSON object"
-    raw = orjson.dumps(event)
+    try:
+        raw = orjson.dumps(event)
+    except orjson.JSONEncodeError:  # nested deeper than orjson writes (255 levels)
+        return None, "event_too_complex", f"nested deeper than {limits.max_depth} levels"
     if len(raw) > limits.max_event_bytes:
         return None, "event_too_large", f"event is {len(raw)} bytes, limit {limits.max_event_bytes}"
     problem = None if _shape_ok(raw, limits) else _shape_problem(event, limits)

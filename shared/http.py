@@ -79,6 +79,9 @@ class Gateway:
         except GatewayError as exc:
             response = error_response(exc)
             fields = {"reasonCode": exc.code, "detail": exc.message}
+        except Exception as exc:  # a bug of ours: still a JSON answer and a log line, then investigate
+            response = json_response({"error": {"code": "internal", "message": "internal error"}}, 500)
+            fields = {"reasonCode": "internal", "detail": f"{type(exc).__name__}: {str(exc)[:300]}"}
         latency_ms = round((time.perf_counter() - started) * 1000, 2)
         severity = "INFO" if response.status_code < 400 else "WARNING"
         if response.status_code >= 500:

@@ -89,7 +89,8 @@ class Sink:
             message = pushed_message(data)
             batch = decode(message.data, message.attributes)
         except PoisonMessage as exc:
-            message_id = data.get("message", {}).get("messageId") if isinstance(data, dict) else None
+            raw = data.get("message") if isinstance(data, dict) else None
+            message_id = raw.get("messageId") if isinstance(raw, dict) else None
             logs.error("poison_message", reasonCode="poison_message", detail=str(exc), messageId=message_id)
             raise
         try:

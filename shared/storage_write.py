@@ -88,9 +88,13 @@ class TableWriter:
         metadata = (("x-goog-request-params", f"write_stream={self.stream}"),)
         responses = self._client.append_rows(iter([request]), timeout=self._timeout, metadata=metadata)
         row_errors: list = []
+        answered = False
         for response in responses:
+            answered = True
             if response.row_errors:
                 row_errors += list(response.row_errors)
             elif response.error.code:
                 raise RuntimeError(f"AppendRows failed: {response.error.code} {response.error.message}")
+        if not answered:  # never take silence for success: the message must be redelivered
+            raise RuntimeError("AppendRows returned no response")
         return row_errors

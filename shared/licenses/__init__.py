@@ -148,8 +148,7 @@ class LicenseVerifier:
             raise type(result)(result.code, result.message)
         if result.fingerprint in self._revoked:
             raise Forbidden("license_revoked", "license has been revoked")
-        if self._grace is not None and result.expires_at is not None:
-            deadline = result.expires_at + self._grace
-            if self._clock() > deadline.timestamp():
-                raise Forbidden("license_expired", f"license expired on {result.expires_at.date()}")
+        if (self._grace is not None and result.expires_at is not None
+                and self._clock() - self._grace.total_seconds() > result.expires_at.timestamp()):
+            raise Forbidden("license_expired", f"license expired on {result.expires_at.date()}")
         return result

@@ -25,9 +25,11 @@ if tool == "gcloud" and words[:2] == ["auth", "list"]:
         print("ops@example.com")
 elif tool == "gcloud" and words[:2] == ["projects", "describe"]:
     print("123456789")
+elif tool == "gcloud" and words[:2] == ["functions", "describe"] and "--format=value(eventTrigger.trigger)" in args:
+    print("projects/p/locations/us-central1/triggers/telemetry-sink-123")
 elif tool == "gcloud" and words[:2] == ["functions", "describe"]:
     print(os.environ.get("FAKE_URL", "https://ingest.example.run.app"))
-elif tool == "gcloud" and words[:3] == ["pubsub", "subscriptions", "list"]:
+elif tool == "gcloud" and words[:3] == ["eventarc", "triggers", "describe"]:
     print("projects/p/subscriptions/eventarc-us-central1-telemetry-sink-123-sub-456")
 elif "policies" in words and "list" in words:
     print("projects/p/alertPolicies/1" if exists else "")

@@ -88,6 +88,9 @@ def test_fresh_deploy_creates_everything(repo, fake):
     assert (source / "shared" / "VERSION").read_text().strip() in out.stdout
     (dlq,) = has(calls, "subscriptions", "update")
     assert "--dead-letter-topic=telemetry-events-dead-letter" in dlq and "--max-delivery-attempts=10" in dlq
+    assert "projects/p/subscriptions/eventarc-us-central1-telemetry-sink-123-sub-456" in dlq
+    trigger = "projects/p/locations/us-central1/triggers/telemetry-sink-123"
+    assert has(calls, "eventarc", "triggers", "describe", trigger)
     publisher = [c for c in has(calls, "add-iam-policy-binding", "--role=roles/pubsub.publisher")
                  if "telemetry-events" in c]
     assert any("serviceAccount:telemetry-ingest@" in a for c in publisher for a in c)

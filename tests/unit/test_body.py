@@ -53,3 +53,19 @@ def test_gzip_bomb_stops_at_cap():
 def test_bad_gzip(data):
     with pytest.raises(BadRequest):
         read(data, "gzip")
+
+
+def test_slow_body_times_out_but_complete_body_is_read():
+    from shared.errors import RequestTimeout
+
+    class Slow(io.BytesIO):
+        def read(self, size=-1):
+            import time
+
+            time.sleep(0.05)
+            return super().read(4)
+
+    data = b'{"a": 123456789}'
+    assert read_body(Slow(data), len(data), "identity", max_wire=1000, max_inflated=1000, timeout_s=5) == data
+    with pytest.raises(RequestTimeout):
+        read_body(Slow(data), len(data), "identity", max_wire=1000, max_inflated=1000, timeout_s=0.1)

@@ -27,3 +27,9 @@ def test_defaults():
 def test_refused(env):
     with pytest.raises(ConfigError):
         Config.from_env(env)
+
+
+@pytest.mark.parametrize(("name", "value"), [("EVENT_MAX_AGE_DAYS", "2000"), ("EVENT_MAX_FUTURE_SECONDS", "40000000")])
+def test_event_window_must_fit_the_sinks(name, value):
+    with pytest.raises(ConfigError, match="window"):
+        Config.from_env({"TELEMETRY_ENV": "dev", name: value})

@@ -111,3 +111,10 @@ def test_known_fields_tree():
     assert tree["source"]["server"] == {"version": None}
     assert tree["interaction"]["geolocation"] == {"countryCode": None}
     assert tree["id"] is None
+
+
+def test_nesting_beyond_the_serializer_is_refused_not_a_crash():
+    deep: list = []
+    for _ in range(300):
+        deep = [deep]
+    assert reason(ev(deep=deep)) == "event_too_complex"

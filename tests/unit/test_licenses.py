@@ -186,3 +186,8 @@ def test_cli_keygen_issue_inspect(tmp_path):
     against_prod = run_cli("inspect", key)
     assert against_prod.returncode == 1 and orjson.loads(against_prod.stdout)["verified"] is False
     assert run_cli("keygen", "--out", str(tmp_path)).returncode == 1
+
+
+def test_far_future_expiry_is_accepted_not_a_crash(rsa):
+    key = rsa.issue(expires=datetime(9999, 12, 31, 23, 0, tzinfo=UTC))
+    assert verifier(rsa, expiry_grace_days=30).verify(key).expires_at.year == 9999

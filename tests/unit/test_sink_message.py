@@ -33,3 +33,21 @@ def test_descriptor_matches_every_table():
     writer = TableWriter(client=None, project="p", dataset="d", table=EVENTS, timeout_s=1)
     assert writer.stream == "projects/p/datasets/d/tables/events/streams/_default"
     assert writer.serialize({"event_id": "x", "license_tags": ["a"], "timestamp": 5, "metadata": None})
+
+
+def test_append_without_any_response_is_an_error():
+    class Silent:
+        def append_rows(self, requests, timeout, metadata):
+            return iter([])
+
+    writer = TableWriter(client=Silent(), project="p", dataset="d", table=EVENTS, timeout_s=1)
+    with pytest.raises(RuntimeError, match="no response"):
+        writer.append([writer.serialize({"event_id": "x"})])
+
+
+def test_null_message_is_poison():
+    from shared.config import Config
+    from shared.sink import Sink
+
+    with pytest.raises(PoisonMessage):
+        Sink(Config.from_env({"TELEMETRY_ENV": "dev"})).handle({"message": None})
