@@ -10,6 +10,8 @@ import math
 import re
 from datetime import datetime
 
+from shared.timestamps import parse_rfc3339
+
 NAME_RULE = re.compile(r"^[a-z][a-zA-Z\-.]+\Z")
 NAME_MAX = 64
 ID_MAX = 128
@@ -17,7 +19,6 @@ STR_MAX = 4096
 INT_TEXT = re.compile(r"^-?[0-9]{1,19}\Z")
 INT32 = (-(2**31), 2**31 - 1)
 INT64 = (-(2**63), 2**63 - 1)
-_fromisoformat = datetime.fromisoformat
 _name_match = NAME_RULE.match
 _isfinite = math.isfinite
 
@@ -92,15 +93,10 @@ def check(event: dict) -> datetime:
     event_id = get("id")
     if type(event_id) is not str or not 0 < len(event_id) <= ID_MAX:
         raise Invalid(f"id: a string of 1 to {ID_MAX} characters is required")
-    raw = get("timestamp")
-    if type(raw) is not str:
-        raise Invalid("timestamp: an RFC 3339 string is required")
     try:
-        timestamp = _fromisoformat(raw)
-    except ValueError:
-        raise Invalid("timestamp: not RFC 3339") from None
-    if timestamp.tzinfo is None:
-        raise Invalid("timestamp: needs a time zone")
+        timestamp = parse_rfc3339(get("timestamp"))
+    except ValueError as exc:
+        raise Invalid(f"timestamp: {exc}") from None
     _name(get("feature"), "feature")
     _name(get("action"), "action")
     source = get("source")

@@ -9,6 +9,7 @@ import orjson
 from marshmallow import INCLUDE, Schema, ValidationError, fields, validate
 
 from shared.event_check import ID_MAX, INT32, INT64, INT_TEXT, NAME_MAX, NAME_RULE, Invalid, check
+from shared.timestamps import parse_rfc3339
 
 
 def _opt_str() -> fields.String:
@@ -19,15 +20,10 @@ class Timestamp(fields.Field):
     """RFC 3339 timestamp with a zone (up to nanosecond digits; stored to microseconds)."""
 
     def _deserialize(self, value: object, attr: str | None, data: object, **kwargs: object) -> datetime:
-        if not isinstance(value, str):
-            raise ValidationError("must be an RFC 3339 string")
         try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError:
-            raise ValidationError("not an RFC 3339 timestamp") from None
-        if parsed.tzinfo is None:
-            raise ValidationError("timestamp needs a time zone (e.g. Z)")
-        return parsed
+            return parse_rfc3339(value)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
 
 
 class Number(fields.Field):

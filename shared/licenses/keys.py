@@ -15,6 +15,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 
+from shared.timestamps import parse_rfc3339
+
 SOURCEGRAPH_PRODUCTION_PUBLIC_KEY = (
     "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQDUUd9r83fGmYVLzcqQp5InyAoJB5lLxlM7s41SUUtxfnG6JpmvjNd+WuEptJGk0C"
     "/Zpyp/cCjCV4DljDs8Z7xjRbvJYW+vklFFxXrMTBs/+HjpIBKlYTmG8SqTyXyu1s4485Kh1fEC5SK6z2IbFaHuSHUXgDi/IepSOg1"
@@ -63,15 +65,10 @@ def parse_time(value: object) -> datetime | None:
     """Parse an RFC 3339 time from license info; None when absent."""
     if value in (None, ""):
         return None
-    if not isinstance(value, str):
-        raise LicenseFormatError("license time is not a string")
     try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise LicenseFormatError(f"bad license time {value!r}") from None
-    if parsed.tzinfo is None:
-        raise LicenseFormatError(f"license time without zone {value!r}")
-    return parsed
+        return parse_rfc3339(value)
+    except ValueError as exc:
+        raise LicenseFormatError(f"license time: {exc}") from None
 
 
 def decode_license(key: str) -> SignedLicense:

@@ -1,0 +1,20 @@
+"""RFC 3339 timestamps, parsed one way for events, rows and licenses."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+_fromisoformat = datetime.fromisoformat
+
+
+def parse_rfc3339(value: object) -> datetime:
+    """A zone-aware datetime (nanosecond digits are cut to microseconds), or ValueError saying why."""
+    if type(value) is not str:
+        raise ValueError("an RFC 3339 string is required")
+    try:
+        parsed = _fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"not an RFC 3339 timestamp: {value[:64]!r}") from None
+    if parsed.tzinfo is None:
+        raise ValueError("a time zone is required (e.g. Z)")
+    return parsed
