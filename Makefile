@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: setup test test-unit lint run bench fuzz clean
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt functions/ingest/requirements.txt functions/sink/requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt

@@ -89,15 +89,17 @@ INGEST_SA_EMAIL="$INGEST_SA@$PROJECT.iam.gserviceaccount.com"
 SINK_SA_EMAIL="$SINK_SA@$PROJECT.iam.gserviceaccount.com"
 DLQ_PULL="$DEAD_LETTER_TOPIC-pull"
 
-# ---- stage the exact version with the shared package beside each main.py ---------------------
+# ---- stage the exact version: each function gets its main.py, its requirements, and the part of ----
+# ---- the shared package it runs (the top-level modules and its own subpackage; never tools) --------
 BUILD="$ROOT/build/$ENVIRONMENT"
 stage() {
   rm -rf "$BUILD" && mkdir -p "$BUILD/src"
   git -C "$ROOT" archive "$REF" | tar -x -C "$BUILD/src"
   for fn in ingest sink; do
-    mkdir -p "$BUILD/$fn/config"
-    cp "$BUILD/src/functions/$fn/main.py" "$BUILD/src/requirements.txt" "$BUILD/$fn/"
-    cp -r "$BUILD/src/shared" "$BUILD/$fn/shared"
+    mkdir -p "$BUILD/$fn/config" "$BUILD/$fn/shared"
+    cp "$BUILD/src/functions/$fn/main.py" "$BUILD/src/functions/$fn/requirements.txt" "$BUILD/$fn/"
+    cp "$BUILD/src/shared/"*.py "$BUILD/$fn/shared/"
+    cp -r "$BUILD/src/shared/$fn" "$BUILD/$fn/shared/$fn"
     echo "$VERSION" > "$BUILD/$fn/shared/VERSION"
   done
   if [ -n "${TRUSTED_LICENSE_KEYS:-}" ]; then
@@ -110,7 +112,7 @@ stage() {
     cp "$BUILD/src/$REVOKED_LICENSES" "$BUILD/ingest/config/revoked-licenses.txt"
   fi
   for table in events rejected_events; do
-    PYTHONPATH="$BUILD/src" "$PYTHON" -m shared.tables schema "$table" > "$BUILD/$table.schema.json"
+    PYTHONPATH="$BUILD/src" "$PYTHON" -m shared.tools.tables schema "$table" > "$BUILD/$table.schema.json"
   done
 }
 say "staging $REF ($VERSION) into $BUILD"
@@ -136,7 +138,7 @@ ensure "bq --project_id=$PROJECT show --format=none $PROJECT:$DATASET" \
   bq --project_id="$PROJECT" --location="$BQ_LOCATION" mk --dataset \
   --description="Telemetry Gateway ($ENVIRONMENT)" "$PROJECT:$DATASET"
 for table in events rejected_events; do
-  read -r partition clustering < <(PYTHONPATH="$BUILD/src" "$PYTHON" -m shared.tables table "$table")
+  read -r partition clustering < <(PYTHONPATH="$BUILD/src" "$PYTHON" -m shared.tools.tables table "$table")
   schema="$BUILD/$table.schema.json"
   if exists bq --project_id="$PROJECT" show --format=none "$PROJECT:$DATASET.$table"; then
     # Additive only: bq update with the full schema adds new NULLABLE columns and never drops any.
@@ -147,7 +149,7 @@ for table in events rejected_events; do
   fi
 done
 for view in events_deduped daily_event_counts instances_last_seen; do
-  sql="$(PYTHONPATH="$BUILD/src" "$PYTHON" -m shared.tables view "$view" "$PROJECT.$DATASET")"
+  sql="$(PYTHONPATH="$BUILD/src" "$PYTHON" -m shared.tools.tables view "$view" "$PROJECT.$DATASET")"
   run bq --project_id="$PROJECT" query --use_legacy_sql=false --nouse_cache \
     "CREATE OR REPLACE VIEW \`$PROJECT.$DATASET.$view\` AS $sql"
 done

@@ -13,13 +13,13 @@ from google.cloud import bigquery
 
 from bench.cpu import IDENTITY, batch_body
 from devtools.pipeline import LocalPipeline
-from shared.bq import write_client
-from shared.client import Sender
 from shared.envelope import Batch
-from shared.generate import generate
-from shared.rows import context_columns, event_batch_columns, event_row, micros
-from shared.storage_write import TableWriter
-from shared.tables import EVENTS
+from shared.sink.bq import write_client
+from shared.sink.rows import context_columns, event_batch_columns, event_row, micros
+from shared.sink.storage_write import TableWriter
+from shared.sink.tables import EVENTS
+from shared.tools.client import Sender
+from shared.tools.generate import generate
 
 
 def sink_rows_per_s(pipeline: LocalPipeline, batches: int = 20) -> dict:

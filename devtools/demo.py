@@ -8,8 +8,8 @@ from collections import defaultdict
 import orjson
 
 from devtools.pipeline import LocalPipeline, wait_for_rows
-from shared.client import Sender
-from shared.generate import generate
+from shared.tools.client import Sender
+from shared.tools.generate import generate
 
 
 def send_demo_load(pipeline: LocalPipeline, count: int = 3000) -> int:

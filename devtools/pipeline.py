@@ -14,9 +14,9 @@ from devtools.emulators import BigQueryEmulator, start_bigquery, start_pubsub
 from devtools.functions import start_function
 from devtools.procs import ROOT
 from devtools.topology import clients, ensure_subscription, ensure_topic
-from shared.bq import bigquery_client, ensure_dataset
 from shared.config import Config
-from shared.licenses.keys import generate_private_key, load_private_key, private_key_pem, public_key_line
+from shared.ingest.licenses.keys import generate_private_key, load_private_key, private_key_pem, public_key_line
+from shared.sink.bq import bigquery_client, ensure_dataset
 
 
 @dataclass
@@ -79,7 +79,7 @@ class LocalPipeline:
 
     def issue_license(self, tags: tuple[str, ...] = ("dev",)) -> str:
         """A dev-private license signed with this pipeline's dev key."""
-        from shared.licenses.keys import encode_license
+        from shared.ingest.licenses.keys import encode_license
 
         info = {"v": 3, "n": list(uuid.uuid4().bytes[:8]), "t": list(tags), "u": 100,
                 "e": "2099-01-01T00:00:00Z", "c": "2026-01-01T00:00:00Z"}

@@ -1,1 +1,6 @@
-"""Telemetry Gateway: code shared by the ingest and sink functions."""
+"""Telemetry Gateway package.
+
+Top level: what both functions run (config, errors, logs, timestamps, the event's shape, the Pub/Sub
+envelope). `shared.ingest`: only the ingest function. `shared.sink`: only the sink function.
+`shared.tools`: command-line tools no function runs (never deployed).
+"""

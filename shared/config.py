@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from shared.envelope import MAX_BATCH_BYTES
 from shared.errors import ConfigError
 
 ENVIRONMENTS = ("prod", "dev")
@@ -124,8 +125,9 @@ class Config:
         gzip_level = _int(env, "PUBSUB_GZIP_LEVEL", 1, minimum=0)
         if gzip_level > 3:
             raise ConfigError("PUBSUB_GZIP_LEVEL is an ISA-L level: 0 to 3")
-        if max_request > 9 * MIB:
-            raise ConfigError("MAX_REQUEST_BYTES must stay under Pub/Sub's 10 MB message limit (<= 9 MiB)")
+        if max_request > MAX_BATCH_BYTES:
+            raise ConfigError(f"MAX_REQUEST_BYTES must stay under Pub/Sub's 10 MB message limit "
+                              f"(<= {MAX_BATCH_BYTES} bytes)")
         return cls(
             project=env.get("GOOGLE_CLOUD_PROJECT", "").strip() or "telemetry-local",
             environment=environment,

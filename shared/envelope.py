@@ -10,7 +10,10 @@ from isal import igzip
 
 SCHEMA_VERSION = 1
 ENCODINGS = ("gzip", "identity")
-MAX_MESSAGE_BYTES = 10_000_000  # Pub/Sub's limit for one message
+PUBSUB_MESSAGE_LIMIT = 10_000_000  # Pub/Sub's limit for one message (data + attributes)
+# The largest batch (decompressed request) one message may carry: gzip only shrinks it, and the
+# envelope's head and attributes fit in the remaining headroom.
+MAX_BATCH_BYTES = 9 * 1024 * 1024
 
 
 class PoisonMessage(ValueError):

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from google.api_core import exceptions as gexc
 
-from devtools.emulators import start_pubsub
+from devtools.emulators import BigQueryEmulator, start_bigquery, start_pubsub
 from devtools.functions import start_function
 from devtools.procs import Service
 from devtools.topology import clients, ensure_subscription, ensure_topic
@@ -32,6 +32,24 @@ def pubsub_emulator() -> Iterator[Service]:
     os.environ["PUBSUB_EMULATOR_HOST"] = service.host
     yield service
     service.stop()
+
+
+@pytest.fixture(scope="session")
+def bigquery_emulator() -> Iterator[BigQueryEmulator]:
+    """The BigQuery emulator on free ports, for tests of single modules; stopped by its pid at the end."""
+    emulator = start_bigquery(PROJECT)
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture
+def bigquery_env(bigquery_emulator: BigQueryEmulator, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Settings of a sink on the emulator with a dataset of its own (set in os.environ for this test only)."""
+    env = {"TELEMETRY_ENV": "dev", "BQ_DATASET": f"t_{uuid.uuid4().hex[:10]}", "BQ_TIMEOUT_SECONDS": "10",
+           **bigquery_emulator.env()}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return env
 
 
 @pytest.fixture(scope="session")
@@ -85,7 +103,7 @@ def server_factory(pubsub_clients: tuple, pubsub_emulator: Service) -> Iterator[
 def prod_server(server_factory: Callable[..., Service], keys: dict[str, KeyPair], revoked_license: str,
                 tmp_path_factory: pytest.TempPathFactory) -> Service:
     """prod: trusts the 'prod' and 'ed' keys, knows 'dev' as the other environment, revokes one license."""
-    from shared.licenses.keys import decode_license
+    from shared.ingest.licenses.keys import decode_license
 
     base = tmp_path_factory.mktemp("prod-config")
     trusted = base / "trusted.pub"

@@ -6,7 +6,7 @@ import functions_framework
 from flask import Request, Response
 
 from shared.config import Config
-from shared.http import Gateway
+from shared.ingest.http import Gateway
 
 # Built at start-up so a misconfigured deployment fails fast; network clients are created lazily.
 GATEWAY = Gateway.from_config(Config.from_env())

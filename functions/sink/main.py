@@ -6,7 +6,7 @@ import functions_framework
 from cloudevents.http import CloudEvent
 
 from shared.config import Config
-from shared.sink import Sink
+from shared.sink.loader import Sink
 
 # Settings are read at start-up; BigQuery clients are created on the first message.
 SINK = Sink(Config.from_env())

@@ -20,23 +20,6 @@ def mutating(call: list[str]) -> bool:
     return not READ_ONLY & set(call) and call[1:3] != ["auth", "list"]
 
 
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory) -> Path:
-    """A committed copy of the working tree (deploy.sh stages exactly a git ref)."""
-    dest = tmp_path_factory.mktemp("repo")
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
-                           text=True, check=True).stdout.split("\n")
-    for name in filter(None, files):
-        if (ROOT / name).is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, dest / name)
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
-    subprocess.run([*git, "init", "-q"], cwd=dest, check=True)
-    subprocess.run([*git, "add", "-A"], cwd=dest, check=True)
-    subprocess.run([*git, "commit", "-qm", "snapshot"], cwd=dest, check=True)
-    return dest
-
-
 @pytest.fixture
 def fake(tmp_path) -> dict:
     """PATH with fake gcloud and bq first; returns the environment and a reader of the recorded calls."""
@@ -83,7 +66,8 @@ def test_fresh_deploy_creates_everything(repo, fake):
     assert "TELEMETRY_ENV=dev" in env_arg and "TRUSTED_LICENSE_KEYS_FILE=config/trusted-license-keys.pub" in env_arg
     assert "--retry" in sink and "--trigger-topic=telemetry-events" in sink
     source = Path(next(a for a in ingest if a.startswith("--source=")).split("=", 1)[1])
-    assert (source / "main.py").exists() and (source / "shared" / "licenses" / "keys.py").exists()
+    assert (source / "main.py").exists() and (source / "shared" / "ingest" / "licenses" / "keys.py").exists()
+    assert not (source / "shared" / "sink").exists() and not (source / "shared" / "tools").exists()
     assert (source / "config" / "trusted-license-keys.pub").exists()
     assert (source / "shared" / "VERSION").read_text().strip() in out.stdout
     (dlq,) = has(calls, "subscriptions", "update")

@@ -9,16 +9,16 @@ import pytest
 import requests
 
 from devtools.procs import ROOT, free_port
-from shared.client import Sender
 from shared.envelope import decode
-from shared.generate import generate
+from shared.tools.client import Sender
+from shared.tools.generate import generate
 from tests.helpers import make_body, make_event
 
 pytestmark = pytest.mark.integration
 
 
 def cli(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "shared.client", *args], input=stdin, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "shared.tools.client", *args], input=stdin, capture_output=True,
                           cwd=ROOT, timeout=180)
 
 

@@ -14,9 +14,9 @@ from google.cloud import bigquery
 
 from devtools.functions import start_function
 from devtools.topology import ensure_subscription, ensure_topic
-from shared.client import Sender
 from shared.envelope import Batch, Identity, encode
-from shared.generate import generate
+from shared.tools.client import Sender
+from shared.tools.generate import generate
 
 pytestmark = pytest.mark.integration
 

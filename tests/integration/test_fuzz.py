@@ -84,16 +84,10 @@ def in_process(prod_server, keys, tmp_path_factory, pubsub_emulator):
     env = {"TELEMETRY_ENV": "prod", "TRUSTED_LICENSE_KEYS_FILE": str(trusted), "PUBSUB_TOPIC": prod_server.topic,
            "GOOGLE_CLOUD_PROJECT": "test-project", "MAX_EVENTS_PER_REQUEST": "100",
            "PUBSUB_EMULATOR_HOST": pubsub_emulator.host}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
+    with pytest.MonkeyPatch.context() as patch:  # the settings are read at import; restored afterwards
+        for name, value in env.items():
+            patch.setenv(name, value)
         app = functions_framework.create_app("ingest", str(ROOT / "functions" / "ingest" / "main.py"))
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     return app.test_client()
 
 

@@ -15,7 +15,7 @@ from google.cloud import bigquery
 
 from devtools.procs import ROOT
 from shared.envelope import Batch, Identity, encode
-from shared.licenses.keys import decode_license
+from shared.ingest.licenses.keys import decode_license
 from tests.helpers import make_body, make_event
 
 pytestmark = pytest.mark.integration
@@ -152,8 +152,8 @@ def test_bigquery_row_error_then_replay(pipeline, monkeypatch):
     """BigQuery refuses a row (faked: the emulator never does); replay brings it back once fixed."""
     from google.cloud.bigquery_storage_v1 import types
 
-    from shared.sink import Sink
-    from shared.storage_write import TableWriter
+    from shared.sink.loader import Sink
+    from shared.sink.storage_write import TableWriter
 
     events = [make_event(), make_event(), make_event()]
     original = TableWriter._append
@@ -183,7 +183,7 @@ def test_bigquery_row_error_then_replay(pipeline, monkeypatch):
 
     since = (datetime.now(UTC) - timedelta(minutes=10)).isoformat()
     env = {**pipeline.env, "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "shared.replay", "--since", since, "--reason", "bigquery_row_error"]
+    cmd = [sys.executable, "-m", "shared.tools.replay", "--since", since, "--reason", "bigquery_row_error"]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     assert "re-published 1 events in 1 messages" in out.stdout
@@ -213,8 +213,8 @@ def test_poison_message_goes_to_dead_letter(pipeline):
 
 
 def test_migration_adds_missing_column_without_losing_rows(pipeline):
-    from shared.bq import migrate, missing_columns, schema_fields
-    from shared.tables import EVENTS
+    from shared.sink.bq import migrate, missing_columns, schema_fields
+    from shared.sink.tables import EVENTS
 
     client = pipeline.bq()
     dataset = f"mig_{uuid.uuid4().hex[:6]}"

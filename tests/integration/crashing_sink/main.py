@@ -6,8 +6,8 @@ import functions_framework
 from cloudevents.http import CloudEvent
 
 from shared.config import Config
-from shared.sink import Sink
-from shared.storage_write import TableWriter
+from shared.sink.loader import Sink
+from shared.sink.storage_write import TableWriter
 
 FLAG = os.environ["CRASH_FLAG_FILE"]
 _append = TableWriter.append

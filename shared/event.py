@@ -1,0 +1,49 @@
+"""The telemetry v2 event's shape as plain data: its declared fields and value limits.
+
+Both functions use it: ingest validates against these limits (`shared.ingest.schema`,
+`shared.ingest.checks`), the sink maps declared fields to columns and keeps the rest in `extra`.
+"""
+
+from __future__ import annotations
+
+import re
+
+NAME_RULE = re.compile(r"^[a-z][a-zA-Z\-.]+\Z")  # feature and action
+NAME_MAX = 64
+ID_MAX = 128
+STR_MAX = 4096  # optional string fields (client name, billing product, marketing URLs, ...)
+VERSION_MAX = 256  # source.server.version
+INT_TEXT = re.compile(r"^-?[0-9]{1,19}\Z")  # int64 in proto3 JSON may be a decimal string
+INT32 = (-(2**31), 2**31 - 1)
+INT64 = (-(2**63), 2**63 - 1)
+
+# Declared fields: name -> sub-tree for nested objects, None for leaves (maps count as leaves).
+FIELDS: dict[str, dict | None] = {
+    "id": None,
+    "timestamp": None,
+    "feature": None,
+    "action": None,
+    "source": {"server": {"version": None}, "client": {"name": None, "version": None}},
+    "parameters": {
+        "version": None,
+        "metadata": None,
+        "legacyMetadata": None,
+        "privateMetadata": None,
+        "billingMetadata": {"product": None, "category": None},
+    },
+    "user": {"userId": None, "anonymousUserId": None, "samsExternalId": None},
+    "featureFlags": {"flags": None},
+    "marketingTracking": {
+        "url": None, "firstSourceUrl": None, "cohortId": None, "referrer": None, "lastSourceUrl": None,
+        "deviceSessionId": None, "sessionReferrer": None, "sessionFirstUrl": None,
+    },
+    "interaction": {"traceId": None, "interactionId": None, "geolocation": {"countryCode": None}},
+}
+
+
+def leaf_names(path: str) -> frozenset[str]:
+    """The leaf field names of the object at a dotted path, e.g. leaf_names("source.client")."""
+    node: dict | None = FIELDS
+    for part in path.split("."):
+        node = node[part] if node else None
+    return frozenset(k for k, v in (node or {}).items() if v is None)

@@ -1,0 +1,1 @@
+"""Code only the ingest function runs: HTTP surface, RecordEvents, body reading, validation, quota, publishing."""

@@ -1,0 +1,95 @@
+"""The ingest function's HTTP surface: routes, JSON answers, request logs."""
+
+from __future__ import annotations
+
+import time
+import traceback
+
+import orjson
+from flask import Request, Response
+
+from shared import logs
+from shared.config import Config
+from shared.errors import GatewayError, MethodNotAllowed, NotFound
+from shared.ingest.licenses.verifier import LicenseVerifier
+from shared.ingest.publisher import Publisher
+from shared.ingest.quota import Quota
+from shared.ingest.record import RecordEvents
+
+EVENTS_PATH = "/v1/events"
+
+
+def json_response(body: dict, status: int = 200, headers: dict | None = None) -> Response:
+    """A JSON answer."""
+    return Response(orjson.dumps(body), status=status, headers=headers, mimetype="application/json")
+
+
+def error_response(exc: GatewayError) -> Response:
+    """The JSON error answer of a whole-request failure."""
+    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
+    return json_response(exc.body(), exc.status, headers)
+
+
+class Gateway:
+    """Routes requests to RecordEvents and the operational endpoints."""
+
+    def __init__(self, config: Config, record: RecordEvents) -> None:
+        self.config = config
+        self.record = record
+        logs.configure(version=config.version, environment=config.environment, function="ingest")
+
+    @classmethod
+    def from_config(cls, config: Config) -> Gateway:
+        """Wire the production parts (raises ConfigError on bad settings)."""
+        publisher = Publisher(config.topic_path, config.publish_timeout_s, config.retry_after_s)
+        quota = Quota(config.quota_events_per_s, config.quota_burst_events)
+        return cls(config, RecordEvents(config, LicenseVerifier.from_config(config), publisher, quota))
+
+    def route(self, request: Request) -> Response:
+        """Dispatch by path and method."""
+        path = request.path.rstrip("/") or "/"
+        if path == EVENTS_PATH:
+            return self._only(request, "POST") or self._record(request)
+        if path == "/__version__":
+            return self._only(request, "GET") or json_response(
+                {"version": self.config.version, "environment": self.config.environment}
+            )
+        if path == "/__lbheartbeat__":
+            return self._only(request, "GET") or json_response({"status": "ok"})
+        if path == "/__heartbeat__":
+            if denied := self._only(request, "GET"):
+                return denied
+            ok = self.record.publisher.topic_exists()
+            return json_response({"status": "ok" if ok else "error", "checks": {"pubsub_topic": ok}},
+                                 200 if ok else 503)
+        return error_response(NotFound("not_found", f"no route {path}; POST events to {EVENTS_PATH}"))
+
+    @staticmethod
+    def _only(request: Request, method: str) -> Response | None:
+        if request.method == method:
+            return None
+        denied = MethodNotAllowed("method_not_allowed", f"{request.method} is not allowed here; use {method}")
+        return json_response(denied.body(), denied.status, {"Allow": method})
+
+    def _record(self, request: Request) -> Response:
+        started = time.perf_counter()
+        fields: dict = {}
+        try:
+            outcome = self.record.handle(request)
+            response, fields = json_response(outcome.body), outcome.log
+        except GatewayError as exc:
+            response = error_response(exc)
+            fields = {"reasonCode": exc.code, "detail": exc.message}
+        except Exception as exc:  # a bug of ours: still a JSON answer and a log line, then investigate
+            response = json_response({"error": {"code": "internal", "message": "internal error"}}, 500)
+            fields = {"reasonCode": "internal", "detail": f"{type(exc).__name__}: {str(exc)[:300]}",
+                      "traceback": traceback.format_exc(limit=20)}
+        latency_ms = round((time.perf_counter() - started) * 1000, 2)
+        severity = "INFO" if response.status_code < 400 else "WARNING"
+        if response.status_code >= 500:
+            severity = "ERROR"
+        logs.log(severity, "record_events", status=response.status_code, latencyMs=latency_ms,
+                 httpRequest={"requestMethod": request.method, "requestUrl": request.path,
+                              "status": response.status_code, "latency": f"{latency_ms / 1000:.4f}s",
+                              "userAgent": request.user_agent.string}, **fields)
+        return response

@@ -1,0 +1,1 @@
+"""Sourcegraph license keys: the wire format and signatures (`keys`), and their verification (`verifier`)."""

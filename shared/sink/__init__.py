@@ -1,0 +1,1 @@
+"""Code only the sink function runs: push messages, rows, Storage Write, table definitions and migrations."""

@@ -1,0 +1,83 @@
+"""BigQuery clients (real or emulator), table creation and additive migration."""
+
+from __future__ import annotations
+
+import grpc
+from google.api_core.client_options import ClientOptions
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import bigquery
+from google.cloud.bigquery_storage_v1 import BigQueryWriteClient
+from google.cloud.bigquery_storage_v1.services.big_query_write.transports import BigQueryWriteGrpcTransport
+
+from shared import logs
+from shared.config import Config
+from shared.sink.tables import TABLES, VIEWS, TableDef, view_sql
+
+
+def bigquery_client(config: Config) -> bigquery.Client:
+    """REST client; anonymous against the emulator when BIGQUERY_EMULATOR_HOST is set."""
+    if config.bigquery_emulator_host:
+        return bigquery.Client(
+            project=config.project,
+            credentials=AnonymousCredentials(),
+            client_options=ClientOptions(api_endpoint=f"http://{config.bigquery_emulator_host}"),
+        )
+    return bigquery.Client(project=config.project)
+
+
+def write_client(config: Config) -> BigQueryWriteClient:
+    """Storage Write API client; insecure gRPC to the emulator when BIGQUERY_EMULATOR_GRPC_HOST is set."""
+    if config.bigquery_emulator_grpc_host:
+        channel = grpc.insecure_channel(config.bigquery_emulator_grpc_host)
+        return BigQueryWriteClient(transport=BigQueryWriteGrpcTransport(channel=channel))
+    return BigQueryWriteClient()
+
+
+def schema_fields(table: TableDef) -> list[bigquery.SchemaField]:
+    """google-cloud-bigquery schema of a table definition."""
+    return [bigquery.SchemaField(c.name, c.type, mode=c.mode, description=c.description) for c in table.columns]
+
+
+def table_id(config: Config, table: TableDef) -> str:
+    """project.dataset.table."""
+    return f"{config.project}.{config.bq_dataset}.{table.name}"
+
+
+def _create_table(client: bigquery.Client, config: Config, table: TableDef) -> None:
+    spec = bigquery.Table(table_id(config, table), schema=schema_fields(table))
+    spec.description = table.description
+    spec.time_partitioning = bigquery.TimePartitioning(type_=bigquery.TimePartitioningType.DAY,
+                                                       field=table.partition_field)
+    spec.clustering_fields = list(table.clustering)
+    client.create_table(spec, exists_ok=True, timeout=config.bq_timeout_s)
+
+
+def missing_columns(client: bigquery.Client, config: Config, table: TableDef) -> list[str]:
+    """Columns of the definition the live table lacks."""
+    have = {f.name for f in client.get_table(table_id(config, table), timeout=config.bq_timeout_s).schema}
+    return [c.name for c in table.columns if c.name not in have]
+
+
+def migrate(client: bigquery.Client, config: Config, table: TableDef) -> list[str]:
+    """Add missing columns as NULLABLE (additive only: nothing is dropped or retyped); return them."""
+    added = missing_columns(client, config, table)
+    for name in added:
+        column = table.column(name)
+        kind = f"ARRAY<{column.type}>" if column.mode == "REPEATED" else column.type
+        ddl = f"ALTER TABLE `{table_id(config, table)}` ADD COLUMN IF NOT EXISTS `{name}` {kind}"
+        client.query(ddl, timeout=config.bq_timeout_s).result(timeout=config.bq_timeout_s)
+        logs.info("column_added", table=table.name, column=name)
+    return added
+
+
+def ensure_dataset(config: Config, client: bigquery.Client | None = None) -> None:
+    """Create the dataset, tables and views if missing, and migrate tables additively. Idempotent."""
+    client = client or bigquery_client(config)
+    client.create_dataset(f"{config.project}.{config.bq_dataset}", exists_ok=True, timeout=config.bq_timeout_s)
+    for table in TABLES:
+        _create_table(client, config, table)
+        migrate(client, config, table)
+    dataset = f"{config.project}.{config.bq_dataset}"
+    for name in VIEWS:
+        ddl = f"CREATE OR REPLACE VIEW `{dataset}.{name}` AS {view_sql(name, dataset)}"
+        client.query(ddl, timeout=config.bq_timeout_s).result(timeout=config.bq_timeout_s)

@@ -1,0 +1,106 @@
+"""The sink: one Pub/Sub message (a batch) -> rows in `events`, refused events in `rejected_events`."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from google.api_core import exceptions as gexc
+
+from shared import logs
+from shared.config import Config
+from shared.envelope import Batch, PoisonMessage, decode
+from shared.sink.bq import bigquery_client, ensure_dataset, migrate, write_client
+from shared.sink.push import PushedMessage, message_id, pushed_message
+from shared.sink.rows import (
+    RowProblem,
+    context_columns,
+    event_batch_columns,
+    event_row,
+    micros,
+    now_utc,
+    rejected_row,
+    row_time,
+)
+from shared.sink.storage_write import TableWriter
+from shared.sink.tables import EVENTS, REJECTED, TABLES
+
+
+class Sink:
+    """Writes batches through the Storage Write API; transient failures raise so Pub/Sub redelivers."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self._ready = False
+        self._lock = threading.Lock()
+        self._writers: dict[str, TableWriter] = {}
+        logs.configure(version=config.version, environment=config.environment, function="sink")
+
+    def prepare(self) -> None:
+        """Once per function instance: create missing tables/views and add missing columns."""
+        with self._lock:
+            if self._ready:
+                return
+            client = bigquery_client(self.config)
+            try:
+                for table in TABLES:
+                    migrate(client, self.config, table)
+            except gexc.NotFound:
+                ensure_dataset(self.config, client)
+            writes = write_client(self.config)
+            for table in TABLES:
+                self._writers[table.name] = TableWriter(writes, self.config.project, self.config.bq_dataset,
+                                                        table, self.config.bq_timeout_s)
+            self._ready = True
+
+    def handle(self, data: object) -> dict:
+        """Load one pushed message; return counts. Raises on poison (-> dead letter) or transient errors."""
+        started = time.perf_counter()
+        try:
+            message = pushed_message(data)
+            batch = decode(message.data, message.attributes)
+        except PoisonMessage as exc:
+            logs.error("poison_message", reasonCode="poison_message", detail=str(exc), messageId=message_id(data))
+            raise
+        try:
+            self.prepare()
+            counts = self.load(batch, message)
+        except Exception as exc:  # logged for the sink-failure metric, then re-raised: Pub/Sub redelivers
+            logs.error("sink_failed", reasonCode=type(exc).__name__, detail=str(exc)[:500],
+                       messageId=message.message_id)
+            raise
+        logs.info("batch_loaded", messageId=message.message_id, instanceId=batch.identity.instance_id,
+                  latencyMs=round((time.perf_counter() - started) * 1000, 2), **counts)
+        return counts
+
+    def load(self, batch: Batch, message: PushedMessage) -> dict:
+        """Write rows; refused events (by the transform or by BigQuery) go to rejected_events."""
+        now = now_utc()
+        published = micros(row_time(message.publish_time)) if message.publish_time else None
+        context = context_columns(batch, message.message_id, published)
+        writer = self._writers[EVENTS.name]
+        shared = writer.serialize(event_batch_columns(context, now))
+        indexes: list[int] = []
+        serialized: list[bytes] = []
+        rejects: list[dict] = []
+        for index, event in enumerate(batch.events):
+            try:
+                serialized.append(writer.serialize(event_row(event, now), shared))
+                indexes.append(index)
+            except RowProblem as exc:
+                rejects.append(rejected_row(event, index, exc.reason, exc.detail, context, now))
+            except (TypeError, ValueError) as exc:
+                rejects.append(rejected_row(event, index, "invalid_value", str(exc), context, now))
+        for error in writer.append(serialized):
+            index = indexes[error.index]
+            rejects.append(rejected_row(batch.events[index], index, "bigquery_row_error",
+                                        f"{error.code}: {error.message}", context, now))
+        if rejects:
+            refused = self._writers[REJECTED.name].append(
+                [self._writers[REJECTED.name].serialize(r) for r in rejects])
+            if refused:
+                raise RuntimeError(f"rejected_events refused {len(refused)} rows: {refused[0].message}")
+            for reason in sorted({r["reason"] for r in rejects}):
+                logs.warning("events_rejected", reasonCode=reason, messageId=message.message_id,
+                             count=sum(r["reason"] == reason for r in rejects))
+        return {"events": len(batch.events), "inserted": len(batch.events) - len(rejects), "rejected": len(rejects)}

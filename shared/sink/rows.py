@@ -1,0 +1,186 @@
+"""Turning published events into BigQuery rows (events and rejected_events)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+
+import orjson
+
+from shared.envelope import Batch
+from shared.event import FIELDS, INT64
+from shared.timestamps import parse_rfc3339
+
+Node = tuple[frozenset, tuple, tuple]
+
+
+def _compile(tree: dict) -> Node:
+    """(known keys, ((key, keys) of leaf-only objects), ((key, node) of deeper objects))."""
+    leaves = tuple((k, frozenset(v)) for k, v in tree.items() if v is not None and all(x is None for x in v.values()))
+    deeper = tuple((k, _compile(v)) for k, v in tree.items() if v is not None and k not in dict(leaves))
+    return frozenset(tree), leaves, deeper
+
+
+KNOWN = _compile(FIELDS)
+# BigQuery streaming into a DAY-partitioned table accepts event times 5 years back to 1 year ahead.
+PARTITION_PAST = timedelta(days=5 * 365)
+PARTITION_FUTURE = timedelta(days=365)
+
+
+class RowProblem(ValueError):
+    """An event that cannot become a row; it goes to rejected_events with this reason."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+def micros(moment: datetime) -> int:
+    """TIMESTAMP as microseconds since the epoch."""
+    return int(moment.timestamp()) * 1_000_000 + moment.microsecond
+
+
+def row_time(value: object) -> datetime:
+    """An RFC 3339 time with a zone from a published batch, else RowProblem."""
+    try:
+        return parse_rfc3339(value)
+    except ValueError as exc:
+        raise RowProblem("invalid_event", f"timestamp: {exc}") from None
+
+
+def unknown_fields(value: dict, known: Node = KNOWN) -> dict:
+    """Fields of value that the event schema does not declare, nested under their parents."""
+    keys, leaves, deeper = known
+    extra = {} if value.keys() <= keys else {k: v for k, v in value.items() if k not in keys}
+    for key, leaf_keys in leaves:
+        item = value.get(key)
+        if type(item) is dict and not item.keys() <= leaf_keys:
+            extra[key] = {k: v for k, v in item.items() if k not in leaf_keys}
+    for key, node in deeper:
+        item = value.get(key)
+        if type(item) is dict and (nested := unknown_fields(item, node)):
+            extra[key] = nested
+    return extra
+
+
+def _obj(value: object) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _json(value: object) -> str | None:
+    return orjson.dumps(value).decode() if value else None
+
+
+def _int(value: object, name: str) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise RowProblem("invalid_value", f"{name} is not an integer") from None
+    if isinstance(value, bool) or (isinstance(value, float) and value != number) or not INT64[0] <= number <= INT64[1]:
+        raise RowProblem("invalid_value", f"{name} is out of range")
+    return number
+
+
+def _metadata(value: object) -> str | None:
+    if value is None:
+        return None
+    if type(value) is not dict:
+        raise RowProblem("invalid_value", "parameters.metadata must map names to numbers")
+    for number in value.values():
+        if type(number) is not int and type(number) is not float:
+            raise RowProblem("invalid_value", "parameters.metadata must map names to numbers")
+    return _json(value)
+
+
+def context_columns(batch: Batch, message_id: str, published_at: int | None) -> dict:
+    """Columns every row of a message shares."""
+    ident = batch.identity
+    return {
+        "instance_id": ident.instance_id,
+        "external_url": ident.external_url,
+        "license_fingerprint": ident.license_fingerprint,
+        "license_tags": list(ident.license_tags),
+        "environment": ident.environment,
+        "request_id": batch.request_id,
+        "message_id": message_id,
+        "received_at": micros(row_time(batch.received_at)),
+        "published_at": published_at,
+        "caller_kind": ident.kind,
+    }
+
+
+@lru_cache(maxsize=4)
+def _window(now: datetime) -> tuple[datetime, datetime]:
+    """Partition window bounds for one batch's clock reading (computed once per batch)."""
+    return now - PARTITION_PAST, now + PARTITION_FUTURE
+
+
+def event_row(event: object, now: datetime) -> dict:
+    """The event's own columns of its events row (batch columns are added by the writer), or RowProblem.
+
+    String columns take the values as sent: a non-string fails serialization and the event is rejected.
+    """
+    if type(event) is not dict:
+        raise RowProblem("invalid_event", "event is not a JSON object")
+    get = event.get
+    event_id, feature, action = get("id"), get("feature"), get("action")
+    if not (event_id and feature and action):
+        raise RowProblem("invalid_event", "id, feature and action are required")
+    moment = row_time(get("timestamp"))
+    low, high = _window(now)
+    if not low <= moment <= high:
+        raise RowProblem("timestamp_out_of_range", f"{moment.isoformat()} is outside BigQuery's partition window")
+    source, params = _obj(get("source")), _obj(get("parameters"))
+    client, billing, user = _obj(source.get("client")), _obj(params.get("billingMetadata")), _obj(get("user"))
+    interaction = _obj(get("interaction"))
+    return {
+        "event_id": event_id,
+        "timestamp": micros(moment),
+        "feature": feature,
+        "action": action,
+        "server_version": _obj(source.get("server")).get("version"),
+        "client_name": client.get("name"),
+        "client_version": client.get("version"),
+        "parameters_version": _int(params.get("version"), "parameters.version"),
+        "metadata": _metadata(params.get("metadata")),
+        "private_metadata": _json(params.get("privateMetadata")),
+        "billing_product": billing.get("product"),
+        "billing_category": billing.get("category"),
+        "user_id": _int(user.get("userId"), "user.userId"),
+        "anonymous_user_id": user.get("anonymousUserId"),
+        "sams_external_id": user.get("samsExternalId"),
+        "feature_flags": _json(_obj(get("featureFlags")).get("flags")),
+        "marketing_tracking": _json(get("marketingTracking")),
+        "interaction_trace_id": interaction.get("traceId"),
+        "interaction_id": interaction.get("interactionId"),
+        "country_code": _obj(interaction.get("geolocation")).get("countryCode"),
+        "extra": _json(unknown_fields(event)),
+    }
+
+
+def event_batch_columns(context: dict, now: datetime) -> dict:
+    """Columns every events row of a message shares: the context and inserted_at."""
+    return {**context, "inserted_at": micros(now)}
+
+
+def rejected_row(event: object, index: int, reason: str, detail: str, context: dict, now: datetime) -> dict:
+    """One rejected_events row keeping the raw event."""
+    event_id = event.get("id") if isinstance(event, dict) else None
+    return {
+        "rejection_id": f"{context['message_id']}:{index}",
+        "reason": reason,
+        "detail": detail[:1024],
+        "event_id": event_id if isinstance(event_id, str) else None,
+        "raw_event": orjson.dumps(event).decode(),
+        "event_index": index,
+        **context,
+        "rejected_at": micros(now),
+    }
+
+
+def now_utc() -> datetime:
+    """The sink's clock."""
+    return datetime.now(UTC)

@@ -1,0 +1,138 @@
+"""BigQuery table and view definitions: the one source for the sink, deploy.sh and the docs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column: BigQuery type, mode and the analyst-facing description."""
+
+    name: str
+    type: str
+    description: str
+    mode: str = "NULLABLE"
+
+
+@dataclass(frozen=True)
+class TableDef:
+    """A DAY-partitioned, clustered table."""
+
+    name: str
+    description: str
+    partition_field: str
+    clustering: tuple[str, ...]
+    columns: tuple[Column, ...]
+
+    def column(self, name: str) -> Column:
+        """Look up a column by name."""
+        return next(c for c in self.columns if c.name == name)
+
+
+STRING, INT64, TIMESTAMP, JSON = "STRING", "INT64", "TIMESTAMP", "JSON"
+REQ, REP = "REQUIRED", "REPEATED"
+
+_IDENTITY = (
+    Column("instance_id", STRING, "Sourcegraph instance id (metadata.identifier.*.instanceId)."),
+    Column("external_url", STRING, "The instance's external URL as it reported it."),
+    Column("license_fingerprint", STRING, "SHA-256 of the license signature; identifies the license, never the key."),
+    Column("license_tags", STRING, "Tags of the verified license (e.g. plan:enterprise-1, dev).", REP),
+    Column("environment", STRING, "Gateway deployment that accepted the event: prod or dev."),
+    Column("request_id", STRING, "RecordEvents metadata.requestId."),
+    Column("message_id", STRING, "Pub/Sub message id that carried the event (one message per accepted batch)."),
+    Column("received_at", TIMESTAMP, "When the ingest function accepted the batch (server clock).", REQ),
+    Column("published_at", TIMESTAMP, "Pub/Sub publish time of the message."),
+    Column("caller_kind", STRING, "Who recorded the event: licensed_instance or unlicensed_instance."),
+)
+
+EVENTS = TableDef(
+    name="events",
+    description="Telemetry v2 events, one row per delivery (use events_deduped for exactly-once counts).",
+    partition_field="timestamp",
+    clustering=("feature", "action", "instance_id"),
+    columns=(
+        Column("event_id", STRING, "Event id (UUID) set by the instance; unique per event.", REQ),
+        Column("timestamp", TIMESTAMP, "When the event happened (instance clock). Partitioning column.", REQ),
+        Column("feature", STRING, "Feature, e.g. cody.completion, blob.codeintel.", REQ),
+        Column("action", STRING, "Action, e.g. executed, failed, succeeded.", REQ),
+        *_IDENTITY[:5],
+        Column("server_version", STRING, "Sourcegraph version of the instance (source.server.version)."),
+        Column("client_name", STRING, "Client that recorded the event, e.g. VSCODE_CODY_EXTENSION."),
+        Column("client_version", STRING, "Version of that client."),
+        Column("parameters_version", INT64, "Version of the event's own metadata shape (parameters.version)."),
+        Column("metadata", JSON, "Numeric metadata: name -> number (legacyMetadata merged in)."),
+        Column("private_metadata", JSON, "Private metadata (allowlisted by the instance); may be sensitive."),
+        Column("billing_product", STRING, "parameters.billingMetadata.product."),
+        Column("billing_category", STRING, "parameters.billingMetadata.category."),
+        Column("user_id", INT64, "Instance-local user id (user.userId)."),
+        Column("anonymous_user_id", STRING, "Anonymous user id (user.anonymousUserId)."),
+        Column("sams_external_id", STRING, "Sourcegraph Accounts id (user.samsExternalId)."),
+        Column("feature_flags", JSON, "Feature flags evaluated for the user: name -> value."),
+        Column("marketing_tracking", JSON, "Marketing tracking fields (url, cohortId, referrer, ...)."),
+        Column("interaction_trace_id", STRING, "interaction.traceId (OpenTelemetry trace)."),
+        Column("interaction_id", STRING, "interaction.interactionId."),
+        Column("country_code", STRING, "interaction.geolocation.countryCode."),
+        Column("extra", JSON, "Event fields this gateway does not know yet, kept verbatim."),
+        *_IDENTITY[5:],
+        Column("inserted_at", TIMESTAMP, "When the sink wrote the row.", REQ),
+    ),
+)
+
+REJECTED = TableDef(
+    name="rejected_events",
+    description="Events the sink could not load, with the reason and the raw event (replay with shared.tools.replay).",
+    partition_field="received_at",
+    clustering=("reason", "instance_id"),
+    columns=(
+        Column("rejection_id", STRING, "Unique id of this rejection (message id + event index).", REQ),
+        Column("reason", STRING, "Typed reason: invalid_event, timestamp_out_of_range, bigquery_row_error, ...", REQ),
+        Column("detail", STRING, "Human-readable detail of the reason."),
+        Column("event_id", STRING, "The event's id, when it had one."),
+        Column("raw_event", JSON, "The event exactly as published (JSON)."),
+        Column("event_index", INT64, "Position of the event in its message."),
+        *_IDENTITY,
+        Column("rejected_at", TIMESTAMP, "When the sink rejected it.", REQ),
+        Column("replayed_at", TIMESTAMP, "When shared.tools.replay re-published it (NULL: not yet)."),
+    ),
+)
+
+TABLES = (EVENTS, REJECTED)
+
+VIEWS = {
+    "events_deduped": """
+SELECT * EXCEPT (delivery)
+FROM (
+  SELECT *, ROW_NUMBER() OVER (
+    PARTITION BY instance_id, event_id, `timestamp` ORDER BY received_at, inserted_at, message_id) AS delivery
+  FROM `{dataset}.events`)
+WHERE delivery = 1""",
+    "daily_event_counts": """
+SELECT DATE(`timestamp`) AS day, feature, action, COUNT(*) AS events, COUNT(DISTINCT instance_id) AS instances
+FROM `{dataset}.events_deduped`
+GROUP BY day, feature, action""",
+    "instances_last_seen": """
+SELECT instance_id, license_fingerprint, server_version, last_event, events_last_7_days
+FROM (
+  SELECT
+    instance_id,
+    license_fingerprint,
+    server_version,
+    MAX(`timestamp`) OVER (PARTITION BY instance_id) AS last_event,
+    SUM(IF(`timestamp` >= TIMESTAMP_SUB(CURRENT_TIMESTAMP(), INTERVAL 7 DAY), 1, 0))
+      OVER (PARTITION BY instance_id) AS events_last_7_days,
+    ROW_NUMBER() OVER (PARTITION BY instance_id ORDER BY `timestamp` DESC, received_at DESC) AS latest
+  FROM `{dataset}.events_deduped`
+  WHERE `timestamp` >= TIMESTAMP_SUB(CURRENT_TIMESTAMP(), INTERVAL 400 DAY))
+WHERE latest = 1""",
+}
+
+
+def view_sql(name: str, dataset: str) -> str:
+    """The view's query with its dataset filled in (dataset as `project.dataset` or `dataset`)."""
+    return VIEWS[name].format(dataset=dataset).strip()
+
+
+def schema_json(table: TableDef) -> list[dict]:
+    """The table's schema in bq's JSON schema-file form."""
+    return [{"name": c.name, "type": c.type, "mode": c.mode, "description": c.description} for c in table.columns]

@@ -1,0 +1,213 @@
+"""Client for instances and operators: `python -m shared.tools.client send|generate` (see README)."""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import random
+import socket
+import sys
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import orjson
+import requests
+
+from shared.tools.cli import dispatch
+from shared.tools.generate import generate
+
+RETRY_STATUSES = {408, 429, 502, 503, 504}
+AUTH_STATUSES = {401, 403}
+
+
+@dataclass
+class Report:
+    """What happened to every event given to send()."""
+
+    sent: int = 0
+    succeeded: int = 0
+    refused: Counter = field(default_factory=Counter)
+    gave_up: int = 0
+    requests: int = 0
+    retries: int = 0
+
+    @property
+    def ok(self) -> bool:
+        """Every event ended succeeded or refused as non-retryable (and reported)."""
+        return self.gave_up == 0
+
+    def summary(self) -> str:
+        """Human-readable summary."""
+        refused = ", ".join(f"{n} {reason}" for reason, n in self.refused.most_common()) or "none"
+        return (f"sent {self.sent} events in {self.requests} requests ({self.retries} retried): "
+                f"{self.succeeded} succeeded, refused: {refused}, gave up on {self.gave_up}")
+
+
+class Sender:
+    """Sends events in gzip'd batches; re-sends only what failed with a retryable outcome."""
+
+    def __init__(self, url: str, license_key: str, instance_id: str, *, external_url: str | None = None,
+                 batch_size: int = 500, max_time_s: float = 300.0, timeout_s: float = 30.0,
+                 backoff_base_s: float = 0.5, backoff_cap_s: float = 30.0,
+                 session: requests.Session | None = None, sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.monotonic, rng: random.Random | None = None) -> None:
+        self.url = url.rstrip("/") + "/v1/events" if not url.rstrip("/").endswith("/v1/events") else url
+        self.headers = {"Authorization": f"Bearer {license_key}", "Content-Type": "application/json",
+                        "Content-Encoding": "gzip"}
+        self.identifier = {"licensedInstance": {"instanceId": instance_id, **(
+            {"externalUrl": external_url} if external_url else {})}}
+        self.batch_size = batch_size
+        self.max_time_s = max_time_s
+        self.timeout_s = timeout_s
+        self.backoff = (backoff_base_s, backoff_cap_s)
+        self.session = session or requests.Session()
+        self.sleep, self.clock = sleep, clock
+        self.rng = rng or random.Random()
+
+    def _post(self, batch: list) -> requests.Response | None:
+        body = {"metadata": {"requestId": f"{self.rng.getrandbits(64):016x}", "identifier": self.identifier},
+                "events": batch}
+        try:
+            return self.session.post(self.url, data=gzip.compress(orjson.dumps(body), 5), headers=self.headers,
+                                     timeout=self.timeout_s)
+        except (requests.ConnectionError, requests.Timeout):
+            return None
+
+    def _wait(self, attempt: int, retry_after: str | None, deadline: float) -> bool:
+        """Sleep before a retry (Retry-After, else exponential backoff with full jitter); False if out of time."""
+        base, cap = self.backoff
+        delay = self.rng.uniform(0, min(cap, base * 2 ** attempt))
+        if retry_after and retry_after.strip().isdigit():
+            delay = float(retry_after) + self.rng.uniform(0, base)
+        if self.clock() + delay > deadline:
+            return False
+        self.sleep(delay)
+        return True
+
+    def send(self, events: Iterable, progress: Callable[[int], None] | None = None) -> Report:
+        """Send all events; returns the report. Never re-sends a succeeded or non-retryable event."""
+        pending = deque(events)
+        report = Report(sent=len(pending))
+        deadline = self.clock() + self.max_time_s
+        attempt = 0
+        done = progress or (lambda n: None)
+        while pending:
+            size = min(self.batch_size, len(pending))
+            batch = [pending.popleft() for _ in range(size)]
+            report.requests += 1
+            resp = self._post(batch)
+            status = resp.status_code if resp is not None else None
+            if status == 200:
+                attempt = 0
+                done(self._answered(batch, resp.json(), report, pending))
+            elif status == 413 and size > 1:  # too large: split, both halves go first
+                pending.extendleft(reversed(batch))
+                self.batch_size = max(1, size // 2)
+            elif status is None or status in RETRY_STATUSES or status >= 500:
+                pending.extendleft(reversed(batch))
+                report.retries += 1
+                if not self._wait(attempt, resp.headers.get("Retry-After") if resp is not None else None, deadline):
+                    break
+                attempt += 1
+            else:
+                done(self._refused(batch, resp, report, pending))
+        report.gave_up = len(pending)
+        return report
+
+    @staticmethod
+    def _answered(batch: list, doc: dict, report: Report, pending: deque) -> int:
+        """Count a 200's successes and final refusals, queue its retryable failures; return events done."""
+        report.succeeded += len(doc["succeededEvents"])
+        again = []
+        for failure in doc["failedEvents"]:
+            if failure.get("retryable"):
+                again.append(batch[failure["index"]])
+            else:
+                report.refused[failure["reason"]] += 1
+        pending.extend(again)
+        report.retries += len(again)
+        return len(batch) - len(again)
+
+    @staticmethod
+    def _refused(batch: list, resp: requests.Response, report: Report, pending: deque) -> int:
+        """A final whole-request refusal; on 401/403 every later batch would be refused too. Return events done."""
+        code = _error_code(resp)
+        finished = len(batch)
+        if resp.status_code in AUTH_STATUSES:
+            finished += len(pending)
+            pending.clear()
+        report.refused[code] += finished
+        return finished
+
+
+def _error_code(resp: requests.Response) -> str:
+    try:
+        return resp.json()["error"]["code"]
+    except (ValueError, KeyError, TypeError):
+        return f"http_{resp.status_code}"
+
+
+def read_events(path: str) -> tuple[list, Counter]:
+    """Events from a JSONL file (or - for stdin); unparsable lines are counted, not sent."""
+    stream = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
+    events, bad = [], Counter()
+    with stream:
+        for line in stream:
+            if not line.strip():
+                continue
+            try:
+                events.append(orjson.loads(line))
+            except orjson.JSONDecodeError:
+                bad["unparsable_line"] += 1
+    return events, bad
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    """send FILE.jsonl: exit 0 only if every event ended succeeded or refused as non-retryable."""
+    events, bad = read_events(args.file)
+    sender = Sender(args.url, args.license_key, args.instance_id, external_url=args.external_url,
+                    batch_size=args.batch_size, max_time_s=args.max_time)
+    from tqdm import tqdm
+
+    with tqdm(total=len(events), unit="ev", disable=not sys.stderr.isatty(), file=sys.stderr) as bar:
+        report = sender.send(events, bar.update)
+    report.refused.update(bad)
+    report.sent += sum(bad.values())
+    print(report.summary())
+    return 0 if report.ok else 1
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    """generate: realistic synthetic events as JSONL on stdout."""
+    out = sys.stdout.buffer
+    for _, event in generate(args.count, args.instances, args.days, args.seed):
+        out.write(orjson.dumps(event) + b"\n")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    """The CLI."""
+    p = argparse.ArgumentParser(prog="python -m shared.tools.client", description=__doc__)
+    sub = p.add_subparsers(dest="verb", required=True)
+    s = sub.add_parser("send", help="send events (JSONL) to a gateway")
+    s.add_argument("file", help="JSONL file of events, or - for stdin")
+    s.add_argument("--url", required=True, help="gateway base URL (…/v1/events is added)")
+    s.add_argument("--license-key", required=True)
+    s.add_argument("--instance-id", default=f"cli-{socket.gethostname()}")
+    s.add_argument("--external-url")
+    s.add_argument("--batch-size", type=int, default=500)
+    s.add_argument("--max-time", type=float, default=300.0, help="give up retrying after this many seconds")
+    s.set_defaults(run=cmd_send)
+    g = sub.add_parser("generate", help="write synthetic events as JSONL")
+    g.add_argument("--count", type=int, required=True)
+    g.add_argument("--instances", type=int, default=3, help="instances the events vary over (versions, clocks)")
+    g.add_argument("--days", type=int, default=3, help="spread events over the last D days")
+    g.add_argument("--seed", type=int)
+    g.set_defaults(run=cmd_generate)
+    return p
+
+
+if __name__ == "__main__":
+    sys.exit(dispatch(parser()))

@@ -1,0 +1,30 @@
+"""Table and view definitions for deploy.sh: `python -m shared.tools.tables schema|table|view|list`."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from shared.sink.tables import TABLES, VIEWS, schema_json, view_sql
+
+
+def main(argv: list[str]) -> int:
+    """`python -m shared.tools.tables schema TABLE` | `view NAME DATASET` | `list`: used by deploy.sh."""
+    by_name = {t.name: t for t in TABLES}
+    if argv[:1] == ["schema"] and len(argv) == 2 and argv[1] in by_name:
+        print(json.dumps(schema_json(by_name[argv[1]]), indent=2))
+    elif argv[:1] == ["table"] and len(argv) == 2 and argv[1] in by_name:
+        t = by_name[argv[1]]
+        print(f"{t.partition_field} {','.join(t.clustering)}")
+    elif argv[:1] == ["view"] and len(argv) == 3 and argv[1] in VIEWS:
+        print(view_sql(argv[1], argv[2]))
+    elif argv == ["list"]:
+        print(" ".join(by_name), "|", " ".join(VIEWS))
+    else:
+        print(main.__doc__, file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,71 @@
+"""Body reading: content negotiation and size caps enforced while inflating."""
+
+from __future__ import annotations
+
+import gzip
+import io
+
+import pytest
+
+from shared.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from shared.ingest.body import check_headers, read_body
+
+
+@pytest.mark.parametrize(("ctype", "enc", "expected"), [
+    ("application/json", None, "identity"),
+    ("Application/JSON; charset=utf-8", "GZIP", "gzip"),
+    ("application/json", "identity", "identity"),
+])
+def test_headers_accepted(ctype, enc, expected):
+    assert check_headers(ctype, enc) == expected
+
+
+@pytest.mark.parametrize(("ctype", "enc"), [(None, None), ("text/json", None), ("application/json", "deflate")])
+def test_headers_refused(ctype, enc):
+    with pytest.raises(UnsupportedMediaType):
+        check_headers(ctype, enc)
+
+
+def read(data: bytes, encoding: str = "identity", length: int | None = None, wire: int = 1000, inflated: int = 1000):
+    return read_body(io.BytesIO(data), length, encoding, max_wire=wire, max_inflated=inflated)
+
+
+def test_plain_and_gzip_roundtrip():
+    assert read(b'{"a": 1}') == b'{"a": 1}'
+    assert read(gzip.compress(b'{"a": 1}'), "gzip") == b'{"a": 1}'
+
+
+def test_caps():
+    with pytest.raises(PayloadTooLarge):
+        read(b"x", length=2000)
+    with pytest.raises(PayloadTooLarge):
+        read(b"x" * 1001)
+    assert read(b"x" * 1000) == b"x" * 1000
+
+
+def test_gzip_bomb_stops_at_cap():
+    bomb = gzip.compress(b"0" * 100_000_000)
+    with pytest.raises(PayloadTooLarge, match="decompressed"):
+        read(bomb, "gzip", wire=len(bomb), inflated=10_000)
+
+
+@pytest.mark.parametrize("data", [b"not gzip at all", gzip.compress(b"abc")[:-4], gzip.compress(b"a") + b"tail"])
+def test_bad_gzip(data):
+    with pytest.raises(BadRequest):
+        read(data, "gzip")
+
+
+def test_slow_body_times_out_but_complete_body_is_read():
+    from shared.errors import RequestTimeout
+
+    class Slow(io.BytesIO):
+        def read(self, size=-1):
+            import time
+
+            time.sleep(0.05)
+            return super().read(4)
+
+    data = b'{"a": 123456789}'
+    assert read_body(Slow(data), len(data), "identity", max_wire=1000, max_inflated=1000, timeout_s=5) == data
+    with pytest.raises(RequestTimeout):
+        read_body(Slow(data), len(data), "identity", max_wire=1000, max_inflated=1000, timeout_s=0.1)

@@ -1,0 +1,58 @@
+"""The sink function through functions-framework's app, with real CloudEvents, into the BigQuery emulator."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+
+import functions_framework
+import pytest
+from cloudevents.conversion import to_structured
+from cloudevents.http import CloudEvent
+
+from devtools.procs import ROOT
+from shared.config import Config
+from shared.envelope import Batch, Identity, PoisonMessage, encode
+from shared.sink.bq import bigquery_client
+from shared.sink.loader import Sink
+from tests.helpers import make_event
+
+SINK_MAIN = str(ROOT / "functions" / "sink" / "main.py")
+IDENTITY = Identity("inst-l", None, "fp", ("dev",), "dev", "licensed_instance")
+
+
+def pushed(data: bytes, attributes: dict, message_id: str) -> CloudEvent:
+    """A 'message published' CloudEvent as Eventarc delivers it."""
+    return CloudEvent({"type": "google.cloud.pubsub.topic.v1.messagePublished", "source": "//pubsub/test"},
+                      {"message": {"data": base64.b64encode(data).decode(), "attributes": attributes,
+                                   "messageId": message_id, "publishTime": "2026-11-28T00:00:00Z"},
+                       "subscription": "projects/p/subscriptions/s"})
+
+
+def post(client, event: CloudEvent):
+    headers, body = to_structured(event)
+    return client.post("/", headers=headers, data=body)
+
+
+def test_message_lands_in_bigquery_and_bad_events_in_rejected(bigquery_env):
+    client = functions_framework.create_app("sink", SINK_MAIN, "cloudevent").test_client()
+    good, bad = make_event(), make_event(timestamp="1999-01-01T00:00:00Z")
+    data, attributes = encode(Batch(IDENTITY, "req-l", "2026-11-28T00:00:00+00:00", [good, bad]))
+    message_id = f"m-{uuid.uuid4().hex[:8]}"
+    assert post(client, pushed(data, attributes, message_id)).status_code == 200
+    bq = bigquery_client(Config.from_env(bigquery_env))
+    dataset = f"{bigquery_env['GOOGLE_CLOUD_PROJECT']}.{bigquery_env['BQ_DATASET']}"
+    rows = list(bq.query(f"SELECT event_id, message_id, caller_kind FROM `{dataset}.events`").result())
+    assert [(r.event_id, r.message_id, r.caller_kind) for r in rows] == [(good["id"], message_id, "licensed_instance")]
+    (rejected,) = bq.query(f"SELECT event_id, reason FROM `{dataset}.rejected_events`").result()
+    assert (rejected.event_id, rejected.reason) == (bad["id"], "timestamp_out_of_range")
+
+
+def test_poison_message_fails_the_delivery(bigquery_env):
+    client = functions_framework.create_app("sink", SINK_MAIN, "cloudevent").test_client()
+    assert post(client, pushed(b"\x00 not gzip", {"encoding": "gzip"}, "m-poison")).status_code == 500
+
+
+def test_null_message_is_poison():
+    with pytest.raises(PoisonMessage):
+        Sink(Config.from_env({"TELEMETRY_ENV": "dev"})).handle({"message": None})

@@ -1,0 +1,77 @@
+"""Event -> row transform."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import orjson
+import pytest
+
+from shared.envelope import Batch, Identity
+from shared.sink.rows import (
+    RowProblem,
+    context_columns,
+    event_batch_columns,
+    event_row,
+    micros,
+    rejected_row,
+    unknown_fields,
+)
+from tests.helpers import make_event
+
+NOW = datetime(2026, 11, 28, tzinfo=UTC)
+BATCH = Batch(Identity("i", None, "fp", ("a",), "prod", "licensed_instance"), "r", "2026-11-28T00:00:00+00:00", [])
+CONTEXT = context_columns(BATCH, "m-1", micros(NOW))
+
+
+def test_micros():
+    assert micros(datetime(1970, 1, 1, 0, 0, 1, 5, tzinfo=UTC)) == 1_000_005
+
+
+def test_row_columns():
+    row = event_row(make_event(timestamp="2026-11-27T00:00:00Z", user={"userId": "12"}), NOW)
+    assert row["timestamp"] == micros(datetime(2026, 11, 27, tzinfo=UTC))
+    assert row["user_id"] == 12 and "instance_id" not in row
+    assert orjson.loads(row["metadata"]) == {"latencyMs": 120.5, "accepted": 1}
+    assert row["extra"] is None
+    shared = event_batch_columns(CONTEXT, NOW)
+    assert shared["inserted_at"] == micros(NOW) and shared["instance_id"] == "i" and shared["license_tags"] == ["a"]
+
+
+def test_unknown_fields_nested():
+    event = {"id": "x", "source": {"server": {"version": "1", "new": 1}, "other": 2}, "top": [1],
+             "parameters": {"metadata": {"anything": 1}}}
+    assert unknown_fields(event) == {"source": {"server": {"new": 1}, "other": 2}, "top": [1]}
+
+
+@pytest.mark.parametrize(("overrides", "reason"), [
+    ({"timestamp": "1999-01-01T00:00:00Z"}, "timestamp_out_of_range"),
+    ({"timestamp": "2030-01-01T00:00:00Z"}, "timestamp_out_of_range"),
+    ({"timestamp": "nope"}, "invalid_event"),
+    ({"id": ""}, "invalid_event"),
+    ({"user": {"userId": "x"}}, "invalid_value"),
+    ({"user": {"userId": 2**64}}, "invalid_value"),
+    ({"user": {"userId": True}}, "invalid_value"),
+    ({"parameters": {"metadata": {"a": "b"}}}, "invalid_value"),
+])
+def test_problems(overrides, reason):
+    with pytest.raises(RowProblem) as exc:
+        event_row(make_event(**overrides), NOW)
+    assert exc.value.reason == reason
+
+
+def test_rejected_row_keeps_raw_event():
+    row = rejected_row({"id": "e", "x": 1}, 3, "invalid_event", "why", CONTEXT, NOW)
+    assert row["rejection_id"] == "m-1:3" and orjson.loads(row["raw_event"]) == {"id": "e", "x": 1}
+    assert row["event_id"] == "e" and row["reason"] == "invalid_event"
+
+
+def test_shared_columns_concatenate_into_the_same_row():
+    from shared.sink.storage_write import TableWriter
+    from shared.sink.tables import EVENTS
+
+    writer = TableWriter(None, "p", "d", EVENTS, 1)
+    row = event_row(make_event(timestamp="2026-11-27T00:00:00Z"), NOW)
+    shared = event_batch_columns(CONTEXT, NOW)
+    joined = writer.serialize(row, writer.serialize(shared))
+    assert writer.message_class.FromString(joined) == writer.message_class(**row, **shared)

@@ -1,0 +1,16 @@
+"""The event's declared fields: one tree, which the ingest schema and the sink's columns both follow."""
+
+from __future__ import annotations
+
+from shared.event import FIELDS, leaf_names
+from shared.ingest.schema import known_fields
+
+
+def test_schema_declares_exactly_the_shared_field_tree():
+    assert known_fields() == FIELDS
+
+
+def test_leaf_names():
+    assert leaf_names("source.client") == {"name", "version"}
+    assert leaf_names("interaction") == {"traceId", "interactionId"}  # geolocation is an object
+    assert leaf_names("id") == frozenset()
