@@ -2,12 +2,14 @@
 # Redeploy the Telemetry Gateway (prod or dev) with gcloud and bq. Every step is idempotent:
 # it describes first, creates only what is missing, updates what may change, and never deletes data.
 #
-#   ./deploy.sh prod|dev [--plan] [--version REF] [--verify]
+#   ./deploy.sh prod|dev [--plan] [--version REF] [--verify] [--allow-trigger-change]
 #
 #   --plan         print every command it would run; run none of them (needs no credentials)
 #   --version REF  deploy exactly this git ref (default: HEAD); prod refuses a dirty work tree
 #   --verify       after deploying, run the contract tests against the ingest URL
 #                  (dev: with the license in $DEV_VERIFY_LICENSE_KEY; prod: unauthenticated cases only)
+#   --allow-trigger-change  let a changed sink trigger (topic, retry, push identity) be recreated:
+#                  its push subscription and backlog go with it, so drain first
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -16,21 +18,23 @@ PYTHON="${PYTHON:-python3}"
 
 die() { echo "deploy.sh: error: $*" >&2; exit 1; }
 say() { echo "==> $*"; }
-usage() { sed -n '4,11p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '4,13p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 
 ENVIRONMENT=""
 PLAN=0
 VERIFY=0
+ALLOW_TRIGGER_CHANGE=0
 REF="HEAD"
 while [ $# -gt 0 ]; do
   case "$1" in
     prod|dev) ENVIRONMENT="$1" ;;
     --plan) PLAN=1 ;;
     --verify) VERIFY=1 ;;
+    --allow-trigger-change) ALLOW_TRIGGER_CHANGE=1 ;;
     --version) [ $# -ge 2 ] || die "--version needs a git ref"; REF="$2"; shift ;;
     --version=*) REF="${1#--version=}" ;;
     -h|--help) usage ;;
-    *) die "unknown argument '$1' (expected prod|dev [--plan] [--version REF] [--verify])" ;;
+    *) die "unknown argument '$1' (expected prod|dev [--plan] [--version REF] [--verify] [--allow-trigger-change])" ;;
   esac
   shift
 done
@@ -41,8 +45,8 @@ SETTINGS="$ROOT/deploy/$ENVIRONMENT.env"
 # shellcheck source=/dev/null
 . "$SETTINGS"
 for name in PROJECT REGION BQ_LOCATION DATASET TOPIC DEAD_LETTER_TOPIC INGEST_FUNCTION SINK_FUNCTION \
-            INGEST_SA SINK_SA INGEST_MAX_INSTANCES INGEST_MEMORY INGEST_CPU INGEST_CONCURRENCY \
-            SINK_MAX_INSTANCES SINK_MEMORY SINK_TIMEOUT ACK_DEADLINE_SECONDS MAX_DELIVERY_ATTEMPTS; do
+            INGEST_SA SINK_SA PUSH_SA BUILD_SA INGEST_MAX_INSTANCES INGEST_MEMORY INGEST_CPU INGEST_WORKERS \
+            INGEST_THREADS SINK_MAX_INSTANCES SINK_MEMORY SINK_TIMEOUT ACK_DEADLINE_SECONDS MAX_DELIVERY_ATTEMPTS; do
   [ -n "${!name:-}" ] || die "setting $name is missing in $SETTINGS"
 done
 if [ "$ENVIRONMENT" = dev ] && [ -z "${TRUSTED_LICENSE_KEYS:-}" ]; then
@@ -53,6 +57,18 @@ fi
 run() {
   echo "+ $(printf '%q ' "$@")"
   [ "$PLAN" = 1 ] || "$@"
+}
+# retried CMD...: IAM bindings right after an account is created can fail while it propagates.
+retried() {
+  echo "+ $(printf '%q ' "$@")"
+  [ "$PLAN" = 1 ] && return 0
+  local attempt=1
+  until "$@"; do
+    [ "$attempt" -lt 5 ] || die "still failing after $attempt attempts: $*"
+    echo "  retrying in $((attempt * ${DEPLOY_RETRY_SECONDS:-5}))s (new service accounts take a moment to propagate)"
+    sleep "$((attempt * ${DEPLOY_RETRY_SECONDS:-5}))"
+    attempt=$((attempt + 1))
+  done
 }
 # exists CMD...: a read-only describe. In plan mode nothing is asked and everything counts as missing.
 exists() {
@@ -87,14 +103,14 @@ fi
 G=(--project="$PROJECT")
 INGEST_SA_EMAIL="$INGEST_SA@$PROJECT.iam.gserviceaccount.com"
 SINK_SA_EMAIL="$SINK_SA@$PROJECT.iam.gserviceaccount.com"
+PUSH_SA_EMAIL="$PUSH_SA@$PROJECT.iam.gserviceaccount.com"
+BUILD_SA_EMAIL="$BUILD_SA@$PROJECT.iam.gserviceaccount.com"
 DLQ_PULL="$DEAD_LETTER_TOPIC-pull"
 
 # ---- stage the exact version: each function gets its main.py, its requirements, and the part of ----
 # ---- the shared package it runs (the top-level modules and its own subpackage; never tools) --------
 BUILD="$ROOT/build/$ENVIRONMENT"
 stage() {
-  rm -rf "$BUILD" && mkdir -p "$BUILD/src"
-  git -C "$ROOT" archive "$REF" | tar -x -C "$BUILD/src"
   for fn in ingest sink; do
     mkdir -p "$BUILD/$fn/config" "$BUILD/$fn/shared"
     cp "$BUILD/src/functions/$fn/main.py" "$BUILD/src/functions/$fn/requirements.txt" "$BUILD/$fn/"
@@ -111,18 +127,23 @@ stage() {
   if [ -n "${REVOKED_LICENSES:-}" ]; then
     cp "$BUILD/src/$REVOKED_LICENSES" "$BUILD/ingest/config/revoked-licenses.txt"
   fi
-  for table in events rejected_events; do
-    PYTHONPATH="$BUILD/src" "$PYTHON" -m shared.tools.tables schema "$table" > "$BUILD/$table.schema.json"
+  for table in $TABLES; do
+    tables schema "$table" > "$BUILD/$table.schema.json"
   done
 }
+# Table and view names, schemas and migrations come from the staged version's shared/sink/tables.py.
+tables() { PYTHONPATH="$BUILD/src" "$PYTHON" -m shared.tools.tables "$@"; }
 say "staging $REF ($VERSION) into $BUILD"
+rm -rf "$BUILD" && mkdir -p "$BUILD/src" && git -C "$ROOT" archive "$REF" | tar -x -C "$BUILD/src"
+TABLES="$(tables list tables)"
+VIEWS="$(tables list views)"
 stage
 
 # ---- APIs, topics --------------------------------------------------------------------------------
 say "APIs"
 run gcloud services enable cloudfunctions.googleapis.com run.googleapis.com cloudbuild.googleapis.com \
   artifactregistry.googleapis.com eventarc.googleapis.com pubsub.googleapis.com bigquery.googleapis.com \
-  logging.googleapis.com monitoring.googleapis.com "${G[@]}"
+  bigquerystorage.googleapis.com iam.googleapis.com logging.googleapis.com monitoring.googleapis.com "${G[@]}"
 
 say "Pub/Sub topics"
 ensure "gcloud pubsub topics describe $TOPIC --project=$PROJECT" gcloud pubsub topics create "$TOPIC" "${G[@]}"
@@ -137,21 +158,21 @@ say "BigQuery dataset $PROJECT:$DATASET"
 ensure "bq --project_id=$PROJECT show --format=none $PROJECT:$DATASET" \
   bq --project_id="$PROJECT" --location="$BQ_LOCATION" mk --dataset \
   --description="Telemetry Gateway ($ENVIRONMENT)" "$PROJECT:$DATASET"
-for table in events rejected_events; do
-  read -r partition clustering < <(PYTHONPATH="$BUILD/src" "$PYTHON" -m shared.tools.tables table "$table")
-  schema="$BUILD/$table.schema.json"
+for table in $TABLES; do
+  read -r partition clustering < <(tables table "$table")
   if exists bq --project_id="$PROJECT" show --format=none "$PROJECT:$DATASET.$table"; then
-    # Additive only: bq update with the full schema adds new NULLABLE columns and never drops any.
-    run bq --project_id="$PROJECT" update "$PROJECT:$DATASET.$table" "$schema"
+    # Additive only, NULLABLE columns, IF NOT EXISTS: the same statement the sink would run.
+    run bq --project_id="$PROJECT" query --use_legacy_sql=false --nouse_cache \
+      "$(tables migrate "$table" "$PROJECT.$DATASET")"
   else
     run bq --project_id="$PROJECT" mk --table --time_partitioning_field="$partition" \
-      --time_partitioning_type=DAY --clustering_fields="$clustering" "$PROJECT:$DATASET.$table" "$schema"
+      --time_partitioning_type=DAY --clustering_fields="$clustering" "$PROJECT:$DATASET.$table" \
+      "$BUILD/$table.schema.json"
   fi
 done
-for view in events_deduped daily_event_counts instances_last_seen; do
-  sql="$(PYTHONPATH="$BUILD/src" "$PYTHON" -m shared.tools.tables view "$view" "$PROJECT.$DATASET")"
+for view in $VIEWS; do
   run bq --project_id="$PROJECT" query --use_legacy_sql=false --nouse_cache \
-    "CREATE OR REPLACE VIEW \`$PROJECT.$DATASET.$view\` AS $sql"
+    "CREATE OR REPLACE VIEW \`$PROJECT.$DATASET.$view\` AS $(tables view "$view" "$PROJECT.$DATASET")"
 done
 
 # ---- service accounts with least privilege ----------------------------------------------------------
@@ -160,22 +181,32 @@ ensure "gcloud iam service-accounts describe $INGEST_SA_EMAIL --project=$PROJECT
   gcloud iam service-accounts create "$INGEST_SA" --display-name="Telemetry ingest ($ENVIRONMENT)" "${G[@]}"
 ensure "gcloud iam service-accounts describe $SINK_SA_EMAIL --project=$PROJECT" \
   gcloud iam service-accounts create "$SINK_SA" --display-name="Telemetry sink ($ENVIRONMENT)" "${G[@]}"
+ensure "gcloud iam service-accounts describe $PUSH_SA_EMAIL --project=$PROJECT" \
+  gcloud iam service-accounts create "$PUSH_SA" --display-name="Telemetry sink push identity ($ENVIRONMENT)" "${G[@]}"
+ensure "gcloud iam service-accounts describe $BUILD_SA_EMAIL --project=$PROJECT" \
+  gcloud iam service-accounts create "$BUILD_SA" --display-name="Telemetry function builds ($ENVIRONMENT)" "${G[@]}"
 # ingest: publish to its topic (and read the topic for /__heartbeat__), nothing else.
-run gcloud pubsub topics add-iam-policy-binding "$TOPIC" --member="serviceAccount:$INGEST_SA_EMAIL" \
+retried gcloud pubsub topics add-iam-policy-binding "$TOPIC" --member="serviceAccount:$INGEST_SA_EMAIL" \
   --role=roles/pubsub.publisher "${G[@]}"
-run gcloud pubsub topics add-iam-policy-binding "$TOPIC" --member="serviceAccount:$INGEST_SA_EMAIL" \
+retried gcloud pubsub topics add-iam-policy-binding "$TOPIC" --member="serviceAccount:$INGEST_SA_EMAIL" \
   --role=roles/pubsub.viewer "${G[@]}"
-# sink: write its dataset and run query jobs (migrations); nothing else.
-run bq --project_id="$PROJECT" add-iam-policy-binding --member="serviceAccount:$SINK_SA_EMAIL" \
-  --role=roles/bigquery.dataEditor "$PROJECT:$DATASET"
-run gcloud projects add-iam-policy-binding "$PROJECT" --member="serviceAccount:$SINK_SA_EMAIL" \
+# sink: write its dataset (a dataset-level grant: bq add-iam-policy-binding does not support datasets)
+# and run query jobs (migrations); nothing else.
+retried bq --project_id="$PROJECT" query --use_legacy_sql=false --nouse_cache \
+  "GRANT \`roles/bigquery.dataEditor\` ON SCHEMA \`$PROJECT.$DATASET\` TO \"serviceAccount:$SINK_SA_EMAIL\""
+retried gcloud projects add-iam-policy-binding "$PROJECT" --member="serviceAccount:$SINK_SA_EMAIL" \
   --role=roles/bigquery.jobUser --condition=None
+# builds: the functions' images are built as this account, not the project's default build account.
+for role in roles/cloudbuild.builds.builder roles/logging.logWriter roles/artifactregistry.writer; do
+  retried gcloud projects add-iam-policy-binding "$PROJECT" --member="serviceAccount:$BUILD_SA_EMAIL" \
+    --role="$role" --condition=None
+done
 # Pub/Sub's service agent forwards failed messages to the dead-letter topic.
 if [ "$PLAN" = 1 ]; then PROJECT_NUMBER="PROJECT_NUMBER"; else
   PROJECT_NUMBER="$(gcloud projects describe "$PROJECT" --format='value(projectNumber)')"
 fi
 PUBSUB_AGENT="serviceAccount:service-$PROJECT_NUMBER@gcp-sa-pubsub.iam.gserviceaccount.com"
-run gcloud pubsub topics add-iam-policy-binding "$DEAD_LETTER_TOPIC" --member="$PUBSUB_AGENT" \
+retried gcloud pubsub topics add-iam-policy-binding "$DEAD_LETTER_TOPIC" --member="$PUBSUB_AGENT" \
   --role=roles/pubsub.publisher "${G[@]}"
 
 # ---- functions ----------------------------------------------------------------------------------------
@@ -189,20 +220,47 @@ INGEST_ENV="$INGEST_ENV@QUOTA_EVENTS_PER_SECOND=${QUOTA_EVENTS_PER_SECOND:-2000}
 [ -z "${OTHER_ENV_LICENSE_KEYS:-}" ] || \
   INGEST_ENV="$INGEST_ENV@OTHER_ENV_LICENSE_KEYS_FILE=config/other-env-license-keys.pub"
 [ -z "${REVOKED_LICENSES:-}" ] || INGEST_ENV="$INGEST_ENV@REVOKED_LICENSES_FILE=config/revoked-licenses.txt"
+INGEST_ENV="$INGEST_ENV@WORKERS=$INGEST_WORKERS@THREADS=$INGEST_THREADS"
+# functions-framework's gunicorn serves WORKERS x THREADS requests at once whatever --concurrency says:
+# the two agree, so Cloud Run never sends more than the server can take.
+INGEST_CONCURRENCY=$((INGEST_WORKERS * INGEST_THREADS))
+BUILD_IDENTITY="projects/$PROJECT/serviceAccounts/$BUILD_SA_EMAIL"
 run gcloud functions deploy "$INGEST_FUNCTION" --gen2 --runtime=python311 --region="$REGION" \
   --source="$BUILD/ingest" --entry-point=ingest --trigger-http --allow-unauthenticated \
-  --service-account="$INGEST_SA_EMAIL" --set-env-vars="^@^$INGEST_ENV" --max-instances="$INGEST_MAX_INSTANCES" \
+  --service-account="$INGEST_SA_EMAIL" --build-service-account="$BUILD_IDENTITY" \
+  --set-env-vars="^@^$INGEST_ENV" --max-instances="$INGEST_MAX_INSTANCES" \
   --memory="$INGEST_MEMORY" --cpu="$INGEST_CPU" --concurrency="$INGEST_CONCURRENCY" --timeout=60s "${G[@]}"
 
+# The sink's trigger: passing trigger flags to an existing function can recreate its Eventarc trigger and
+# push subscription, and the backlog with it. They are passed only when the trigger is new, or changed
+# on purpose (--allow-trigger-change, after draining: see README "Changing the sink's trigger").
+WANT_TRIGGER="projects/$PROJECT/topics/$TOPIC	RETRY_POLICY_RETRY	$PUSH_SA_EMAIL"
+TRIGGER_FLAGS=(--trigger-topic="$TOPIC" --retry --trigger-service-account="$PUSH_SA_EMAIL")
+if [ "$PLAN" = 1 ]; then HAVE_TRIGGER=""; else
+  HAVE_TRIGGER="$(gcloud functions describe "$SINK_FUNCTION" --gen2 --region="$REGION" "${G[@]}" \
+    --format='value(eventTrigger.pubsubTopic,eventTrigger.retryPolicy,eventTrigger.serviceAccountEmail)' \
+    2>/dev/null || true)"
+fi
+if [ -z "$HAVE_TRIGGER" ]; then
+  echo "  the sink's trigger is new: creating it"
+elif [ "$HAVE_TRIGGER" = "$WANT_TRIGGER" ]; then
+  echo "  the sink's trigger is unchanged: kept (same push subscription, backlog intact)"
+  TRIGGER_FLAGS=()
+elif [ "$ALLOW_TRIGGER_CHANGE" = 1 ]; then
+  echo "  WARNING: the sink's trigger changes ($HAVE_TRIGGER -> $WANT_TRIGGER); its push subscription is recreated"
+else
+  die "the sink's trigger would change ($HAVE_TRIGGER -> $WANT_TRIGGER), which recreates its push subscription and \
+drops its backlog. Drain it first (README 'Changing the sink's trigger'), then rerun with --allow-trigger-change"
+fi
 SINK_ENV="TELEMETRY_ENV=$ENVIRONMENT@GOOGLE_CLOUD_PROJECT=$PROJECT@BQ_DATASET=$DATASET@GATEWAY_VERSION=$VERSION"
 run gcloud functions deploy "$SINK_FUNCTION" --gen2 --runtime=python311 --region="$REGION" \
-  --source="$BUILD/sink" --entry-point=sink --trigger-topic="$TOPIC" --retry \
-  --service-account="$SINK_SA_EMAIL" --trigger-service-account="$SINK_SA_EMAIL" \
+  --source="$BUILD/sink" --entry-point=sink "${TRIGGER_FLAGS[@]}" --ingress-settings=internal-only \
+  --service-account="$SINK_SA_EMAIL" --build-service-account="$BUILD_IDENTITY" \
   --set-env-vars="^@^$SINK_ENV" --max-instances="$SINK_MAX_INSTANCES" --memory="$SINK_MEMORY" \
   --timeout="$SINK_TIMEOUT" "${G[@]}"
-# Eventarc pushes as the sink's service account: it may invoke the sink and nothing else.
-run gcloud functions add-invoker-policy-binding "$SINK_FUNCTION" --region="$REGION" \
-  --member="serviceAccount:$SINK_SA_EMAIL" "${G[@]}"
+# Eventarc pushes as its own account, which may invoke the sink and nothing else.
+retried gcloud functions add-invoker-policy-binding "$SINK_FUNCTION" --region="$REGION" \
+  --member="serviceAccount:$PUSH_SA_EMAIL" "${G[@]}"
 
 # The push subscription Eventarc made for the trigger: dead-letter policy, attempts, ack deadline.
 if [ "$PLAN" = 1 ]; then SINK_SUBSCRIPTION="EVENTARC_SUBSCRIPTION_OF_$SINK_FUNCTION"; else
@@ -214,15 +272,16 @@ if [ "$PLAN" = 1 ]; then SINK_SUBSCRIPTION="EVENTARC_SUBSCRIPTION_OF_$SINK_FUNCT
     --format='value(transport.pubsub.subscription)' "${G[@]}")"
   [ -n "$SINK_SUBSCRIPTION" ] || die "trigger $TRIGGER has no Pub/Sub subscription"
 fi
+echo "  sink subscription: $SINK_SUBSCRIPTION"
 run gcloud pubsub subscriptions update "$SINK_SUBSCRIPTION" --dead-letter-topic="$DEAD_LETTER_TOPIC" \
   --max-delivery-attempts="$MAX_DELIVERY_ATTEMPTS" --ack-deadline="$ACK_DEADLINE_SECONDS" \
   --min-retry-delay=5s --max-retry-delay=600s "${G[@]}"
-run gcloud pubsub subscriptions add-iam-policy-binding "$SINK_SUBSCRIPTION" --member="$PUBSUB_AGENT" \
+retried gcloud pubsub subscriptions add-iam-policy-binding "$SINK_SUBSCRIPTION" --member="$PUBSUB_AGENT" \
   --role=roles/pubsub.subscriber "${G[@]}"
 
-# ---- what operators watch -------------------------------------------------------------------------------
-say "log-based metrics and the dead-letter alert"
-for file in "$ROOT"/deploy/metrics/*.yaml; do
+# ---- what operators watch (files from the deployed version) ---------------------------------------------
+say "log-based metrics, the dead-letter alert and the dashboard"
+for file in "$BUILD"/src/deploy/metrics/*.yaml; do
   metric="$(basename "$file" .yaml)"
   if exists gcloud logging metrics describe "$metric" "${G[@]}"; then
     run gcloud logging metrics update "$metric" --config-from-file="$file" "${G[@]}"
@@ -230,18 +289,38 @@ for file in "$ROOT"/deploy/metrics/*.yaml; do
     run gcloud logging metrics create "$metric" --config-from-file="$file" "${G[@]}"
   fi
 done
+# monitored NAME GROUP FILE: create the alert policy / dashboard, or update the one with its display name.
+monitored() {
+  local display="$1" group="$2" file="$3" flag existing="" etag
+  flag=--policy-from-file; [ "$group" = dashboards ] && flag=--config-from-file
+  local cmd=(gcloud alpha monitoring policies); [ "$group" = dashboards ] && cmd=(gcloud monitoring dashboards)
+  if [ "$PLAN" = 0 ]; then
+    existing="$("${cmd[@]}" list "${G[@]}" --filter="displayName=\"$display\"" --format='value(name)' | head -n 1)"
+  fi
+  if [ -n "$existing" ] && [ "$group" = dashboards ]; then
+    # A dashboard update must carry the current etag (it guards against concurrent edits).
+    etag="$("${cmd[@]}" describe "$existing" "${G[@]}" --format='value(etag)')"
+    "$PYTHON" -c 'import json, sys; d = json.load(open(sys.argv[1])); d["etag"] = sys.argv[2]
+json.dump(d, open(sys.argv[1], "w"))' "$file" "$etag"
+    run "${cmd[@]}" update "$existing" "$flag=$file" "${G[@]}"
+  elif [ -n "$existing" ]; then
+    run "${cmd[@]}" update "$existing" "$flag=$file" "${G[@]}"
+  else
+    run "${cmd[@]}" create "$flag=$file" "${G[@]}"
+  fi
+}
 policy="$BUILD/alert-dead-letter.json"
-sed "s/__SUBSCRIPTION__/$DLQ_PULL/g" "$ROOT/deploy/alert-dead-letter.json" > "$policy"
+sed "s/__SUBSCRIPTION__/$DLQ_PULL/g" "$BUILD/src/deploy/alert-dead-letter.json" > "$policy"
 if [ -n "${NOTIFICATION_CHANNEL:-}" ]; then
   sed -i "s|\"notificationChannels\": \[\]|\"notificationChannels\": [\"$NOTIFICATION_CHANNEL\"]|" "$policy"
+elif [ "$ENVIRONMENT" = prod ]; then
+  echo "  WARNING: NOTIFICATION_CHANNEL is empty: the prod dead-letter alert will notify nobody" >&2
 fi
-display="Telemetry gateway: dead-letter backlog ($DLQ_PULL)"
-if [ "$PLAN" = 0 ] && [ -n "$(gcloud alpha monitoring policies list "${G[@]}" \
-     --filter="displayName=\"$display\"" --format='value(name)' 2>/dev/null)" ]; then
-  echo "  exists: alert policy '$display'"
-else
-  run gcloud alpha monitoring policies create --policy-from-file="$policy" "${G[@]}"
-fi
+monitored "Telemetry gateway: dead-letter backlog ($DLQ_PULL)" policies "$policy"
+dashboard="$BUILD/dashboard.json"
+sed -e "s/__ENV__/$ENVIRONMENT/g" -e "s/__INGEST__/$INGEST_FUNCTION/g" -e "s/__SINK__/$SINK_FUNCTION/g" \
+  -e "s/__DLQ_PULL__/$DLQ_PULL/g" -e "s/__TOPIC__/$TOPIC/g" "$BUILD/src/deploy/dashboard.json" > "$dashboard"
+monitored "Telemetry gateway ($ENVIRONMENT)" dashboards "$dashboard"
 
 # ---- result --------------------------------------------------------------------------------------------
 if [ "$PLAN" = 1 ]; then

@@ -1,52 +1,73 @@
-"""Cost per million events from measured bytes and CPU, with public list prices as named constants."""
+"""Cost per million events from measured bytes and request durations, billed the way Google bills them.
+
+Public list prices (USD, us-central1 / tier 1) as named constants; sources in docs/operations.md and
+`../README.md` Performance. Functions (2nd gen) are Cloud Run services billed per request: the allocated
+vCPU and memory for the request's duration rounded up to 100 ms, plus a per-request fee. This is an upper
+bound when an instance serves several requests at once (their time overlaps and is billed once).
+"""
 
 from __future__ import annotations
 
+import math
+
 TIB = 1024**4
 GIB = 1024**3
-# Public list prices (USD), us-central1, as published by Google Cloud.
-PUBSUB_THROUGHPUT_PER_TIB = 40.0          # publish, and again for delivery; 1 KB minimum per request/message
-PUBSUB_MIN_BYTES = 1000
+PUBSUB_THROUGHPUT_PER_TIB = 40.0          # publish, and again for delivery
+PUBSUB_MIN_BYTES = 1000                   # billed at least per publish / push request
 BQ_STORAGE_WRITE_PER_GIB = 0.025          # Storage Write API ingestion (first 2 TiB/month free: not counted)
-BQ_SUBSCRIPTION_PER_TIB = 50.0            # Pub/Sub -> BigQuery subscription write (~$0.05 per million 1 KB msgs)
-RUN_VCPU_SECOND = 0.000024                # Cloud Functions 2nd gen (Cloud Run) CPU
-RUN_GIB_SECOND = 0.0000025                # memory
+BQ_SUBSCRIPTION_PER_TIB = 50.0            # Pub/Sub -> BigQuery subscription write
+BQ_ACTIVE_STORAGE_GIB_MONTH = 0.02        # logical storage, partitions modified in the last 90 days
+BQ_LONG_TERM_STORAGE_GIB_MONTH = 0.01     # after 90 days unmodified
+RUN_VCPU_SECOND = 0.000024                # request-based billing
+RUN_GIB_SECOND = 0.0000025
 RUN_PER_MILLION_REQUESTS = 0.40
-MEMORY_GIB = 0.5                          # --memory=512Mi as deployed
+BILLING_GRANULARITY_S = 0.1
+INGEST = {"vcpu": 1.0, "gib": 0.5}        # --cpu=1 --memory=512Mi as deployed
+SINK = {"vcpu": 1 / 3, "gib": 0.5}        # --memory=512Mi: 0.333 vCPU
 BATCH = 500
 
 
-def _run_cost(cpu_s: float, requests: float) -> float:
-    """Function cost when billed for the CPU time actually used (lower bound: busy, concurrent instances)."""
-    return cpu_s * (RUN_VCPU_SECOND + MEMORY_GIB * RUN_GIB_SECOND) + requests / 1e6 * RUN_PER_MILLION_REQUESTS
+def request_cost(seconds: float, size: dict) -> float:
+    """One request: allocated vCPU and memory for its duration rounded up to 100 ms, plus the request fee."""
+    billed = math.ceil(seconds / BILLING_GRANULARITY_S - 1e-9) * BILLING_GRANULARITY_S
+    return billed * (size["vcpu"] * RUN_VCPU_SECOND + size["gib"] * RUN_GIB_SECOND) + RUN_PER_MILLION_REQUESTS / 1e6
 
 
 def _pubsub(messages: float, bytes_each: float) -> float:
-    """Publish + one delivery, each billed at least 1 KB per message."""
+    """Publish + one push delivery, each billed at least 1,000 bytes."""
     return 2 * messages * max(PUBSUB_MIN_BYTES, bytes_each) / TIB * PUBSUB_THROUGHPUT_PER_TIB
 
 
 def model(m: dict) -> dict:
-    """$ per million events for three designs, from measured per-event figures in m."""
+    """$ per million events for three designs, from measured per-event bytes and per-request seconds in m.
+
+    m: ingest_request_s (one 500-event request), sink_message_s (one 500-event message), row_bytes,
+    pubsub_bytes_per_event, event_json_bytes.
+    """
     n = 1e6
-    ingest_cpu = m["ingest_cpu_us_per_event"] * 1e-6 * n
-    sink_cpu = m["sink_cpu_us_per_event"] * 1e-6 * n
+    requests = n / BATCH
+    ingest = requests * request_cost(m["ingest_request_s"], INGEST)
     storage_write = n * m["row_bytes"] / GIB * BQ_STORAGE_WRITE_PER_GIB
+    stored_gib = n * m["row_bytes"] / GIB
     batched = {
-        "pubsub": _pubsub(n / BATCH, m["pubsub_bytes_per_event"] * BATCH),
-        "functions": _run_cost(ingest_cpu, n / BATCH) + _run_cost(sink_cpu, n / BATCH),
+        "pubsub": _pubsub(requests, m["pubsub_bytes_per_event"] * BATCH),
+        "functions": ingest + requests * request_cost(m["sink_message_s"], SINK),
         "bigquery": storage_write,
     }
     per_event = {  # Sourcegraph's gateway: one uncompressed message per event, a sink invocation per message
         "pubsub": _pubsub(n, m["event_json_bytes"]),
-        "functions": _run_cost(ingest_cpu, n / BATCH) + _run_cost(sink_cpu, n),
+        "functions": ingest + n * request_cost(m["sink_message_s"] / BATCH, SINK),
         "bigquery": storage_write,
     }
     subscription = {  # one message per event straight into a BigQuery subscription: no sink function
         "pubsub": n * max(PUBSUB_MIN_BYTES, m["event_json_bytes"]) / TIB * PUBSUB_THROUGHPUT_PER_TIB,
-        "functions": _run_cost(ingest_cpu, n / BATCH),
+        "functions": ingest,
         "bigquery": n * max(PUBSUB_MIN_BYTES, m["event_json_bytes"]) / TIB * BQ_SUBSCRIPTION_PER_TIB,
     }
     designs = {"a_batched_gzip_storage_write": batched, "b_message_per_event": per_event,
                "c_message_per_event_bq_subscription": subscription}
-    return {name: {**parts, "total": sum(parts.values())} for name, parts in designs.items()}
+    result: dict = {name: {**parts, "total": sum(parts.values())} for name, parts in designs.items()}
+    result["storage_per_million_events_month"] = {"gib": stored_gib,
+                                                  "active": stored_gib * BQ_ACTIVE_STORAGE_GIB_MONTH,
+                                                  "long_term": stored_gib * BQ_LONG_TERM_STORAGE_GIB_MONTH}
+    return result

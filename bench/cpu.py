@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 
+from bench import corpus
 from shared.envelope import Batch, Identity, encode
 from shared.ingest.batch import Limits, validate_batch
 from shared.ingest.licenses.keys import encode_license, generate_private_key
@@ -19,7 +20,6 @@ from shared.ingest.schema import EVENT_SCHEMA
 from shared.sink.rows import context_columns, event_batch_columns, event_row, micros
 from shared.sink.storage_write import TableWriter
 from shared.sink.tables import EVENTS
-from shared.tools.generate import generate
 
 BATCH = 500
 LIMITS = Limits(max_event_bytes=65536, max_depth=32, max_string_chars=16384, max_future=timedelta(hours=1),
@@ -28,29 +28,42 @@ IDENTITY = Identity("bench-instance", "https://bench.example.com", "f" * 64, ("p
                     "licensed_instance")
 
 
+ROUNDS = 7  # interleaved rounds per figure; each figure is their median, printed with min and max
+
+
 def batch_body(seed: int = 1) -> tuple[bytes, list]:
-    """A RecordEvents body of 500 realistic events."""
-    events = [e for _, e in generate(BATCH, instances=5, days=2, seed=seed)]
+    """A RecordEvents body of 500 events from the realistic corpus."""
+    events = corpus.events(BATCH, seed=seed)
     body = {"metadata": {"requestId": "bench", "identifier": {"licensedInstance": {
         "instanceId": "bench-instance", "externalUrl": "https://bench.example.com"}}}, "events": events}
     return orjson.dumps(body), events
 
 
-def cpu_per_call(fn: Callable[[], object], rounds: int = 15, inner: int = 3) -> float:
-    """Median process CPU seconds of one call (the machine is noisy: medians of repeated rounds).
+def spread(samples: list[float]) -> dict:
+    """Median, min and max of repeated measurements."""
+    return {"median": statistics.median(samples), "min": min(samples), "max": max(samples)}
 
-    Objects alive before the measurement are frozen out of the collector, as both functions do at start-up.
+
+def interleaved(fns: dict[str, Callable[[], object]], rounds: int = ROUNDS, inner: int = 3) -> list[dict[str, float]]:
+    """Process CPU seconds per call of each fn, measured round by round (all fns in every round).
+
+    Interleaving puts each figure and its floor under the same machine conditions; a noisy moment then
+    moves both. Objects alive before the measurement are frozen out of the collector, as the functions do.
     """
     gc.collect()
     gc.freeze()
-    fn()
-    samples = []
+    for fn in fns.values():
+        fn()
+    results = []
     for _ in range(rounds):
-        start = time.process_time()
-        for _ in range(inner):
-            fn()
-        samples.append((time.process_time() - start) / inner)
-    return statistics.median(samples)
+        row = {}
+        for name, fn in fns.items():
+            start = time.process_time()
+            for _ in range(inner):
+                fn()
+            row[name] = (time.process_time() - start) / inner
+        results.append(row)
+    return results
 
 
 def ingest_path(body: bytes, verifier: LicenseVerifier, key: str, gzip_level: int) -> tuple[bytes, dict]:
@@ -64,26 +77,32 @@ def ingest_path(body: bytes, verifier: LicenseVerifier, key: str, gzip_level: in
 
 
 def measure_ingest(gzip_level: int = 1) -> dict:
-    """µs per event for the floor (orjson.loads), json.loads, a marshmallow load, and the ingest path."""
-    body, _ = batch_body()
+    """µs per event for the floor (orjson.loads), json.loads, a marshmallow load, and the ingest path.
+
+    The ratio ingest path / floor is taken in each interleaved round; its median, min and max are reported.
+    """
+    body, sample = batch_body()
     private = generate_private_key("rsa")
     key = encode_license({"v": 3, "t": [], "u": 1, "e": "2099-01-01T00:00:00Z"}, private)
     verifier = LicenseVerifier(Keyring((private.public_key(),)))
     events = orjson.loads(body)["events"]
-    per = {
-        "floor_orjson_loads": cpu_per_call(lambda: orjson.loads(body)),
-        "json_loads": cpu_per_call(lambda: json.loads(body)),
-        "marshmallow_load": cpu_per_call(lambda: EVENT_SCHEMA.load(events, many=True), rounds=5, inner=1),
-        "ingest_path": cpu_per_call(lambda: ingest_path(body, verifier, key, gzip_level)),
-    }
+    rounds = interleaved({
+        "floor_orjson_loads": lambda: orjson.loads(body),
+        "json_loads": lambda: json.loads(body),
+        "ingest_path": lambda: ingest_path(body, verifier, key, gzip_level),
+    })
+    marshmallow = interleaved({"m": lambda: EVENT_SCHEMA.load(events, many=True)}, rounds=3, inner=1)
     data, _ = ingest_path(body, verifier, key, gzip_level)
-    us = {k: v / BATCH * 1e6 for k, v in per.items()}
-    return {"us_per_event": us, "ratio_to_floor": us["ingest_path"] / us["floor_orjson_loads"],
-            "request_bytes_per_event": len(body) / BATCH, "pubsub_bytes_per_event": len(data) / BATCH}
+    us = {k: statistics.median(r[k] for r in rounds) / BATCH * 1e6 for k in rounds[0]}
+    us["marshmallow_load"] = statistics.median(r["m"] for r in marshmallow) / BATCH * 1e6
+    ratio = spread([r["ingest_path"] / r["floor_orjson_loads"] for r in rounds])
+    return {"us_per_event": us, "ratio_to_floor": ratio["median"], "ratio_spread": ratio, "rounds": len(rounds),
+            "request_bytes_per_event": len(body) / BATCH, "pubsub_bytes_per_event": len(data) / BATCH,
+            "corpus": corpus.describe(sample)}
 
 
 def measure_sink_transform() -> dict:
-    """µs per event to turn a published batch into serialized proto rows; bytes per row."""
+    """µs per event to turn a published batch into serialized proto rows (median of rounds); bytes per row."""
     _, events = batch_body(seed=2)
     batch = Batch(IDENTITY, "bench", datetime.now(UTC).isoformat(), events)
     writer = TableWriter(None, "p", "d", EVENTS, 10)
@@ -93,6 +112,7 @@ def measure_sink_transform() -> dict:
         shared = writer.serialize(event_batch_columns(context_columns(batch, "1", micros(now)), now))
         return [writer.serialize(event_row(e, now), shared) for e in events]
 
-    seconds = cpu_per_call(transform)
+    per_event = spread([r["t"] / BATCH * 1e6 for r in interleaved({"t": transform})])
     rows = transform()
-    return {"us_per_event": seconds / BATCH * 1e6, "row_bytes": sum(map(len, rows)) / len(rows)}
+    return {"us_per_event": per_event["median"], "us_spread": per_event,
+            "row_bytes": sum(map(len, rows)) / len(rows)}

@@ -76,7 +76,7 @@ def _run(url: str, headers: dict, bodies: list[bytes], threads: int, seconds: fl
             "p99_ms": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000 if ordered else None}
 
 
-def measure(configs: tuple[tuple[int, int], ...] = ((1, 8), (2, 4)), seconds: float = 8.0) -> dict:
+def measure(configs: tuple[tuple[int, int], ...] = ((1, 8), (2, 4), (2, 8)), seconds: float = 8.0) -> dict:
     """Saturation throughput per gunicorn (workers, threads), then p50/p99 at half the best throughput."""
     work = Path(tempfile.mkdtemp(prefix="bench-"))
     private = generate_private_key("rsa")

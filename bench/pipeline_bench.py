@@ -35,7 +35,9 @@ def sink_rows_per_s(pipeline: LocalPipeline, batches: int = 20) -> dict:
         errors = writer.append([writer.serialize(event_row(e, now), shared) for e in events])
         assert not errors
     rows = batches * len(payloads[0])
-    return {"rows_per_s": rows / (time.perf_counter() - started),
+    elapsed = time.perf_counter() - started
+    return {"rows_per_s": rows / elapsed, "seconds_per_message": elapsed / batches,
+            "cpu_s_per_message": (time.process_time() - cpu) / batches,
             "cpu_us_per_event": (time.process_time() - cpu) / rows * 1e6}
 
 

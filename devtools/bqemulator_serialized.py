@@ -5,6 +5,9 @@ Storage Write handlers (gRPC worker threads). Under load a query and an AppendRo
 DuckDB and the emulator stops answering for good (seen here: the main thread in `execute`, a gRPC thread
 in `unregister`, both waiting). This launcher serializes the two sides with one re-entrant lock and
 otherwise runs the emulator unchanged: `python -m devtools.bqemulator_serialized start ...`.
+
+It also prints one `append_rows_connection_opened` line per AppendRows connection a client opens, so
+tests can count connections on the server's side.
 """
 
 from __future__ import annotations
@@ -48,6 +51,19 @@ def create_app(context: object) -> object:
     return app
 
 
+def counted(handler: Callable) -> Callable:
+    """An AppendRows handler that prints a line for every connection (bidi stream) it serves."""
+
+    @functools.wraps(handler)
+    def wrapper(self: object, request_iterator: object, context: object) -> object:
+        print(APPEND_CONNECTION_LINE, flush=True)
+        yield from handler(self, request_iterator, context)
+
+    return wrapper
+
+
+APPEND_CONNECTION_LINE = "append_rows_connection_opened"
+BigQueryWriteHandler._handle_append_rows = counted(BigQueryWriteHandler._handle_append_rows)
 for _name in GRPC_HANDLERS:
     setattr(BigQueryWriteHandler, _name, serialized(getattr(BigQueryWriteHandler, _name)))
 server.create_app = create_app

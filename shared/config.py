@@ -103,6 +103,7 @@ class Config:
     quota_burst_events: int
     bq_dataset: str
     bq_timeout_s: float
+    bq_retry_budget_s: float
     bigquery_emulator_host: str | None
     bigquery_emulator_grpc_host: str | None
 
@@ -157,6 +158,7 @@ class Config:
             quota_burst_events=_int(env, "QUOTA_BURST_EVENTS", 20_000, minimum=1),
             bq_dataset=env.get("BQ_DATASET", "").strip() or "telemetry",
             bq_timeout_s=_float(env, "BQ_TIMEOUT_SECONDS", 20.0),
+            bq_retry_budget_s=_float(env, "BQ_RETRY_BUDGET_SECONDS", 30.0),
             bigquery_emulator_host=env.get("BIGQUERY_EMULATOR_HOST") or None,
             bigquery_emulator_grpc_host=env.get("BIGQUERY_EMULATOR_GRPC_HOST") or None,
         )

@@ -158,7 +158,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     from devtools.pipeline import LocalPipeline
 
     running = LocalPipeline(tmp_path_factory.mktemp("pipeline"), dataset="telemetry_test",
-                            extra_env={"BQ_TIMEOUT_SECONDS": "4", "PUBLISH_TIMEOUT_SECONDS": "2",
-                                       "RETRY_AFTER_SECONDS": "1"}).start()
+                            extra_env={"BQ_TIMEOUT_SECONDS": "4", "BQ_RETRY_BUDGET_SECONDS": "8",
+                                       "PUBLISH_TIMEOUT_SECONDS": "2", "RETRY_AFTER_SECONDS": "1"}).start()
     yield running
     running.stop()

@@ -6,12 +6,12 @@ import grpc
 from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
-from google.cloud.bigquery_storage_v1 import BigQueryWriteClient
+from google.cloud.bigquery_storage_v1 import BigQueryWriteClient, types
 from google.cloud.bigquery_storage_v1.services.big_query_write.transports import BigQueryWriteGrpcTransport
 
 from shared import logs
 from shared.config import Config
-from shared.sink.tables import TABLES, VIEWS, TableDef, view_sql
+from shared.sink.tables import TABLES, VIEWS, TableDef, add_column_statements, view_sql
 
 
 def bigquery_client(config: Config) -> bigquery.Client:
@@ -61,13 +61,19 @@ def missing_columns(client: bigquery.Client, config: Config, table: TableDef) ->
 def migrate(client: bigquery.Client, config: Config, table: TableDef) -> list[str]:
     """Add missing columns as NULLABLE (additive only: nothing is dropped or retyped); return them."""
     added = missing_columns(client, config, table)
-    for name in added:
-        column = table.column(name)
-        kind = f"ARRAY<{column.type}>" if column.mode == "REPEATED" else column.type
-        ddl = f"ALTER TABLE `{table_id(config, table)}` ADD COLUMN IF NOT EXISTS `{name}` {kind}"
+    for ddl in add_column_statements(table, table_id(config, table), added) if added else ():
         client.query(ddl, timeout=config.bq_timeout_s).result(timeout=config.bq_timeout_s)
-        logs.info("column_added", table=table.name, column=name)
+    if added:
+        logs.info("columns_added", table=table.name, columns=added)
     return added
+
+
+def live_columns(writes: BigQueryWriteClient, config: Config, table: TableDef) -> list[str]:
+    """The table's columns as the Storage Write API sees them (it learns of new columns minutes late)."""
+    stream = f"projects/{config.project}/datasets/{config.bq_dataset}/tables/{table.name}/streams/_default"
+    found = writes.get_write_stream(request={"name": stream, "view": types.WriteStreamView.FULL},
+                                    timeout=config.bq_timeout_s)
+    return [f.name for f in found.table_schema.fields]
 
 
 def ensure_dataset(config: Config, client: bigquery.Client | None = None) -> None:

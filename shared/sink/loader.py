@@ -10,7 +10,7 @@ from google.api_core import exceptions as gexc
 from shared import logs
 from shared.config import Config
 from shared.envelope import Batch, PoisonMessage, decode
-from shared.sink.bq import bigquery_client, ensure_dataset, migrate, write_client
+from shared.sink.bq import bigquery_client, ensure_dataset, live_columns, migrate, write_client
 from shared.sink.push import PushedMessage, message_id, pushed_message
 from shared.sink.rows import (
     RowProblem,
@@ -22,7 +22,7 @@ from shared.sink.rows import (
     rejected_row,
     row_time,
 )
-from shared.sink.storage_write import TableWriter
+from shared.sink.storage_write import Backoff, SchemaChanged, TableWriter
 from shared.sink.tables import EVENTS, REJECTED, TABLES
 
 
@@ -48,9 +48,13 @@ class Sink:
             except gexc.NotFound:
                 ensure_dataset(self.config, client)
             writes = write_client(self.config)
+            backoff = Backoff(budget_s=self.config.bq_retry_budget_s)
             for table in TABLES:
-                self._writers[table.name] = TableWriter(writes, self.config.project, self.config.bq_dataset,
-                                                        table, self.config.bq_timeout_s)
+                writer = TableWriter(writes, self.config.project, self.config.bq_dataset, table,
+                                     self.config.bq_timeout_s, backoff=backoff,
+                                     live_columns=lambda t=table: live_columns(writes, self.config, t))
+                writer.refresh_schema()
+                self._writers[table.name] = writer
             self._ready = True
 
     def handle(self, data: object) -> dict:
@@ -74,33 +78,50 @@ class Sink:
         return counts
 
     def load(self, batch: Batch, message: PushedMessage) -> dict:
-        """Write rows; refused events (by the transform or by BigQuery) go to rejected_events."""
+        """Write rows; a writer that saw the table's columns change serializes the batch again (once)."""
+        try:
+            return self._load(batch, message)
+        except SchemaChanged as exc:
+            logs.warning("batch_reserialized", messageId=message.message_id, detail=str(exc)[:300])
+            return self._load(batch, message)
+
+    def _load(self, batch: Batch, message: PushedMessage) -> dict:
+        """Rejections the transform finds are written first, then the events, then rows BigQuery refused.
+
+        A redelivery after a failure therefore never writes a batch's good rows twice unless BigQuery
+        itself refused some row of it and the rejected_events write then failed after its retries.
+        """
         now = now_utc()
         published = micros(row_time(message.publish_time)) if message.publish_time else None
         context = context_columns(batch, message.message_id, published)
-        writer = self._writers[EVENTS.name]
-        shared = writer.serialize(event_batch_columns(context, now))
+        events = self._writers[EVENTS.name]
+        shared = events.serialize(event_batch_columns(context, now))
         indexes: list[int] = []
         serialized: list[bytes] = []
         rejects: list[dict] = []
         for index, event in enumerate(batch.events):
             try:
-                serialized.append(writer.serialize(event_row(event, now), shared))
+                serialized.append(events.serialize(event_row(event, now), shared))
                 indexes.append(index)
             except RowProblem as exc:
                 rejects.append(rejected_row(event, index, exc.reason, exc.detail, context, now))
             except (TypeError, ValueError) as exc:
                 rejects.append(rejected_row(event, index, "invalid_value", str(exc), context, now))
-        for error in writer.append(serialized):
-            index = indexes[error.index]
-            rejects.append(rejected_row(batch.events[index], index, "bigquery_row_error",
-                                        f"{error.code}: {error.message}", context, now))
-        if rejects:
-            refused = self._writers[REJECTED.name].append(
-                [self._writers[REJECTED.name].serialize(r) for r in rejects])
-            if refused:
-                raise RuntimeError(f"rejected_events refused {len(refused)} rows: {refused[0].message}")
-            for reason in sorted({r["reason"] for r in rejects}):
-                logs.warning("events_rejected", reasonCode=reason, messageId=message.message_id,
-                             count=sum(r["reason"] == reason for r in rejects))
-        return {"events": len(batch.events), "inserted": len(batch.events) - len(rejects), "rejected": len(rejects)}
+        self._reject(rejects, message.message_id)
+        refused = [rejected_row(batch.events[indexes[e.index]], indexes[e.index], "bigquery_row_error",
+                                f"{e.code}: {e.message}", context, now) for e in events.append(serialized)]
+        self._reject(refused, message.message_id)
+        total = len(rejects) + len(refused)
+        return {"events": len(batch.events), "inserted": len(batch.events) - total, "rejected": total}
+
+    def _reject(self, rows: list[dict], message_id: str) -> None:
+        """Write rejected_events rows (every column a plain string or number: BigQuery has no reason to refuse)."""
+        if not rows:
+            return
+        writer = self._writers[REJECTED.name]
+        refused = writer.append([writer.serialize(r) for r in rows])
+        if refused:
+            raise RuntimeError(f"rejected_events refused {len(refused)} rows: {refused[0].message}")
+        for reason in sorted({r["reason"] for r in rows}):
+            logs.warning("events_rejected", reasonCode=reason, messageId=message_id,
+                         count=sum(r["reason"] == reason for r in rows))

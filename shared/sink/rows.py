@@ -22,7 +22,8 @@ def _compile(tree: dict) -> Node:
 
 
 KNOWN = _compile(FIELDS)
-# BigQuery streaming into a DAY-partitioned table accepts event times 5 years back to 1 year ahead.
+# The Storage Write API accepts column-partition times 10 years back to 1 year ahead; the sink keeps
+# the older streaming window (5 years back), which ingest's EVENT_MAX_AGE_DAYS cap follows.
 PARTITION_PAST = timedelta(days=5 * 365)
 PARTITION_FUTURE = timedelta(days=365)
 

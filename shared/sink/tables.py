@@ -89,7 +89,7 @@ REJECTED = TableDef(
         Column("reason", STRING, "Typed reason: invalid_event, timestamp_out_of_range, bigquery_row_error, ...", REQ),
         Column("detail", STRING, "Human-readable detail of the reason."),
         Column("event_id", STRING, "The event's id, when it had one."),
-        Column("raw_event", JSON, "The event exactly as published (JSON)."),
+        Column("raw_event", STRING, "The event exactly as published, as JSON text (PARSE_JSON to query it)."),
         Column("event_index", INT64, "Position of the event in its message."),
         *_IDENTITY,
         Column("rejected_at", TIMESTAMP, "When the sink rejected it.", REQ),
@@ -126,6 +126,20 @@ FROM (
   WHERE `timestamp` >= TIMESTAMP_SUB(CURRENT_TIMESTAMP(), INTERVAL 400 DAY))
 WHERE latest = 1""",
 }
+
+
+def add_column_statements(table: TableDef, table_ref: str, names: list[str] | None = None) -> list[str]:
+    """The one additive migration: `ALTER TABLE ... ADD COLUMN IF NOT EXISTS`, a statement per column.
+
+    Default: every column that may be added later (all but REQUIRED ones, which exist since creation).
+    New columns are NULLABLE (or REPEATED); BigQuery adds them without rewriting the table, and each
+    statement is a no-op for a column that exists, so deploy.sh runs them on every redeploy.
+    """
+    columns = [table.column(n) for n in names] if names else [c for c in table.columns if c.mode != "REQUIRED"]
+    if any(c.mode == "REQUIRED" for c in columns):
+        raise ValueError("a REQUIRED column cannot be added to an existing table")
+    return [f"ALTER TABLE `{table_ref}` ADD COLUMN IF NOT EXISTS `{c.name}` "
+            f"{f'ARRAY<{c.type}>' if c.mode == 'REPEATED' else c.type}" for c in columns]
 
 
 def view_sql(name: str, dataset: str) -> str:

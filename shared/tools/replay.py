@@ -6,6 +6,7 @@ import argparse
 import sys
 from datetime import UTC, datetime
 
+import orjson
 from google.cloud import bigquery
 
 from shared.config import Config
@@ -42,7 +43,7 @@ def _batches(rows: list) -> list[tuple[Batch, list[str]]]:
                                 row.caller_kind or "licensed_instance")
             groups[row.message_id] = (Batch(identity, row.request_id, row.received_at.isoformat(), []), [])
         batch, ids = groups[row.message_id]
-        batch.events.append(row.raw_event)
+        batch.events.append(orjson.loads(row.raw_event))  # JSON text, exactly as published
         ids.append(row.rejection_id)
     return list(groups.values())
 

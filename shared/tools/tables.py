@@ -1,15 +1,15 @@
-"""Table and view definitions for deploy.sh: `python -m shared.tools.tables schema|table|view|list`."""
+"""Table and view definitions for deploy.sh: `python -m shared.tools.tables schema|table|migrate|view|list`."""
 
 from __future__ import annotations
 
 import json
 import sys
 
-from shared.sink.tables import TABLES, VIEWS, schema_json, view_sql
+from shared.sink.tables import TABLES, VIEWS, add_column_statements, schema_json, view_sql
 
 
 def main(argv: list[str]) -> int:
-    """`python -m shared.tools.tables schema TABLE` | `view NAME DATASET` | `list`: used by deploy.sh."""
+    """`python -m shared.tools.tables schema|table|migrate TABLE [REF]`, `view NAME DATASET`, `list tables|views`."""
     by_name = {t.name: t for t in TABLES}
     if argv[:1] == ["schema"] and len(argv) == 2 and argv[1] in by_name:
         print(json.dumps(schema_json(by_name[argv[1]]), indent=2))
@@ -18,8 +18,12 @@ def main(argv: list[str]) -> int:
         print(f"{t.partition_field} {','.join(t.clustering)}")
     elif argv[:1] == ["view"] and len(argv) == 3 and argv[1] in VIEWS:
         print(view_sql(argv[1], argv[2]))
-    elif argv == ["list"]:
-        print(" ".join(by_name), "|", " ".join(VIEWS))
+    elif argv[:1] == ["migrate"] and len(argv) == 3 and argv[1] in by_name:
+        print(";\n".join(add_column_statements(by_name[argv[1]], argv[2])) + ";")  # one script
+    elif argv == ["list", "tables"]:
+        print(" ".join(by_name))
+    elif argv == ["list", "views"]:
+        print(" ".join(VIEWS))
     else:
         print(main.__doc__, file=sys.stderr)
         return 2

@@ -22,17 +22,19 @@ def mutating(call: list[str]) -> bool:
 
 @pytest.fixture
 def fake(tmp_path) -> dict:
-    """PATH with fake gcloud and bq first; returns the environment and a reader of the recorded calls."""
+    """PATH with the stateful fake gcloud and bq first; the environment, recorded calls and the fake's state."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     for tool in ("gcloud", "bq"):
         target = bin_dir / tool
         shutil.copy(Path(__file__).with_name("fake_gcloud.py"), target)
         target.chmod(0o755)
-    log = tmp_path / "calls.jsonl"
+    log, state = tmp_path / "calls.jsonl", tmp_path / "state.json"
     log.touch()
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "FAKE_LOG": str(log), "PYTHON": sys.executable}
-    return {"env": env, "calls": lambda: [json.loads(x) for x in log.read_text().splitlines()]}
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "FAKE_LOG": str(log), "PYTHON": sys.executable,
+           "FAKE_STATE_FILE": str(state), "DEPLOY_RETRY_SECONDS": "0"}
+    return {"env": env, "calls": lambda: [json.loads(x) for x in log.read_text().splitlines()],
+            "reset": lambda: log.write_text(""), "state": lambda: json.loads(state.read_text())}
 
 
 def deploy(repo: Path, fake: dict, *args: str, **env: str) -> subprocess.CompletedProcess:
@@ -44,54 +46,91 @@ def has(calls: list, *words: str) -> list:
     return [c for c in calls if all(w in c for w in words)]
 
 
+def sink_subscription(state: dict) -> str:
+    return state["functions"]["telemetry-sink"]["trigger"]["subscription"].rsplit("/", 1)[-1]
+
+
 def test_fresh_deploy_creates_everything(repo, fake):
-    out = deploy(repo, fake, "dev", FAKE_STATE="missing")
-    assert out.returncode == 0, out.stderr
-    calls = fake["calls"]()
-    assert len(has(calls, "topics", "create")) == 2
-    assert has(calls, "subscriptions", "create", "telemetry-events-dead-letter-pull")
-    assert has(calls, "bq", "mk", "--dataset")
+    out = deploy(repo, fake, "dev")
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    calls, state = fake["calls"](), fake["state"]()
+    assert {"iam.googleapis.com", "bigquerystorage.googleapis.com"} <= set(state["services"])
+    assert set(state["topics"]) == {"telemetry-events", "telemetry-events-dead-letter"}
     tables = has(calls, "bq", "mk", "--table")
     assert {c[-2].rsplit(".", 1)[-1] for c in tables} == {"events", "rejected_events"}
-    assert "--time_partitioning_field=timestamp" in tables[0] and "--time_partitioning_type=DAY" in tables[0]
+    assert "--time_partitioning_field=timestamp" in tables[0]
     assert "--clustering_fields=feature,action,instance_id" in tables[0]
-    schema = json.loads(Path(tables[0][-1]).read_text())
-    assert [c["name"] for c in schema][:4] == ["event_id", "timestamp", "feature", "action"]
-    assert len(has(calls, "bq", "query")) == 3  # the three views
-    assert len(has(calls, "iam", "service-accounts", "create")) == 2
-    (ingest,) = [c for c in has(calls, "functions", "deploy") if "telemetry-ingest" in c]
-    (sink,) = [c for c in has(calls, "functions", "deploy") if "telemetry-sink" in c]
-    assert "--trigger-http" in ingest and "--gen2" in ingest and "--runtime=python311" in ingest
-    env_arg = next(a for a in ingest if a.startswith("--set-env-vars="))
-    assert "TELEMETRY_ENV=dev" in env_arg and "TRUSTED_LICENSE_KEYS_FILE=config/trusted-license-keys.pub" in env_arg
-    assert "--retry" in sink and "--trigger-topic=telemetry-events" in sink
-    source = Path(next(a for a in ingest if a.startswith("--source=")).split("=", 1)[1])
+    names = [c["name"] for c in json.loads(Path(tables[0][-1]).read_text())]
+    assert names[:4] == ["event_id", "timestamp", "feature", "action"]
+    queries = state["queries"]["all"]
+    grant = "GRANT `roles/bigquery.dataEditor` ON SCHEMA `sourcegraph-telemetry-gateway-dev.telemetry`"
+    assert any(q.startswith(grant) and "serviceAccount:telemetry-sink@" in q for q in queries)
+    assert sum(q.startswith("CREATE OR REPLACE VIEW") for q in queries) == 3
+    assert not has(calls, "bq", "add-iam-policy-binding")
+    assert len(state["accounts"]) == 4 and "retrying" in out.stdout  # a new account's first binding failed once
+    ingest, sink = state["functions"]["telemetry-ingest"]["flags"], state["functions"]["telemetry-sink"]["flags"]
+    assert ingest["concurrency"] == "8" and "WORKERS=1@THREADS=8" in ingest["set-env-vars"]
+    assert ingest["build-service-account"].endswith("/serviceAccounts/telemetry-build@"
+                                                     "sourcegraph-telemetry-gateway-dev.iam.gserviceaccount.com")
+    assert sink["ingress-settings"] == "internal-only"
+    assert sink["trigger-service-account"].startswith("telemetry-sink-push@")
+    source = Path(ingest["source"])
     assert (source / "main.py").exists() and (source / "shared" / "ingest" / "licenses" / "keys.py").exists()
     assert not (source / "shared" / "sink").exists() and not (source / "shared" / "tools").exists()
     assert (source / "config" / "trusted-license-keys.pub").exists()
     assert (source / "shared" / "VERSION").read_text().strip() in out.stdout
-    (dlq,) = has(calls, "subscriptions", "update")
-    assert "--dead-letter-topic=telemetry-events-dead-letter" in dlq and "--max-delivery-attempts=10" in dlq
-    assert "projects/p/subscriptions/eventarc-us-central1-telemetry-sink-123-sub-456" in dlq
-    trigger = "projects/p/locations/us-central1/triggers/telemetry-sink-123"
-    assert has(calls, "eventarc", "triggers", "describe", trigger)
-    publisher = [c for c in has(calls, "add-iam-policy-binding", "--role=roles/pubsub.publisher")
-                 if "telemetry-events" in c]
-    assert any("serviceAccount:telemetry-ingest@" in a for c in publisher for a in c)
-    assert has(calls, "bq", "add-iam-policy-binding", "--role=roles/bigquery.dataEditor")
-    assert len(has(calls, "logging", "metrics", "create")) == 5
-    assert has(calls, "monitoring", "policies", "create")
+    subscription = state["subscriptions"][sink_subscription(state)]
+    assert subscription["dead-letter-topic"] == "telemetry-events-dead-letter"
+    assert subscription["max-delivery-attempts"] == "10"
+    assert len(state["metrics"]) == 5 and len(state["policies"]) == 1 and len(state["dashboards"]) == 1
+    (dashboard,) = state["dashboards"].values()
+    assert dashboard["displayName"] == "Telemetry gateway (dev)"
+    assert len(dashboard["doc"]["mosaicLayout"]["tiles"]) == 8
     assert "ingest URL: https://ingest.example.run.app/v1/events" in out.stdout
 
 
-def test_redeploy_creates_nothing(repo, fake):
-    out = deploy(repo, fake, "dev", FAKE_STATE="exists")
-    assert out.returncode == 0, out.stderr
-    calls = fake["calls"]()
-    assert not [c for c in calls if "create" in c or "mk" in c]
-    assert len(has(calls, "bq", "update")) == 2  # additive schema update
-    assert len(has(calls, "functions", "deploy")) == 2
-    assert len(has(calls, "logging", "metrics", "update")) == 5
+def test_redeploy_keeps_the_trigger_and_updates_in_place(repo, fake):
+    assert deploy(repo, fake, "dev").returncode == 0
+    first = fake["state"]()
+    fake["reset"]()
+    out = deploy(repo, fake, "dev")
+    assert out.returncode == 0, out.stderr[-2000:]
+    calls, state = fake["calls"](), fake["state"]()
+    assert sink_subscription(state) == sink_subscription(first)  # same push subscription, backlog intact
+    assert sum(1 for s in state["subscriptions"].values() if s.get("eventarc")) == 1
+    assert "trigger is unchanged" in out.stdout
+    (sink_deploy,) = has(calls, "functions", "deploy", "telemetry-sink")
+    assert not [a for a in sink_deploy if a.startswith(("--trigger-topic", "--retry"))]
+    assert state["subscriptions"][sink_subscription(state)]["dead-letter-topic"] == "telemetry-events-dead-letter"
+    assert not [c for c in calls if "create" in c or "mk" in c]  # nothing created twice
+    (policy,) = state["policies"].values()
+    (dashboard,) = state["dashboards"].values()
+    assert policy["updates"] == 1 and dashboard["updates"] == 1
+    alters = [q for q in state["queries"]["all"] if q.startswith("ALTER TABLE")]
+    assert len(alters) == 2 and all("ADD COLUMN IF NOT EXISTS" in q for q in alters)
+    assert all(m == 2 for m in state["metrics"].values())
+    assert state["functions"]["telemetry-sink"]["deploys"] == 2
+    assert deploy(repo, fake, "dev").returncode == 0  # a third time: the dashboard's new etag is fetched again
+    assert [d["updates"] for d in fake["state"]()["dashboards"].values()] == [2]
+
+
+def test_a_changed_trigger_is_refused_unless_allowed(repo, fake):
+    assert deploy(repo, fake, "dev").returncode == 0
+    state = fake["state"]()
+    state["functions"]["telemetry-sink"]["trigger"]["identity"] = "someone-else@example.com"
+    Path(fake["env"]["FAKE_STATE_FILE"]).write_text(json.dumps(state))
+    before = sink_subscription(state)
+    out = deploy(repo, fake, "dev")
+    assert out.returncode != 0 and "drops its backlog" in out.stderr
+    assert sink_subscription(fake["state"]()) == before
+    out = deploy(repo, fake, "dev", "--allow-trigger-change")
+    assert out.returncode == 0 and "WARNING: the sink's trigger changes" in out.stdout
+    assert sink_subscription(fake["state"]()) != before
+
+
+def test_prod_without_a_notification_channel_warns(repo, fake):
+    out = deploy(repo, fake, "prod", "--plan")
+    assert out.returncode == 0 and "NOTIFICATION_CHANNEL is empty" in out.stderr
 
 
 def test_plan_runs_nothing_and_prints_everything(repo, fake):
@@ -114,7 +153,7 @@ def test_plan_needs_no_gcloud_at_all(repo, fake, tmp_path):
 
 
 def test_failing_step_stops_with_message(repo, fake):
-    out = deploy(repo, fake, "dev", FAKE_STATE="exists", FAKE_FAIL="functions deploy telemetry-sink")
+    out = deploy(repo, fake, "dev", FAKE_FAIL="functions deploy telemetry-sink")
     assert out.returncode != 0
     assert "fake failure of: gcloud functions deploy telemetry-sink" in out.stderr
     assert not has(fake["calls"](), "subscriptions", "update")
@@ -125,7 +164,7 @@ def test_prod_refuses_dirty_tree(repo, fake):
     original = readme.read_text()
     readme.write_text(original + "\nuncommitted\n")
     try:
-        out = deploy(repo, fake, "prod", FAKE_STATE="exists")
+        out = deploy(repo, fake, "prod")
     finally:
         readme.write_text(original)
     assert out.returncode != 0 and "uncommitted changes" in out.stderr
@@ -156,14 +195,14 @@ def test_missing_setting(repo, fake):
 
 
 def test_verify_runs_contract_suite_against_the_url(repo, fake, dev_server, keys):
-    out = deploy(repo, fake, "dev", "--verify", FAKE_STATE="exists", FAKE_URL=dev_server.url,
+    out = deploy(repo, fake, "dev", "--verify", FAKE_URL=dev_server.url,
                  DEV_VERIFY_LICENSE_KEY=keys["dev"].issue(tags=("dev",)))
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "passed" in out.stdout and "skipped" not in out.stdout
 
 
 def test_verify_fails_deploy_when_contract_fails(repo, fake, dev_server):
-    out = deploy(repo, fake, "dev", "--verify", FAKE_STATE="exists", FAKE_URL=dev_server.url,
+    out = deploy(repo, fake, "dev", "--verify", FAKE_URL=dev_server.url,
                  DEV_VERIFY_LICENSE_KEY="not-a-valid-license")
     assert out.returncode != 0 and "contract tests failed" in out.stderr
 

@@ -71,7 +71,8 @@ def test_pubsub_stall_under_client_load_loses_nothing(pipeline):
 
 
 def test_bigquery_stall_is_redelivered_and_lands_once(pipeline):
-    """Freeze BigQuery for ~30 s while batches flow: the sink fails, Pub/Sub redelivers; rows land once."""
+    """Freeze BigQuery for ~30 s while batches flow: the sink retries inside each delivery (its budget is
+    8 s here), then fails it and Pub/Sub redelivers; every row lands, once in the view."""
     stall_s = float(os.environ.get("BIGQUERY_STALL_SECONDS", "30"))
     instance = f"inst-bq-stall-{uuid.uuid4().hex[:6]}"
     sender = Sender(pipeline.ingest.url, pipeline.issue_license(), instance, batch_size=100, max_time_s=60)
@@ -87,11 +88,15 @@ def test_bigquery_stall_is_redelivered_and_lands_once(pipeline):
             time.sleep(stall_s / 6)
     finally:
         pipeline.bigquery.service.signal(signal.SIGCONT)
-    assert "sink_failed" in pipeline.sink.log_path.read_text()[log_start:], "the sink never failed"
+    log = pipeline.sink.log_path.read_text()[log_start:]
+    assert '"append_retry"' in log, "the sink never retried inside a delivery"
+    assert '"sink_failed"' in log, "the sink never gave a delivery back to Pub/Sub"
     got = wait_for_ids(pipeline, instance, set(sent))
     assert sorted(got) == sorted(sent)
-    failures = pipeline.sink.log_path.read_text()[log_start:].count('"sink_failed"')
-    print(f"\nBigQuery frozen {stall_s:g} s: {len(sent)} events sent, {failures} failed sink deliveries, "
+    log = pipeline.sink.log_path.read_text()[log_start:]
+    failures, retries = log.count('"sink_failed"'), log.count('"append_retry"')
+    print(f"\nBigQuery frozen {stall_s:g} s: {len(sent)} events sent, {retries} appends retried in-delivery, "
+          f"{failures} failed sink deliveries, "
           f"rows {len(ids_in(pipeline, 'events', instance))}, deduped {len(got)}, lost 0")
 
 

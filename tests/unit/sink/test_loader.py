@@ -56,3 +56,33 @@ def test_poison_message_fails_the_delivery(bigquery_env):
 def test_null_message_is_poison():
     with pytest.raises(PoisonMessage):
         Sink(Config.from_env({"TELEMETRY_ENV": "dev"})).handle({"message": None})
+
+
+def test_a_failed_rejected_write_never_rewrites_good_rows(bigquery_env, monkeypatch):
+    """rejected_events is written before events: when it fails, the redelivery writes each good row once."""
+    from google.api_core import exceptions as gexc
+
+    from shared.sink.storage_write import TableWriter
+
+    monkeypatch.setenv("BQ_RETRY_BUDGET_SECONDS", "0.5")
+    sink = Sink(Config.from_env())
+    good, ancient = make_event(), make_event(timestamp="1999-01-01T00:00:00Z")
+    data, attributes = encode(Batch(IDENTITY, "req-o", "2026-11-28T00:00:00+00:00", [good, ancient]))
+    message = pushed(data, attributes, f"m-{uuid.uuid4().hex[:8]}").data
+    original = TableWriter._send
+    failing = {"on": True}
+
+    def rejected_unavailable(self: TableWriter, rows: list[bytes]) -> tuple:
+        if failing["on"] and "/tables/rejected_events/" in self.stream:
+            raise gexc.ServiceUnavailable("rejected_events is down")
+        return original(self, rows)
+
+    monkeypatch.setattr(TableWriter, "_send", rejected_unavailable)
+    with pytest.raises(gexc.ServiceUnavailable):
+        sink.handle(message)
+    failing["on"] = False
+    assert sink.handle(message) == {"events": 2, "inserted": 1, "rejected": 1}  # Pub/Sub's redelivery
+    bq = bigquery_client(Config.from_env(bigquery_env))
+    dataset = f"{bigquery_env['GOOGLE_CLOUD_PROJECT']}.{bigquery_env['BQ_DATASET']}"
+    (row,) = bq.query(f"SELECT COUNT(*) AS n FROM `{dataset}.events` WHERE event_id = '{good['id']}'").result()
+    assert row.n == 1

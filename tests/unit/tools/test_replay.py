@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from types import SimpleNamespace
 
+import orjson
+
 from shared.tools.replay import _batches
 
 
@@ -12,7 +14,7 @@ def row(rejection_id: str, message_id: str, event: dict, kind: str | None = "lic
     return SimpleNamespace(rejection_id=rejection_id, message_id=message_id, request_id=f"r-{message_id}",
                            instance_id="i", external_url=None, license_fingerprint="fp", license_tags=["dev"],
                            environment="dev", caller_kind=kind, received_at=datetime(2026, 1, 1, tzinfo=UTC),
-                           raw_event=event)
+                           raw_event=orjson.dumps(event).decode())
 
 
 def test_one_batch_per_original_message_each_rejection_once():
