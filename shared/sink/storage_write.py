@@ -22,6 +22,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from google.api_core import exceptions as gexc
+from google.api_core.future.polling import DEFAULT_POLLING
 from google.cloud.bigquery_storage_v1 import BigQueryWriteClient, types
 from google.cloud.bigquery_storage_v1 import exceptions as bqstorage_exceptions
 from google.cloud.bigquery_storage_v1.writer import AppendRowsFuture, AppendRowsStream
@@ -39,6 +40,10 @@ MAX_REQUEST_BYTES = 8 * 1024 * 1024  # AppendRows accepts up to 10 MB per reques
 # Worth retrying: the service's own transient codes, and a connection that closed or would not open.
 TRANSIENT = (gexc.ServiceUnavailable, gexc.InternalServerError, gexc.Aborted, gexc.ResourceExhausted,
              gexc.DeadlineExceeded, gexc.Unknown, bqstorage_exceptions.StreamClosedError, TimeoutError)
+
+
+# How often a response future is checked: the library's default waits a second before its first look.
+ANSWER_POLLING = DEFAULT_POLLING.with_delay(initial=0.001, maximum=0.02, multiplier=2.0)
 
 
 @dataclass(frozen=True)
@@ -203,7 +208,7 @@ class TableWriter:
         try:
             with self._lock:
                 future = self._start(request)
-            response = future.result(timeout=self._timeout)
+            response = future.result(timeout=self._timeout, polling=ANSWER_POLLING)
         except TRANSIENT:
             self.close()  # the retry goes over a fresh connection, never one that failed or went quiet
             raise
