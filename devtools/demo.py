@@ -41,7 +41,9 @@ def run_demo(pipeline: LocalPipeline) -> None:
     print(f"{'day':<12}{'feature':<26}{'rows':>6}")
     for row in client.query(query).result():
         print(f"{row.day!s:<12}{row.feature:<26}{row.n:>6}")
-    license_key = pipeline.issue_license()
+    license_file = pipeline.workdir / "demo-license"  # printed commands read it: keys stay off screens
+    license_file.write_text(pipeline.issue_license() + "\n")
+    license_file.chmod(0o600)
     body = orjson.dumps({"metadata": {"requestId": "curl-1", "identifier": {"licensedInstance": {
         "instanceId": "curl-instance", "externalUrl": "https://sg.example.com"}}}, "events": [{
             "id": "11111111-2222-4333-8444-555555555555", "timestamp": "2026-01-01T12:00:00Z",
@@ -52,5 +54,5 @@ def run_demo(pipeline: LocalPipeline) -> None:
           f"dataset={pipeline.dataset}")
     print("\nTry it:\n"
           f"curl -sS -X POST {pipeline.ingest.url}/v1/events \\\n"
-          f"  -H 'Authorization: Bearer {license_key}' \\\n"
+          f"  -H \"Authorization: Bearer $(cat {license_file})\" \\\n"
           f"  -H 'Content-Type: application/json' \\\n  -d {shlex.quote(body)}")

@@ -89,6 +89,9 @@ class Config:
     max_request_bytes: int
     max_body_bytes: int
     body_timeout_s: float
+    body_min_rate: int
+    body_grace_s: float
+    max_parse_memory: int
     max_auth_header_chars: int
     max_events: int
     max_event_bytes: int
@@ -126,6 +129,10 @@ class Config:
         gzip_level = _int(env, "PUBSUB_GZIP_LEVEL", 1, minimum=0)
         if gzip_level > 3:
             raise ConfigError("PUBSUB_GZIP_LEVEL is an ISA-L level: 0 to 3")
+        max_events = _int(env, "MAX_EVENTS_PER_REQUEST", 1000, minimum=1)
+        burst = _int(env, "QUOTA_BURST_EVENTS", 20_000, minimum=1)
+        if burst < max_events:
+            raise ConfigError("QUOTA_BURST_EVENTS must be >= MAX_EVENTS_PER_REQUEST (a full batch must fit the bucket)")
         if max_request > MAX_BATCH_BYTES:
             raise ConfigError(f"MAX_REQUEST_BYTES must stay under Pub/Sub's 10 MB message limit "
                               f"(<= {MAX_BATCH_BYTES} bytes)")
@@ -144,8 +151,11 @@ class Config:
             max_request_bytes=max_request,
             max_body_bytes=_int(env, "MAX_BODY_BYTES", max_request, minimum=1024),
             body_timeout_s=_float(env, "BODY_READ_TIMEOUT_SECONDS", 10.0),
+            body_min_rate=_int(env, "BODY_MIN_BYTES_PER_SECOND", 32 * 1024, minimum=1),
+            body_grace_s=_float(env, "BODY_READ_GRACE_SECONDS", 0.5),
+            max_parse_memory=_int(env, "MAX_PARSE_MEMORY_BYTES", 128 * MIB, minimum=MIB),
             max_auth_header_chars=_int(env, "MAX_AUTHORIZATION_CHARS", 4096, minimum=256),
-            max_events=_int(env, "MAX_EVENTS_PER_REQUEST", 1000, minimum=1),
+            max_events=max_events,
             max_event_bytes=_int(env, "MAX_EVENT_BYTES", 64 * 1024, minimum=256),
             max_event_depth=_int(env, "MAX_EVENT_DEPTH", 32, minimum=2),
             max_string_chars=_int(env, "MAX_STRING_CHARS", 16_384, minimum=64),
@@ -155,7 +165,7 @@ class Config:
             retry_after_s=_int(env, "RETRY_AFTER_SECONDS", 30, minimum=1),
             gzip_level=gzip_level,
             quota_events_per_s=_float(env, "QUOTA_EVENTS_PER_SECOND", 2000.0),
-            quota_burst_events=_int(env, "QUOTA_BURST_EVENTS", 20_000, minimum=1),
+            quota_burst_events=burst,
             bq_dataset=env.get("BQ_DATASET", "").strip() or "telemetry",
             bq_timeout_s=_float(env, "BQ_TIMEOUT_SECONDS", 20.0),
             bq_retry_budget_s=_float(env, "BQ_RETRY_BUDGET_SECONDS", 30.0),

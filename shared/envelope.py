@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass
 
 import orjson
-from isal import igzip
+from isal import igzip, isal_zlib
+
+from shared import jsontext
 
 SCHEMA_VERSION = 1
 ENCODINGS = ("gzip", "identity")
@@ -14,6 +15,7 @@ PUBSUB_MESSAGE_LIMIT = 10_000_000  # Pub/Sub's limit for one message (data + att
 # The largest batch (decompressed request) one message may carry: gzip only shrinks it, and the
 # envelope's head and attributes fit in the remaining headroom.
 MAX_BATCH_BYTES = 9 * 1024 * 1024
+MAX_MESSAGE_BODY = MAX_BATCH_BYTES + 1024 * 1024  # a decoded message: the batch and its envelope head
 
 
 class PoisonMessage(ValueError):
@@ -90,15 +92,29 @@ def encode(batch: Batch, gzip_level: int = 1, extra_attributes: dict | None = No
     return data, attributes
 
 
+def _inflate(data: bytes) -> bytes:
+    """Gunzip at most MAX_MESSAGE_BODY + 1 bytes: a corrupt stream or a gzip bomb is poison, not an outage."""
+    inflater = isal_zlib.decompressobj(16 + isal_zlib.MAX_WBITS)
+    try:
+        body = inflater.decompress(data, MAX_MESSAGE_BODY + 1)
+    except (isal_zlib.error, ValueError) as exc:  # ISA-L raises its own error type, not zlib.error
+        raise PoisonMessage(f"undecodable payload: {exc}") from None
+    if len(body) <= MAX_MESSAGE_BODY and not inflater.eof:
+        raise PoisonMessage("undecodable payload: gzip stream is truncated")
+    return body
+
+
 def decode(data: bytes, attributes: dict) -> Batch:
     """Decode a message written by encode(); raise PoisonMessage if it never can be."""
     encoding = attributes.get("encoding", "identity")
     if encoding not in ENCODINGS:
         raise PoisonMessage(f"unknown encoding {encoding!r}")
+    body = _inflate(data) if encoding == "gzip" else data
+    if len(body) > MAX_MESSAGE_BODY:
+        raise PoisonMessage(f"payload over {MAX_MESSAGE_BODY} bytes")
     try:
-        body = igzip.decompress(data) if encoding == "gzip" else data
-        doc = orjson.loads(body)
-    except (OSError, EOFError, zlib.error, orjson.JSONDecodeError) as exc:
+        doc = jsontext.loads(body)
+    except jsontext.JSONTextError as exc:
         raise PoisonMessage(f"undecodable payload: {exc}") from None
     version = doc.get("schemaVersion") if isinstance(doc, dict) else None
     if version != SCHEMA_VERSION:

@@ -20,9 +20,8 @@ PROJECT = "test-project"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    """Contract tests run against a live deployment with --url (and --license-key for the licensed cases)."""
+    """Contract tests run against a live deployment with --url ($TELEMETRY_LICENSE_KEY for the licensed cases)."""
     parser.addoption("--url", default=None, help="base URL of a deployed ingest function (default: a local one)")
-    parser.addoption("--license-key", default=None, help="license key the deployment accepts")
 
 
 @pytest.fixture(scope="session")

@@ -109,8 +109,10 @@ def check_event(event: object, limits: Limits, now: datetime) -> Accepted | Refu
         return Refusal("invalid_event", "event is not a JSON object")
     try:
         raw = orjson.dumps(event)
-    except orjson.JSONEncodeError:  # nested deeper than orjson writes (255 levels)
-        return Refusal("event_too_complex", f"nested deeper than {limits.max_depth} levels")
+    except orjson.JSONEncodeError as exc:
+        if "64-bit" in str(exc):  # parsed exactly by shared.jsontext; BigQuery's JSON cannot hold it
+            return Refusal("invalid_event", "an integer does not fit in 64 bits; send it as a string")
+        return Refusal("event_too_complex", f"nested deeper than {limits.max_depth} levels")  # orjson: 255
     if len(raw) > limits.max_event_bytes:
         return Refusal("event_too_large", f"event is {len(raw)} bytes, limit {limits.max_event_bytes}")
     problem = None if _shape_ok(raw, limits) else _shape_problem(event, limits)

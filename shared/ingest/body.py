@@ -27,6 +27,16 @@ def _too_large(limit: int, what: str) -> PayloadTooLarge:
     return PayloadTooLarge("body_too_large", f"{what} exceeds {limit} bytes")
 
 
+def body_deadline(content_length: int | None, timeout_s: float, min_rate: int, grace_s: float) -> float:
+    """Seconds a body may take: a grace plus its length at the minimum rate, never more than timeout_s.
+
+    A minimum rate keeps a trickled body from holding a server thread for the whole timeout.
+    """
+    if content_length is None:
+        return timeout_s
+    return min(timeout_s, grace_s + content_length / min_rate)
+
+
 def read_body(
     stream: BinaryIO, content_length: int | None, encoding: str, *, max_wire: int, max_inflated: int,
     timeout_s: float = 10.0,
@@ -53,6 +63,10 @@ def read_body(
             _inflate(inflater, chunk, out, max_inflated)
         if len(out) > max_inflated:
             raise _too_large(max_inflated, "decompressed body")
+    if content_length is not None and wire < content_length:
+        if time.monotonic() >= deadline - 0.05:  # the watchdog cut a body that was still arriving
+            raise RequestTimeout("body_timeout", f"request body not received within {timeout_s:g}s")
+        raise BadRequest("incomplete_body", f"body ended after {wire} of {content_length} bytes")
     if inflater is not None:
         if not inflater.eof:
             raise BadRequest("bad_gzip", "gzip body is truncated")

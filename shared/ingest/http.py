@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import traceback
 
@@ -17,6 +18,7 @@ from shared.ingest.quota import Quota
 from shared.ingest.record import RecordEvents
 
 EVENTS_PATH = "/v1/events"
+HEARTBEAT_CACHE_S = 10.0
 
 
 def json_response(body: dict, status: int = 200, headers: dict | None = None) -> Response:
@@ -25,9 +27,11 @@ def json_response(body: dict, status: int = 200, headers: dict | None = None) ->
 
 
 def error_response(exc: GatewayError) -> Response:
-    """The JSON error answer of a whole-request failure."""
-    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
-    return json_response(exc.body(), exc.status, headers)
+    """The JSON error answer of a whole-request failure (a cut body also closes its connection)."""
+    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else {}
+    if exc.status == 408:
+        headers["Connection"] = "close"
+    return json_response(exc.body(), exc.status, headers or None)
 
 
 class Gateway:
@@ -36,6 +40,8 @@ class Gateway:
     def __init__(self, config: Config, record: RecordEvents) -> None:
         self.config = config
         self.record = record
+        self._heartbeat = (-HEARTBEAT_CACHE_S, False)
+        self._heartbeat_lock = threading.Lock()
         logs.configure(version=config.version, environment=config.environment, function="ingest")
 
     @classmethod
@@ -59,10 +65,21 @@ class Gateway:
         if path == "/__heartbeat__":
             if denied := self._only(request, "GET"):
                 return denied
-            ok = self.record.publisher.topic_exists()
+            ok = self._topic_reachable()
             return json_response({"status": "ok" if ok else "error", "checks": {"pubsub_topic": ok}},
                                  200 if ok else 503)
         return error_response(NotFound("not_found", f"no route {path}; POST events to {EVENTS_PATH}"))
+
+    def _topic_reachable(self) -> bool:
+        """The topic check, asked of Pub/Sub at most once per HEARTBEAT_CACHE_S (the endpoint is public)."""
+        now = time.monotonic()
+        with self._heartbeat_lock:
+            checked_at, ok = self._heartbeat
+            if now - checked_at < HEARTBEAT_CACHE_S:
+                return ok
+            ok = self.record.publisher.topic_exists()
+            self._heartbeat = (time.monotonic(), ok)
+            return ok
 
     @staticmethod
     def _only(request: Request, method: str) -> Response | None:

@@ -1,4 +1,10 @@
-"""Per-instance event quota: a token bucket per instance id, kept by each function instance."""
+"""Event quota per verified caller: a token bucket per license fingerprint, kept by each function instance.
+
+The key is never a caller-chosen string: one license's traffic, under any instance ids, draws on one
+bucket. Each function instance keeps its own buckets (no shared state), so a caller's effective rate is
+the quota times the instances serving it; max-instances bounds that, and Cloud Armor can rate-limit by
+IP in front of the function (docs/security.md).
+"""
 
 from __future__ import annotations
 
@@ -13,27 +19,27 @@ from shared.errors import TooManyRequests
 
 
 class Quota:
-    """Allows `rate` events/s per instance with bursts up to `burst` events."""
+    """Allows `rate` events/s per caller with bursts up to `burst` events (a batch is charged in full)."""
 
     def __init__(self, rate: float, burst: int, *, clock: Callable[[], float] = time.monotonic,
-                 max_instances: int = 100_000) -> None:
+                 max_callers: int = 100_000) -> None:
         self._rate = rate
         self._burst = float(burst)
         self._clock = clock
-        self._buckets: LRUCache[str, list[float]] = LRUCache(max_instances)
+        self._buckets: LRUCache[str, list[float]] = LRUCache(max_callers)
         self._lock = threading.Lock()
 
-    def take(self, instance_id: str, events: int) -> None:
-        """Spend tokens for a batch, or raise TooManyRequests with the seconds to wait."""
+    def take(self, caller: str, events: int) -> None:
+        """Spend tokens for every event of a batch, or raise TooManyRequests with the seconds to wait."""
         now = self._clock()
+        cost = float(events)
         with self._lock:
-            tokens, last = self._buckets.get(instance_id, (self._burst, now))
+            tokens, last = self._buckets.get(caller, (self._burst, now))
             tokens = min(self._burst, tokens + (now - last) * self._rate)
-            cost = min(float(events), self._burst)
             if tokens < cost:
-                self._buckets[instance_id] = [tokens, now]
-                wait = math.ceil((cost - tokens) / self._rate)
+                self._buckets[caller] = [tokens, now]
+                wait = max(1, math.ceil((cost - tokens) / self._rate))
                 raise TooManyRequests(
-                    "quota_exceeded", f"instance over {self._rate:g} events/s; retry in {wait}s", retry_after=wait
+                    "quota_exceeded", f"caller over {self._rate:g} events/s; retry in {wait}s", retry_after=wait
                 )
-            self._buckets[instance_id] = [tokens - cost, now]
+            self._buckets[caller] = [tokens - cost, now]

@@ -13,11 +13,13 @@ from shared.config import Config
 from shared.envelope import Batch, encode
 from shared.errors import Unauthorized
 from shared.ingest.batch import Limits, validate_batch
-from shared.ingest.body import check_headers, read_body
+from shared.ingest.body import body_deadline, check_headers, read_body
 from shared.ingest.licenses.verifier import License, LicenseVerifier
+from shared.ingest.memory import ParseBudget
 from shared.ingest.publisher import Publisher
 from shared.ingest.quota import Quota
 from shared.ingest.request import RecordRequest, bearer_token, parse_document, parse_identity
+from shared.ingest.watchdog import WATCHDOG
 
 
 @dataclass
@@ -31,11 +33,13 @@ class Outcome:
 class RecordEvents:
     """The POST /v1/events handler's logic, independent of routing."""
 
-    def __init__(self, config: Config, verifier: LicenseVerifier, publisher: Publisher, quota: Quota) -> None:
+    def __init__(self, config: Config, verifier: LicenseVerifier, publisher: Publisher, quota: Quota,
+                 budget: ParseBudget | None = None) -> None:
         self.config = config
         self.verifier = verifier
         self.publisher = publisher
         self.quota = quota
+        self.budget = budget or ParseBudget(config.max_parse_memory, config.retry_after_s)
         self.limits = Limits(
             max_event_bytes=config.max_event_bytes,
             max_depth=config.max_event_depth,
@@ -53,21 +57,27 @@ class RecordEvents:
             raise Unauthorized("missing_license", "send 'Authorization: Bearer <license key>'")
         return self.verifier.verify(token)
 
-    def parse(self, request: Request) -> RecordRequest:
-        """Read the body within its limits and parse the RecordEvents document."""
+    def read(self, request: Request) -> bytes:
+        """The body, within its size limits and its deadline (which holds even for a trickled body)."""
         encoding = check_headers(request.headers.get("Content-Type"), request.headers.get("Content-Encoding"))
-        raw = read_body(request.stream, request.content_length, encoding,
-                        max_wire=self.config.max_body_bytes, max_inflated=self.config.max_request_bytes,
-                        timeout_s=self.config.body_timeout_s)
-        return parse_document(raw, self.config.max_events)
+        config = self.config
+        deadline = body_deadline(request.content_length, config.body_timeout_s, config.body_min_rate,
+                                 config.body_grace_s)
+        with WATCHDOG.guard(request.environ.get("gunicorn.socket"), time.monotonic() + deadline):
+            return read_body(request.stream, request.content_length, encoding, max_wire=config.max_body_bytes,
+                             max_inflated=config.max_request_bytes, timeout_s=deadline)
 
     def handle(self, request: Request) -> Outcome:
-        """Authenticate, parse, validate, publish; raise GatewayError for whole-request failures."""
+        """Authenticate, read, parse within the memory budget, validate, publish; GatewayError for refusals."""
         lic = self.authenticate(request)
-        parsed = self.parse(request)
+        raw = self.read(request)
+        with self.budget.reserve(raw, self.config.max_events):
+            return self._record(parse_document(raw, self.config.max_events), lic)
+
+    def _record(self, parsed: RecordRequest, lic: License | None) -> Outcome:
         identity = parse_identity(parsed.metadata, lic, self.config)
         request_id = parsed.request_id
-        self.quota.take(identity.instance_id, len(parsed.events))
+        self.quota.take(f"license:{lic.fingerprint}" if lic else "unlicensed", len(parsed.events))
         now = datetime.now(UTC)
         result = validate_batch(parsed.events, self.limits, now)
         log = {"instanceId": identity.instance_id, "requestId": request_id, "events": len(parsed.events)}

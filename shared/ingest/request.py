@@ -10,12 +10,15 @@ from dataclasses import dataclass
 
 import orjson
 
+from shared import jsontext
 from shared.config import Config
 from shared.envelope import Identity
 from shared.errors import BadRequest, Forbidden, PayloadTooLarge, Unauthorized
 from shared.ingest.licenses.verifier import License
 
 MAX_ID_CHARS = 256  # instanceId, externalUrl, requestId
+MAX_METADATA_FIELDS = 8
+MAX_METADATA_BYTES = 4096
 
 
 @dataclass(frozen=True)
@@ -44,21 +47,35 @@ def bearer_token(header: str | None, max_chars: int) -> str | None:
 
 
 def parse_document(raw: bytes, max_events: int) -> RecordRequest:
-    """The body's JSON: an object with a metadata object and an events list of at most max_events."""
+    """The body's JSON: an object with a metadata object and an events list of at most max_events.
+
+    Metadata has two known fields (requestId, identifier); others are ignored, and the object is capped.
+    """
     try:
-        doc = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
+        doc = jsontext.loads(raw)
+    except jsontext.JSONTextError as exc:
         raise BadRequest("malformed_json", f"body is not valid JSON: {exc}") from None
     if not isinstance(doc, dict):
         raise BadRequest("invalid_request", "body must be a JSON object with metadata and events")
     metadata, events = doc.get("metadata"), doc.get("events")
     if not isinstance(metadata, dict):
         raise BadRequest("invalid_metadata", "metadata must be an object")
+    if len(metadata) > MAX_METADATA_FIELDS or _json_size(metadata) > MAX_METADATA_BYTES:
+        raise BadRequest("invalid_metadata", f"metadata is limited to {MAX_METADATA_FIELDS} fields and "
+                         f"{MAX_METADATA_BYTES} bytes (it carries requestId and identifier)")
     if not isinstance(events, list):
         raise BadRequest("invalid_request", "events must be a list")
     if len(events) > max_events:
         raise PayloadTooLarge("too_many_events", f"{len(events)} events; at most {max_events}")
     return RecordRequest(metadata, events)
+
+
+def _json_size(value: object) -> int:
+    """Bytes of value as JSON; anything orjson cannot write (an integer beyond 64 bits) counts as too big."""
+    try:
+        return len(orjson.dumps(value))
+    except TypeError:
+        return MAX_METADATA_BYTES + 1
 
 
 def _short_string(container: dict, key: str, *, required: bool) -> str | None:

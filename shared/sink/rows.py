@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
@@ -70,7 +71,10 @@ def _obj(value: object) -> dict:
 
 
 def _json(value: object) -> str | None:
-    return orjson.dumps(value).decode() if value else None
+    try:
+        return orjson.dumps(value).decode() if value else None
+    except TypeError as exc:  # an integer beyond 64 bits: refused clearly, never stored as a float
+        raise RowProblem("invalid_value", f"{exc}: integers beyond 64 bits must be sent as strings") from None
 
 
 def _int(value: object, name: str) -> int | None:
@@ -167,6 +171,14 @@ def event_batch_columns(context: dict, now: datetime) -> dict:
     return {**context, "inserted_at": micros(now)}
 
 
+def raw_json(event: object) -> str:
+    """The event as JSON text, exactly (integers beyond 64 bits too, which orjson cannot write)."""
+    try:
+        return orjson.dumps(event).decode()
+    except TypeError:
+        return json.dumps(event, ensure_ascii=False)
+
+
 def rejected_row(event: object, index: int, reason: str, detail: str, context: dict, now: datetime) -> dict:
     """One rejected_events row keeping the raw event."""
     event_id = event.get("id") if isinstance(event, dict) else None
@@ -175,7 +187,7 @@ def rejected_row(event: object, index: int, reason: str, detail: str, context: d
         "reason": reason,
         "detail": detail[:1024],
         "event_id": event_id if isinstance(event_id, str) else None,
-        "raw_event": orjson.dumps(event).decode(),
+        "raw_event": raw_json(event),
         "event_index": index,
         **context,
         "rejected_at": micros(now),

@@ -104,7 +104,8 @@ VIEWS = {
 SELECT * EXCEPT (delivery)
 FROM (
   SELECT *, ROW_NUMBER() OVER (
-    PARTITION BY instance_id, event_id, `timestamp` ORDER BY received_at, inserted_at, message_id) AS delivery
+    PARTITION BY license_fingerprint, instance_id, event_id, `timestamp`, feature, action
+    ORDER BY received_at, inserted_at, message_id) AS delivery
   FROM `{dataset}.events`)
 WHERE delivery = 1""",
     "daily_event_counts": """

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import os
 import random
 import socket
 import sys
@@ -11,6 +12,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import orjson
 import requests
@@ -19,6 +21,7 @@ from shared.tools.cli import dispatch
 from shared.tools.generate import generate
 
 RETRY_STATUSES = {408, 429, 502, 503, 504}
+LICENSE_ENV = "TELEMETRY_LICENSE_KEY"  # a key on a command line would show in ps and shell history
 AUTH_STATUSES = {401, 403}
 
 
@@ -164,10 +167,19 @@ def read_events(path: str) -> tuple[list, Counter]:
     return events, bad
 
 
+def read_license_key(path: str | None) -> str:
+    """The license key from --license-key-file, else $TELEMETRY_LICENSE_KEY: never from the command line."""
+    key = Path(path).read_text().strip() if path else os.environ.get(LICENSE_ENV, "").strip()
+    if not key:
+        raise SystemExit(f"send needs a license key: --license-key-file FILE or ${LICENSE_ENV}")
+    return key
+
+
 def cmd_send(args: argparse.Namespace) -> int:
     """send FILE.jsonl: exit 0 only if every event ended succeeded or refused as non-retryable."""
+    license_key = read_license_key(args.license_key_file)
     events, bad = read_events(args.file)
-    sender = Sender(args.url, args.license_key, args.instance_id, external_url=args.external_url,
+    sender = Sender(args.url, license_key, args.instance_id, external_url=args.external_url,
                     batch_size=args.batch_size, max_time_s=args.max_time)
     from tqdm import tqdm
 
@@ -191,10 +203,10 @@ def parser() -> argparse.ArgumentParser:
     """The CLI."""
     p = argparse.ArgumentParser(prog="python -m shared.tools.client", description=__doc__)
     sub = p.add_subparsers(dest="verb", required=True)
-    s = sub.add_parser("send", help="send events (JSONL) to a gateway")
+    s = sub.add_parser("send", help="send events (JSONL) to a gateway", allow_abbrev=False)  # no --license-key
     s.add_argument("file", help="JSONL file of events, or - for stdin")
     s.add_argument("--url", required=True, help="gateway base URL (…/v1/events is added)")
-    s.add_argument("--license-key", required=True)
+    s.add_argument("--license-key-file", help=f"file holding the license key (default: ${LICENSE_ENV})")
     s.add_argument("--instance-id", default=f"cli-{socket.gethostname()}")
     s.add_argument("--external-url")
     s.add_argument("--batch-size", type=int, default=500)

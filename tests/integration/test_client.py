@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -17,9 +18,12 @@ from tests.helpers import make_body, make_event
 pytestmark = pytest.mark.integration
 
 
-def cli(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
+def cli(*args: str, stdin: bytes | None = None, license_key: str | None = None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "TELEMETRY_LICENSE_KEY"}
+    if license_key is not None:
+        env["TELEMETRY_LICENSE_KEY"] = license_key
     return subprocess.run([sys.executable, "-m", "shared.tools.client", *args], input=stdin, capture_output=True,
-                          cwd=ROOT, timeout=180)
+                          cwd=ROOT, timeout=180, env=env)
 
 
 def test_generate_piped_into_send(dev_server, keys, subscription):
@@ -28,13 +32,24 @@ def test_generate_piped_into_send(dev_server, keys, subscription):
     assert generated.returncode == 0
     lines = generated.stdout.splitlines()
     assert len(lines) == 1200
-    sent = cli("send", "-", "--url", dev_server.url, "--license-key", keys["dev"].issue(tags=("dev",)),
-               "--instance-id", "cli-test", "--batch-size", "500", stdin=generated.stdout + b"not json\n")
+    sent = cli("send", "-", "--url", dev_server.url, "--instance-id", "cli-test", "--batch-size", "500",
+               stdin=generated.stdout + b"not json\n", license_key=keys["dev"].issue(tags=("dev",)))
     assert sent.returncode == 0, sent.stderr
     assert b"1200 succeeded" in sent.stdout and b"1 unparsable_line" in sent.stdout
     messages = pull(expect=3, timeout=10)
     published = [e for m in messages for e in decode(m.data, dict(m.attributes)).events]
     assert len(published) == 1200 and len({e["id"] for e in published}) == 1200
+
+
+def test_license_key_only_from_a_file_or_the_environment(dev_server, keys, tmp_path):
+    key_file = tmp_path / "license"
+    key_file.write_text(keys["dev"].issue(tags=("dev",)) + "\n")
+    event = b'{"id": "x"}\n'
+    from_file = cli("send", "-", "--url", dev_server.url, "--license-key-file", str(key_file), stdin=event)
+    assert from_file.returncode == 0 and b"refused: 1 invalid_event" in from_file.stdout  # authenticated
+    assert cli("send", "-", "--url", dev_server.url, "--license-key", "k", stdin=event).returncode == 2
+    missing = cli("send", "-", "--url", dev_server.url, stdin=event)
+    assert missing.returncode != 0 and b"TELEMETRY_LICENSE_KEY" in missing.stderr
 
 
 def test_batches_split_when_server_says_too_many(prod_server, keys):
@@ -51,16 +66,16 @@ def test_refused_license_is_reported_not_retried(prod_server, keys):
 
 
 def test_unreachable_gateway_gives_up_with_exit_1():
-    sent = cli("send", "-", "--url", f"http://127.0.0.1:{free_port()}", "--license-key", "k", "--max-time", "3",
-               stdin=b'{"id": "a"}\n')
+    sent = cli("send", "-", "--url", f"http://127.0.0.1:{free_port()}", "--max-time", "3",
+               stdin=b'{"id": "a"}\n', license_key="k")
     assert sent.returncode == 1 and b"gave up on 1" in sent.stdout
 
 
 def test_quota_answers_429_and_client_waits(server_factory, keys, tmp_path):
     trusted = tmp_path / "trusted.pub"
-    trusted.write_text(keys["prod"].public_path.read_text())
+    trusted.write_text(keys["prod"].public_path.read_text() + keys["ed"].public_path.read_text())
     server = server_factory(TELEMETRY_ENV="prod", TRUSTED_LICENSE_KEYS_FILE=str(trusted),
-                            QUOTA_EVENTS_PER_SECOND="100", QUOTA_BURST_EVENTS="200")
+                            QUOTA_EVENTS_PER_SECOND="100", QUOTA_BURST_EVENTS="200", MAX_EVENTS_PER_REQUEST="200")
     lic = keys["prod"].issue()
     events = [make_event() for _ in range(200)]
     headers = {"Authorization": f"Bearer {lic}"}
@@ -69,7 +84,11 @@ def test_quota_answers_429_and_client_waits(server_factory, keys, tmp_path):
     resp = requests.post(f"{server.url}/v1/events", json=more, headers=headers)
     assert resp.status_code == 429 and resp.json()["error"]["code"] == "quota_exceeded"
     assert int(resp.headers["Retry-After"]) >= 1
-    other = requests.post(f"{server.url}/v1/events", json=make_body([make_event()], "another"), headers=headers)
-    assert other.status_code == 200  # quotas are per instance
+    fifty = make_body([make_event() for _ in range(50)], "another")
+    same_license = requests.post(f"{server.url}/v1/events", json=fifty, headers=headers)
+    assert same_license.status_code == 429  # the quota belongs to the license, whatever the instance id
+    other = requests.post(f"{server.url}/v1/events", json=make_body([make_event()], "q"),
+                          headers={"Authorization": f"Bearer {keys['ed'].issue()}"})
+    assert other.status_code == 200  # another license has its own bucket
     report = Sender(server.url, lic, "q", batch_size=100, max_time_s=30).send([make_event() for _ in range(300)])
     assert report.succeeded == 300 and report.retries >= 1

@@ -48,9 +48,10 @@ def send(pipeline, events: list, instance_id: str = "inst-e2e", license_key: str
     return resp.json()
 
 
-def publish_batch(pipeline, events: list, instance_id: str = "inst-direct", times: int = 1) -> None:
+def publish_batch(pipeline, events: list, instance_id: str = "inst-direct", times: int = 1,
+                  fingerprint: str = "fp-direct") -> None:
     """Publish a message as ingest would (bypassing its validation), `times` times."""
-    identity = Identity(instance_id, "https://x.example.com", "fp-direct", ("dev",), "dev", "licensed_instance")
+    identity = Identity(instance_id, "https://x.example.com", fingerprint, ("dev",), "dev", "licensed_instance")
     data, attributes = encode(Batch(identity, "req-direct", datetime.now(UTC).isoformat(), events))
     for _ in range(times):
         pipeline.publisher.publish(pipeline.topic_path, data, **attributes).result(timeout=10)
@@ -108,6 +109,15 @@ def test_redelivered_message_is_deduplicated_by_the_view(pipeline):
     assert len(rows_for(pipeline, "events_deduped", ids)) == 2
 
 
+def test_another_license_cannot_shadow_an_instance_s_events(pipeline):
+    event = make_event()
+    publish_batch(pipeline, [event], "inst-shadow", fingerprint="fp-attacker")  # arrives first
+    publish_batch(pipeline, [event], "inst-shadow", fingerprint="fp-owner")
+    assert len(wait_rows(pipeline, "events", [event["id"]], 2)) == 2
+    kept = {r.license_fingerprint for r in rows_for(pipeline, "events_deduped", [event["id"]])}
+    assert kept == {"fp-attacker", "fp-owner"}  # the owner's event is never replaced by the earlier copy
+
+
 def test_views_answer(pipeline):
     day = datetime.now(UTC) - timedelta(hours=1)
     stamp = day.isoformat()
@@ -115,8 +125,11 @@ def test_views_answer(pipeline):
     events = [make_event(timestamp=stamp, feature="views.test", action="counted") for _ in range(3)]
     events.append(make_event(timestamp=stamp, feature="views.test", action="other",
                              source={"server": {"version": "9.9.9"}}))
-    send(pipeline, events, instance)
-    publish_batch(pipeline, events[:1], instance)  # a duplicate delivery must not count twice
+    license_key = pipeline.issue_license()
+    send(pipeline, events, instance, license_key)
+    # A duplicate delivery (same license) must not count twice; the same id under another license is
+    # another sender's event and does count (tested below).
+    publish_batch(pipeline, events[:1], instance, fingerprint=decode_license(license_key).fingerprint)
     wait_rows(pipeline, "events", [e["id"] for e in events], 5)
     counts = {(r.action, r.events, r.instances) for r in pipeline.bq().query(
         f"SELECT * FROM {table(pipeline, 'daily_event_counts')} WHERE feature = 'views.test' "

@@ -33,3 +33,28 @@ def test_roundtrip_and_attributes():
 def test_poison(data, attrs):
     with pytest.raises(PoisonMessage):
         decode(data, attrs)
+
+
+def test_corrupt_gzip_is_poison_not_an_outage():
+    data, attrs = encode(Batch(IDENTITY, "r", "2026-01-01T00:00:00+00:00", [{"id": "a"}] * 50))
+    broken = bytearray(data)
+    for i in range(12, len(broken) - 8, 7):
+        broken[i] ^= 0xA5  # ISA-L raises its own error type for this, not zlib.error
+    with pytest.raises(PoisonMessage, match="undecodable"):
+        decode(bytes(broken), attrs)
+    with pytest.raises(PoisonMessage, match="truncated"):
+        decode(data[: len(data) // 2], attrs)
+
+
+def test_gzip_bomb_is_poison_without_inflating_it_all():
+    from shared.envelope import MAX_MESSAGE_BODY
+
+    bomb = gzip.compress(b" " * (MAX_MESSAGE_BODY + 10), 9)
+    with pytest.raises(PoisonMessage, match="over"):
+        decode(bomb, {"encoding": "gzip"})
+
+
+def test_integers_beyond_64_bits_survive_decoding():
+    body = ('{"schemaVersion": 1, "identity": {"instanceId": "i", "environment": "dev"}, "receivedAt": "t", '
+            f'"events": [{{"id": "a", "n": {2**70}}}]}}').encode()
+    assert decode(body, {"encoding": "identity"}).events == [{"id": "a", "n": 2**70}]

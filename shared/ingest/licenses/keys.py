@@ -94,7 +94,7 @@ def decode_license(key: str) -> SignedLicense:
     version = info.get("v")
     if type(version) is not int or version not in SUPPORTED_INFO_VERSIONS:
         raise LicenseFormatError(f"unsupported license format version {version!r}")
-    tags = info.get("t", [])
+    tags = info.get("t") or []  # Go encodes a nil tag list as null: no tags
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
         raise LicenseFormatError("license tags are not a list of strings")
     license_time(info.get("e"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -88,7 +89,7 @@ def _verified(key: str, keyring: Keyring) -> License:
         raise Unauthorized("untrusted_license", "license signature does not verify with a trusted key")
     return License(
         fingerprint=lic.fingerprint,
-        tags=tuple(lic.info.get("t", ())),
+        tags=tuple(lic.info.get("t") or ()),
         expires_at=license_time(lic.info.get("e")),
     )
 
@@ -109,7 +110,7 @@ class LicenseVerifier:
         self._keyring = keyring
         self._revoked = frozenset(revoked)
         self._grace = None if expiry_grace_days < 0 else timedelta(days=expiry_grace_days)
-        self._cache: TTLCache[str, License | GatewayError] = TTLCache(cache_size, cache_ttl_s)
+        self._cache: TTLCache[bytes, License | tuple] = TTLCache(cache_size, cache_ttl_s)
         self._lock = threading.Lock()
         self._clock = clock
 
@@ -125,18 +126,23 @@ class LicenseVerifier:
         )
 
     def verify(self, key: str) -> License:
-        """Return the license, or raise Unauthorized / Forbidden."""
+        """Return the license, or raise Unauthorized / Forbidden.
+
+        Results are cached under a hash of the key; a refusal is cached as (status, code, message) only.
+        """
+        digest = hashlib.sha256(key.encode()).digest()
         with self._lock:
-            result = self._cache.get(key)
+            result = self._cache.get(digest)
         if result is None:
             try:
                 result = _verified(key, self._keyring)
             except GatewayError as exc:
-                result = exc
+                result = (type(exc), exc.code, exc.message)
             with self._lock:
-                self._cache[key] = result
-        if isinstance(result, GatewayError):
-            raise type(result)(result.code, result.message)
+                self._cache[digest] = result
+        if isinstance(result, tuple):
+            error, code, message = result
+            raise error(code, message)
         if result.fingerprint in self._revoked:
             raise Forbidden("license_revoked", "license has been revoked")
         if (self._grace is not None and result.expires_at is not None

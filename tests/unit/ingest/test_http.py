@@ -55,7 +55,7 @@ def test_routing_errors_are_json(ingest_app, method, path, status, code):
 
 
 def test_error_answers_carry_retry_after(ingest_app, keys):
-    client = ingest_app(QUOTA_EVENTS_PER_SECOND="1", QUOTA_BURST_EVENTS="1")
+    client = ingest_app(QUOTA_EVENTS_PER_SECOND="1", QUOTA_BURST_EVENTS="1", MAX_EVENTS_PER_REQUEST="1")
     lic = keys["dev"].issue(tags=("dev",))
     assert post(client, make_body([make_event()]), lic).status_code == 200
     resp = post(client, make_body([make_event()]), lic)
@@ -81,3 +81,16 @@ def test_our_own_bug_is_a_json_500_with_its_traceback_logged(keys, capsys):
     line = orjson.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert line["severity"] == "ERROR" and line["reasonCode"] == "internal"
     assert "KeyError: 'a bug of ours'" in line["traceback"] and "in handle" in line["traceback"]
+
+
+def test_heartbeat_asks_pubsub_at_most_once_per_10_s(ingest_app, monkeypatch):
+    import sys
+
+    client = ingest_app()
+    publisher = sys.modules["main"].GATEWAY.record.publisher
+    calls = []
+    real = publisher.topic_exists
+    monkeypatch.setattr(publisher, "topic_exists", lambda: calls.append(1) or real())
+    for _ in range(25):
+        assert client.get("/__heartbeat__").status_code == 200
+    assert len(calls) == 1  # the public endpoint cannot be used to flood Pub/Sub's admin API

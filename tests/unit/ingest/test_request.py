@@ -64,3 +64,17 @@ def test_identity_refusals(metadata, lic, error, code):
     with pytest.raises(error) as exc:
         parse_identity(metadata, lic, DEV)
     assert exc.value.code == code
+
+
+def test_metadata_is_capped_and_never_a_500():
+    for metadata in ({f"k{i}": 1 for i in range(9)}, {"requestId": "x" * 5000}, {"n": 2**70}):
+        with pytest.raises(BadRequest) as exc:
+            parse_document(orjson.dumps({"metadata": {}, "events": []})[:-1].replace(
+                b'"metadata":{}', b'"metadata":' + _json(metadata)) + b"}", max_events=10)
+        assert exc.value.code == "invalid_metadata"
+
+
+def _json(value: object) -> bytes:
+    import json
+
+    return json.dumps(value).encode()

@@ -75,3 +75,12 @@ def test_shared_columns_concatenate_into_the_same_row():
     shared = event_batch_columns(CONTEXT, NOW)
     joined = writer.serialize(row, writer.serialize(shared))
     assert writer.message_class.FromString(joined) == writer.message_class(**row, **shared)
+
+
+def test_integers_beyond_64_bits_are_refused_clearly_and_kept_exactly_in_rejected_rows():
+    event = make_event(timestamp="2026-11-27T00:00:00Z", parameters={"privateMetadata": {"n": 2**70}})
+    with pytest.raises(RowProblem) as exc:
+        event_row(event, NOW)
+    assert exc.value.reason == "invalid_value" and "64 bits" in exc.value.detail
+    row = rejected_row(event, 0, exc.value.reason, exc.value.detail, CONTEXT, NOW)
+    assert str(2**70) in row["raw_event"]

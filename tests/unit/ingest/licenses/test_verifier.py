@@ -101,3 +101,22 @@ def test_bad_key_file_is_config_error(tmp_path):
 def test_far_future_expiry_is_accepted_not_a_crash(rsa):
     key = rsa.issue(expires=datetime(9999, 12, 31, 23, 0, tzinfo=UTC))
     assert verifier(rsa, expiry_grace_days=30).verify(key).expires_at.year == 9999
+
+
+def test_refusals_are_cached_small_and_keyed_by_a_hash(rsa):
+    v = verifier(rsa)
+    garbage = "x" * 3000
+    for _ in range(2):
+        with pytest.raises(Unauthorized) as exc:
+            v.verify(garbage)
+        assert exc.value.code == "invalid_license"
+    ((key, value),) = v._cache.items()
+    assert len(key) == 32 and garbage.encode() not in key
+    assert value == (Unauthorized, "invalid_license", exc.value.message)  # no exception, no traceback kept
+
+
+def test_null_tag_list_is_no_tags(rsa):
+    from shared.ingest.licenses.keys import encode_license
+
+    key = encode_license({"v": 3, "t": None, "e": "2099-01-01T00:00:00Z"}, rsa.private)
+    assert verifier(rsa).verify(key).tags == ()

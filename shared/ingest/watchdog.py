@@ -1,0 +1,65 @@
+"""Body deadlines that hold even when bytes trickle in one at a time.
+
+A WSGI read blocks inside the server until the bytes it asked for arrive, so a deadline checked between
+reads never fires on a body trickled a byte at a time. One watchdog thread per process instead shuts
+the read side of an overdue request's socket: the blocked read returns at once with what has arrived,
+and the request is answered 408 (the write side stays open for the answer).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import itertools
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+
+class Watchdog:
+    """Shuts `SHUT_RD` on sockets whose deadline passes while they are still being read."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._heap: list[list] = []  # [deadline, seq, socket, active]
+        self._seq = itertools.count()
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self.fired = 0
+
+    @contextlib.contextmanager
+    def guard(self, sock: socket.socket | None, deadline: float) -> Iterator[None]:
+        """Watch sock until the block exits; past deadline its read side is shut."""
+        if sock is None:
+            yield
+            return
+        entry: list = [deadline, next(self._seq), sock, True]
+        with self._cond:
+            heapq.heappush(self._heap, entry)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="body-deadline-watchdog", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+        try:
+            yield
+        finally:
+            entry[3] = False
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._heap:
+                    self._cond.wait()
+                wait = self._heap[0][0] - self._clock()
+                if wait > 0:
+                    self._cond.wait(wait)
+                    continue
+                entry = heapq.heappop(self._heap)
+            if entry[3]:  # still being read
+                with contextlib.suppress(OSError):
+                    entry[2].shutdown(socket.SHUT_RD)
+                    self.fired += 1
+
+
+WATCHDOG = Watchdog()  # one per process, its thread started on first use

@@ -1,0 +1,25 @@
+"""JSON text without silent loss: integers of any size stay exact; NaN and Infinity are not JSON."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.jsontext import JSONTextError, loads
+
+
+@pytest.mark.parametrize("number", [2**70, -(2**63) - 1, 2**64, 10**30])
+def test_integers_beyond_64_bits_stay_exact(number):
+    doc = loads(f'{{"a": {number}, "s": "x"}}'.encode())
+    assert doc == {"a": number, "s": "x"} and type(doc["a"]) is int
+
+
+def test_ordinary_bodies_take_the_fast_path_unchanged():
+    assert loads(b'{"a": 9223372036854775807, "b": 1.5e300, "c": "12345678901234567890"}') == {
+        "a": 9223372036854775807, "b": 1.5e300, "c": "12345678901234567890"}
+
+
+@pytest.mark.parametrize("raw", [b"{", b'{"a": NaN, "n": 12345678901234567890123}', b"1e400",
+                                 b'{"a": Infinity}', b"9" * 5000])
+def test_not_json_is_refused(raw):
+    with pytest.raises(JSONTextError):
+        loads(raw)
