@@ -127,6 +127,12 @@ stage() {
   if [ -n "${REVOKED_LICENSES:-}" ]; then
     cp "$BUILD/src/$REVOKED_LICENSES" "$BUILD/ingest/config/revoked-licenses.txt"
   fi
+  if [ -n "${PRIVATE_METADATA_ALLOWLIST:-}" ]; then
+    cp "$BUILD/src/$PRIVATE_METADATA_ALLOWLIST" "$BUILD/ingest/config/private-metadata-allowlist.txt"
+  fi
+  if [ -n "${MARKETING_TRACKING_INSTANCES:-}" ]; then
+    cp "$BUILD/src/$MARKETING_TRACKING_INSTANCES" "$BUILD/ingest/config/marketing-tracking-instances.txt"
+  fi
   for table in $TABLES; do
     tables schema "$table" > "$BUILD/$table.schema.json"
   done
@@ -159,15 +165,18 @@ ensure "bq --project_id=$PROJECT show --format=none $PROJECT:$DATASET" \
   bq --project_id="$PROJECT" --location="$BQ_LOCATION" mk --dataset \
   --description="Telemetry Gateway ($ENVIRONMENT)" "$PROJECT:$DATASET"
 for table in $TABLES; do
-  read -r partition clustering < <(tables table "$table")
+  read -r partition clustering expiry_setting < <(tables table "$table")
+  days="${!expiry_setting:-}"
+  [[ "$days" =~ ^[1-9][0-9]*$ ]] || die "setting $expiry_setting (days a $table partition is kept) is missing in $SETTINGS"
   if exists bq --project_id="$PROJECT" show --format=none "$PROJECT:$DATASET.$table"; then
-    # Additive only, NULLABLE columns, IF NOT EXISTS: the same statement the sink would run.
+    # Additive only, NULLABLE columns, IF NOT EXISTS: the same statements the sink would run; then the
+    # partition expiration, so a changed setting applies on redeploy.
     run bq --project_id="$PROJECT" query --use_legacy_sql=false --nouse_cache \
-      "$(tables migrate "$table" "$PROJECT.$DATASET")"
+      "$(tables migrate "$table" "$PROJECT.$DATASET") $(tables expire "$PROJECT.$DATASET.$table" "$days");"
   else
     run bq --project_id="$PROJECT" mk --table --time_partitioning_field="$partition" \
-      --time_partitioning_type=DAY --clustering_fields="$clustering" "$PROJECT:$DATASET.$table" \
-      "$BUILD/$table.schema.json"
+      --time_partitioning_type=DAY --time_partitioning_expiration="$((days * 86400))" \
+      --clustering_fields="$clustering" "$PROJECT:$DATASET.$table" "$BUILD/$table.schema.json"
   fi
 done
 for view in $VIEWS; do
@@ -221,6 +230,10 @@ INGEST_ENV="$INGEST_ENV@MAX_PARSE_MEMORY_BYTES=${MAX_PARSE_MEMORY_BYTES:-1342177
 [ -z "${OTHER_ENV_LICENSE_KEYS:-}" ] || \
   INGEST_ENV="$INGEST_ENV@OTHER_ENV_LICENSE_KEYS_FILE=config/other-env-license-keys.pub"
 [ -z "${REVOKED_LICENSES:-}" ] || INGEST_ENV="$INGEST_ENV@REVOKED_LICENSES_FILE=config/revoked-licenses.txt"
+[ -z "${PRIVATE_METADATA_ALLOWLIST:-}" ] || \
+  INGEST_ENV="$INGEST_ENV@PRIVATE_METADATA_ALLOWLIST_FILE=config/private-metadata-allowlist.txt"
+[ -z "${MARKETING_TRACKING_INSTANCES:-}" ] || \
+  INGEST_ENV="$INGEST_ENV@MARKETING_TRACKING_INSTANCES_FILE=config/marketing-tracking-instances.txt"
 INGEST_ENV="$INGEST_ENV@WORKERS=$INGEST_WORKERS@THREADS=$INGEST_THREADS"
 # functions-framework's gunicorn serves WORKERS x THREADS requests at once whatever --concurrency says:
 # the two agree, so Cloud Run never sends more than the server can take.
@@ -254,6 +267,8 @@ else
 drops its backlog. Drain it first (README 'Changing the sink's trigger'), then rerun with --allow-trigger-change"
 fi
 SINK_ENV="TELEMETRY_ENV=$ENVIRONMENT@GOOGLE_CLOUD_PROJECT=$PROJECT@BQ_DATASET=$DATASET@GATEWAY_VERSION=$VERSION"
+SINK_ENV="$SINK_ENV@EVENTS_PARTITION_EXPIRATION_DAYS=$EVENTS_PARTITION_EXPIRATION_DAYS"
+SINK_ENV="$SINK_ENV@REJECTED_PARTITION_EXPIRATION_DAYS=$REJECTED_PARTITION_EXPIRATION_DAYS"
 run gcloud functions deploy "$SINK_FUNCTION" --gen2 --runtime=python311 --region="$REGION" \
   --source="$BUILD/sink" --entry-point=sink "${TRIGGER_FLAGS[@]}" --ingress-settings=internal-only \
   --service-account="$SINK_SA_EMAIL" --build-service-account="$BUILD_IDENTITY" \

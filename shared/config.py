@@ -82,6 +82,10 @@ class Config:
     trusted_license_keys_file: Path | None
     other_env_license_keys_file: Path | None
     revoked_licenses_file: Path | None
+    private_metadata_allowlist_file: Path | None
+    marketing_tracking_instances_file: Path | None
+    events_partition_expiration_days: int
+    rejected_partition_expiration_days: int
     allow_unlicensed: bool
     license_expiry_grace_days: int
     license_cache_size: int
@@ -144,6 +148,10 @@ class Config:
             trusted_license_keys_file=_path(env, "TRUSTED_LICENSE_KEYS_FILE"),
             other_env_license_keys_file=_path(env, "OTHER_ENV_LICENSE_KEYS_FILE"),
             revoked_licenses_file=_path(env, "REVOKED_LICENSES_FILE"),
+            private_metadata_allowlist_file=_path(env, "PRIVATE_METADATA_ALLOWLIST_FILE"),
+            marketing_tracking_instances_file=_path(env, "MARKETING_TRACKING_INSTANCES_FILE"),
+            events_partition_expiration_days=_int(env, "EVENTS_PARTITION_EXPIRATION_DAYS", 730, minimum=1),
+            rejected_partition_expiration_days=_int(env, "REJECTED_PARTITION_EXPIRATION_DAYS", 30, minimum=1),
             allow_unlicensed=allow_unlicensed,
             license_expiry_grace_days=_int(env, "LICENSE_EXPIRY_GRACE_DAYS", 30, minimum=-1),
             license_cache_size=_int(env, "LICENSE_CACHE_SIZE", 10_000, minimum=1),

@@ -65,6 +65,7 @@ class Batch:
     request_id: str | None
     received_at: str
     events: list
+    redacted: list[list[str]] | None = None  # per event, the fields ingest removed by policy
 
 
 def encode(batch: Batch, gzip_level: int = 1, extra_attributes: dict | None = None,
@@ -75,6 +76,7 @@ def encode(batch: Batch, gzip_level: int = 1, extra_attributes: dict | None = No
         "requestId": batch.request_id,
         "receivedAt": batch.received_at,
         "identity": batch.identity.as_json(),
+        **({"redactedFields": batch.redacted} if batch.redacted and any(batch.redacted) else {}),
     })
     parts = events_json if events_json is not None else [orjson.dumps(e) for e in batch.events]
     body = b"".join((head[:-1], b',"events":[', b",".join(parts), b"]}"))
@@ -127,4 +129,9 @@ def decode(data: bytes, attributes: dict) -> Batch:
         raise PoisonMessage(f"envelope is missing {exc}") from None
     if not isinstance(events, list):
         raise PoisonMessage("events is not a list")
-    return Batch(identity, doc.get("requestId"), received_at, events)
+    redacted = doc.get("redactedFields")
+    if redacted is not None and not (
+            isinstance(redacted, list) and len(redacted) == len(events)
+            and all(isinstance(r, list) and all(isinstance(f, str) for f in r) for r in redacted)):
+        raise PoisonMessage("redactedFields does not match the events")
+    return Batch(identity, doc.get("requestId"), received_at, events, redacted)

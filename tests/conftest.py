@@ -156,8 +156,13 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     """The whole local pipeline (own Pub/Sub and BigQuery emulators, both functions)."""
     from devtools.pipeline import LocalPipeline
 
+    policy = tmp_path_factory.mktemp("policy")
+    (policy / "allowlist").write_text("# the pipeline tests' privacy policy\ncody.completion:*\n")
+    (policy / "marketing").write_text("inst-columns\n")
     running = LocalPipeline(tmp_path_factory.mktemp("pipeline"), dataset="telemetry_test",
                             extra_env={"BQ_TIMEOUT_SECONDS": "4", "BQ_RETRY_BUDGET_SECONDS": "8",
-                                       "PUBLISH_TIMEOUT_SECONDS": "2", "RETRY_AFTER_SECONDS": "1"}).start()
+                                       "PUBLISH_TIMEOUT_SECONDS": "2", "RETRY_AFTER_SECONDS": "1",
+                                       "PRIVATE_METADATA_ALLOWLIST_FILE": str(policy / "allowlist"),
+                                       "MARKETING_TRACKING_INSTANCES_FILE": str(policy / "marketing")}).start()
     yield running
     running.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -60,7 +61,16 @@ class BatchResult:
 
     accepted: list[dict] = field(default_factory=list)
     accepted_json: list[bytes] = field(default_factory=list)
+    redacted: list[list[str]] = field(default_factory=list)  # per accepted event: fields removed by policy
     failures: list[Failure] = field(default_factory=list)
+
+    def redacted_by_feature(self) -> dict[tuple[str, str], int]:
+        """(feature, field) -> events that lost that field to the privacy policy."""
+        counts: dict[tuple[str, str], int] = {}
+        for event, fields in zip(self.accepted, self.redacted, strict=True):
+            for name in fields:
+                counts[event["feature"], name] = counts.get((event["feature"], name), 0) + 1
+        return counts
 
 
 def _shape_problem(value: object, limits: Limits, depth: int = 1) -> str | None:
@@ -130,8 +140,14 @@ def check_event(event: object, limits: Limits, now: datetime) -> Accepted | Refu
     return Accepted(normalized, raw if normalized is event else orjson.dumps(normalized))
 
 
-def validate_batch(events: list, limits: Limits, now: datetime) -> BatchResult:
-    """Validate every event; duplicates of an id already accepted in this batch are refused."""
+Redact = Callable[[dict], tuple[dict, list[str]]]
+
+
+def validate_batch(events: list, limits: Limits, now: datetime, redact: Redact | None = None) -> BatchResult:
+    """Validate every event; duplicates of an id already accepted in this batch are refused.
+
+    redact (the privacy policy) returns the event as it may be published and the fields it removed.
+    """
     result = BatchResult()
     seen: set[str] = set()
     for index, event in enumerate(events):
@@ -145,6 +161,8 @@ def validate_batch(events: list, limits: Limits, now: datetime) -> BatchResult:
             result.failures.append(Failure(index, event_id, verdict.reason, verdict.message))
             continue
         seen.add(event_id)
-        result.accepted.append(verdict.event)
-        result.accepted_json.append(verdict.json)
+        published, removed = redact(verdict.event) if redact else (verdict.event, [])
+        result.accepted.append(published)
+        result.accepted_json.append(verdict.json if published is verdict.event else orjson.dumps(published))
+        result.redacted.append(removed)
     return result

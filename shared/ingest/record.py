@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from flask import Request
 
+from shared import logs
 from shared.config import Config
 from shared.envelope import Batch, encode
 from shared.errors import Unauthorized
@@ -16,6 +17,7 @@ from shared.ingest.batch import Limits, validate_batch
 from shared.ingest.body import body_deadline, check_headers, read_body
 from shared.ingest.licenses.verifier import License, LicenseVerifier
 from shared.ingest.memory import ParseBudget
+from shared.ingest.policy import PrivacyPolicy
 from shared.ingest.publisher import Publisher
 from shared.ingest.quota import Quota
 from shared.ingest.request import RecordRequest, bearer_token, parse_document, parse_identity
@@ -34,8 +36,9 @@ class RecordEvents:
     """The POST /v1/events handler's logic, independent of routing."""
 
     def __init__(self, config: Config, verifier: LicenseVerifier, publisher: Publisher, quota: Quota,
-                 budget: ParseBudget | None = None) -> None:
+                 budget: ParseBudget | None = None, policy: PrivacyPolicy | None = None) -> None:
         self.config = config
+        self.policy = policy or PrivacyPolicy.from_config(config)
         self.verifier = verifier
         self.publisher = publisher
         self.quota = quota
@@ -79,11 +82,12 @@ class RecordEvents:
         request_id = parsed.request_id
         self.quota.take(f"license:{lic.fingerprint}" if lic else "unlicensed", len(parsed.events))
         now = datetime.now(UTC)
-        result = validate_batch(parsed.events, self.limits, now)
+        result = validate_batch(parsed.events, self.limits, now,
+                                lambda event: self.policy.apply(event, identity.instance_id))
         log = {"instanceId": identity.instance_id, "requestId": request_id, "events": len(parsed.events)}
         succeeded: list[str] = []
         if result.accepted:
-            batch = Batch(identity, request_id, now.isoformat(), result.accepted)
+            batch = Batch(identity, request_id, now.isoformat(), result.accepted, result.redacted)
             data, attributes = encode(batch, self.config.gzip_level, events_json=result.accepted_json)
             started = time.perf_counter()
             log["messageId"] = self.publisher.publish(data, attributes)
@@ -91,6 +95,8 @@ class RecordEvents:
             log["messageBytes"] = len(data)
             succeeded = [e["id"] for e in result.accepted]
         log["accepted"] = len(succeeded)
+        for (feature, name), count in result.redacted_by_feature().items():  # names and counts, never values
+            logs.info("fields_redacted", instanceId=identity.instance_id, feature=feature, field=name, count=count)
         log["failedByReason"] = dict(Counter(f.reason for f in result.failures))
         body = {"succeededEvents": succeeded, "failedEvents": [f.as_json() for f in result.failures]}
         return Outcome(body, log)

@@ -47,9 +47,15 @@ def _create_table(client: bigquery.Client, config: Config, table: TableDef) -> N
     spec = bigquery.Table(table_id(config, table), schema=schema_fields(table))
     spec.description = table.description
     spec.time_partitioning = bigquery.TimePartitioning(type_=bigquery.TimePartitioningType.DAY,
-                                                       field=table.partition_field)
+                                                       field=table.partition_field,
+                                                       expiration_ms=expiration_days(config, table) * 86_400_000)
     spec.clustering_fields = list(table.clustering)
     client.create_table(spec, exists_ok=True, timeout=config.bq_timeout_s)
+
+
+def expiration_days(config: Config, table: TableDef) -> int:
+    """How long the table keeps a partition (EVENTS_/REJECTED_PARTITION_EXPIRATION_DAYS)."""
+    return getattr(config, table.expiration_setting.lower())
 
 
 def missing_columns(client: bigquery.Client, config: Config, table: TableDef) -> list[str]:

@@ -99,17 +99,18 @@ class Sink:
         indexes: list[int] = []
         serialized: list[bytes] = []
         rejects: list[dict] = []
+        redacted = batch.redacted or [[]] * len(batch.events)
         for index, event in enumerate(batch.events):
             try:
-                serialized.append(events.serialize(event_row(event, now), shared))
+                serialized.append(events.serialize(event_row(event, now, redacted[index]), shared))
                 indexes.append(index)
             except RowProblem as exc:
-                rejects.append(rejected_row(event, index, exc.reason, exc.detail, context, now))
+                rejects.append(rejected_row(event, index, exc.reason, exc.detail, context, now, redacted[index]))
             except (TypeError, ValueError) as exc:
-                rejects.append(rejected_row(event, index, "invalid_value", str(exc), context, now))
+                rejects.append(rejected_row(event, index, "invalid_value", str(exc), context, now, redacted[index]))
         self._reject(rejects, message.message_id)
-        refused = [rejected_row(batch.events[indexes[e.index]], indexes[e.index], "bigquery_row_error",
-                                f"{e.code}: {e.message}", context, now) for e in events.append(serialized)]
+        refused = [rejected_row(batch.events[i], i, "bigquery_row_error", f"{e.code}: {e.message}", context, now,
+                                redacted[i]) for e in events.append(serialized) for i in (indexes[e.index],)]
         self._reject(refused, message.message_id)
         total = len(rejects) + len(refused)
         return {"events": len(batch.events), "inserted": len(batch.events) - total, "rejected": total}

@@ -123,7 +123,7 @@ def _window(now: datetime) -> tuple[datetime, datetime]:
     return now - PARTITION_PAST, now + PARTITION_FUTURE
 
 
-def event_row(event: object, now: datetime) -> dict:
+def event_row(event: object, now: datetime, redacted: list[str] | None = None) -> dict:
     """The event's own columns of its events row (batch columns are added by the writer), or RowProblem.
 
     String columns take the values as sent: a non-string fails serialization and the event is rejected.
@@ -163,6 +163,7 @@ def event_row(event: object, now: datetime) -> dict:
         "interaction_id": interaction.get("interactionId"),
         "country_code": _obj(interaction.get("geolocation")).get("countryCode"),
         "extra": _json(unknown_fields(event)),
+        "redacted_fields": redacted or [],
     }
 
 
@@ -179,7 +180,8 @@ def raw_json(event: object) -> str:
         return json.dumps(event, ensure_ascii=False)
 
 
-def rejected_row(event: object, index: int, reason: str, detail: str, context: dict, now: datetime) -> dict:
+def rejected_row(event: object, index: int, reason: str, detail: str, context: dict, now: datetime,
+                 redacted: list[str] | None = None) -> dict:
     """One rejected_events row keeping the raw event."""
     event_id = event.get("id") if isinstance(event, dict) else None
     return {
@@ -191,6 +193,7 @@ def rejected_row(event: object, index: int, reason: str, detail: str, context: d
         "event_index": index,
         **context,
         "rejected_at": micros(now),
+        "redacted_fields": redacted or [],
     }
 
 

@@ -24,6 +24,7 @@ class TableDef:
     partition_field: str
     clustering: tuple[str, ...]
     columns: tuple[Column, ...]
+    expiration_setting: str = ""  # the environment variable holding its partition expiration in days
 
     def column(self, name: str) -> Column:
         """Look up a column by name."""
@@ -46,11 +47,15 @@ _IDENTITY = (
     Column("caller_kind", STRING, "Who recorded the event: licensed_instance or unlicensed_instance."),
 )
 
+REDACTED_FIELDS = Column("redacted_fields", STRING, "Fields the gateway removed by its privacy policy before "
+                         "publishing, e.g. parameters.privateMetadata (empty: nothing removed).", REP)
+
 EVENTS = TableDef(
     name="events",
     description="Telemetry v2 events, one row per delivery (use events_deduped for exactly-once counts).",
     partition_field="timestamp",
     clustering=("feature", "action", "instance_id"),
+    expiration_setting="EVENTS_PARTITION_EXPIRATION_DAYS",
     columns=(
         Column("event_id", STRING, "Event id (UUID) set by the instance; unique per event.", REQ),
         Column("timestamp", TIMESTAMP, "When the event happened (instance clock). Partitioning column.", REQ),
@@ -76,6 +81,7 @@ EVENTS = TableDef(
         Column("extra", JSON, "Event fields this gateway does not know yet, kept verbatim."),
         *_IDENTITY[5:],
         Column("inserted_at", TIMESTAMP, "When the sink wrote the row.", REQ),
+        REDACTED_FIELDS,
     ),
 )
 
@@ -84,6 +90,7 @@ REJECTED = TableDef(
     description="Events the sink could not load, with the reason and the raw event (replay with shared.tools.replay).",
     partition_field="received_at",
     clustering=("reason", "instance_id"),
+    expiration_setting="REJECTED_PARTITION_EXPIRATION_DAYS",
     columns=(
         Column("rejection_id", STRING, "Unique id of this rejection (message id + event index).", REQ),
         Column("reason", STRING, "Typed reason: invalid_event, timestamp_out_of_range, bigquery_row_error, ...", REQ),
@@ -94,6 +101,7 @@ REJECTED = TableDef(
         *_IDENTITY,
         Column("rejected_at", TIMESTAMP, "When the sink rejected it.", REQ),
         Column("replayed_at", TIMESTAMP, "When shared.tools.replay re-published it (NULL: not yet)."),
+        REDACTED_FIELDS,
     ),
 )
 
@@ -141,6 +149,11 @@ def add_column_statements(table: TableDef, table_ref: str, names: list[str] | No
         raise ValueError("a REQUIRED column cannot be added to an existing table")
     return [f"ALTER TABLE `{table_ref}` ADD COLUMN IF NOT EXISTS `{c.name}` "
             f"{f'ARRAY<{c.type}>' if c.mode == 'REPEATED' else c.type}" for c in columns]
+
+
+def partition_expiration_sql(table_ref: str, days: int) -> str:
+    """Partitions older than `days` are deleted by BigQuery (set on every redeploy)."""
+    return f"ALTER TABLE `{table_ref}` SET OPTIONS (partition_expiration_days = {int(days)})"
 
 
 def view_sql(name: str, dataset: str) -> str:

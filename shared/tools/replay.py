@@ -6,9 +6,9 @@ import argparse
 import sys
 from datetime import UTC, datetime
 
-import orjson
 from google.cloud import bigquery
 
+from shared import jsontext
 from shared.config import Config
 from shared.envelope import Batch, Identity, encode
 from shared.ingest.publisher import Publisher
@@ -17,7 +17,7 @@ from shared.sink.tables import REJECTED
 
 SELECT = """
 SELECT rejection_id, message_id, request_id, instance_id, external_url, license_fingerprint, license_tags,
-       environment, caller_kind, received_at, raw_event
+       environment, caller_kind, received_at, raw_event, redacted_fields
 FROM `{table}`
 WHERE received_at >= @since AND received_at < @until AND replayed_at IS NULL
   AND (@reason IS NULL OR reason = @reason)
@@ -41,9 +41,10 @@ def _batches(rows: list) -> list[tuple[Batch, list[str]]]:
             identity = Identity(row.instance_id, row.external_url, row.license_fingerprint,
                                 tuple(row.license_tags or ()), row.environment,
                                 row.caller_kind or "licensed_instance")
-            groups[row.message_id] = (Batch(identity, row.request_id, row.received_at.isoformat(), []), [])
+            groups[row.message_id] = (Batch(identity, row.request_id, row.received_at.isoformat(), [], []), [])
         batch, ids = groups[row.message_id]
-        batch.events.append(orjson.loads(row.raw_event))  # JSON text, exactly as published
+        batch.events.append(jsontext.loads(row.raw_event.encode()))  # JSON text, exactly as published
+        batch.redacted.append(list(getattr(row, "redacted_fields", None) or []))
         ids.append(row.rejection_id)
     return list(groups.values())
 

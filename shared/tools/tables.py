@@ -5,7 +5,14 @@ from __future__ import annotations
 import json
 import sys
 
-from shared.sink.tables import TABLES, VIEWS, add_column_statements, schema_json, view_sql
+from shared.sink.tables import (
+    TABLES,
+    VIEWS,
+    add_column_statements,
+    partition_expiration_sql,
+    schema_json,
+    view_sql,
+)
 
 
 def main(argv: list[str]) -> int:
@@ -15,11 +22,13 @@ def main(argv: list[str]) -> int:
         print(json.dumps(schema_json(by_name[argv[1]]), indent=2))
     elif argv[:1] == ["table"] and len(argv) == 2 and argv[1] in by_name:
         t = by_name[argv[1]]
-        print(f"{t.partition_field} {','.join(t.clustering)}")
+        print(f"{t.partition_field} {','.join(t.clustering)} {t.expiration_setting}")
     elif argv[:1] == ["view"] and len(argv) == 3 and argv[1] in VIEWS:
         print(view_sql(argv[1], argv[2]))
     elif argv[:1] == ["migrate"] and len(argv) == 3 and argv[1] in by_name:
         print(";\n".join(add_column_statements(by_name[argv[1]], argv[2])) + ";")  # one script
+    elif argv[:1] == ["expire"] and len(argv) == 3 and argv[2].isdigit():
+        print(partition_expiration_sql(argv[1], int(argv[2])))
     elif argv == ["list", "tables"]:
         print(" ".join(by_name))
     elif argv == ["list", "views"]:

@@ -59,6 +59,10 @@ def test_fresh_deploy_creates_everything(repo, fake):
     tables = has(calls, "bq", "mk", "--table")
     assert {c[-2].rsplit(".", 1)[-1] for c in tables} == {"events", "rejected_events"}
     assert "--time_partitioning_field=timestamp" in tables[0]
+    expirations = {c[-2].rsplit(".", 1)[-1]: next(a for a in c if a.startswith("--time_partitioning_expiration="))
+                   for c in tables}
+    assert expirations == {"events": f"--time_partitioning_expiration={730 * 86400}",
+                           "rejected_events": f"--time_partitioning_expiration={30 * 86400}"}
     assert "--clustering_fields=feature,action,instance_id" in tables[0]
     names = [c["name"] for c in json.loads(Path(tables[0][-1]).read_text())]
     assert names[:4] == ["event_id", "timestamp", "feature", "action"]
@@ -78,11 +82,15 @@ def test_fresh_deploy_creates_everything(repo, fake):
     assert (source / "main.py").exists() and (source / "shared" / "ingest" / "licenses" / "keys.py").exists()
     assert not (source / "shared" / "sink").exists() and not (source / "shared" / "tools").exists()
     assert (source / "config" / "trusted-license-keys.pub").exists()
+    assert "cody.completion:*" in (source / "config" / "private-metadata-allowlist.txt").read_text()
+    assert (source / "config" / "marketing-tracking-instances.txt").exists()
+    assert "PRIVATE_METADATA_ALLOWLIST_FILE=config/private-metadata-allowlist.txt" in ingest["set-env-vars"]
+    assert "EVENTS_PARTITION_EXPIRATION_DAYS=730" in sink["set-env-vars"]
     assert (source / "shared" / "VERSION").read_text().strip() in out.stdout
     subscription = state["subscriptions"][sink_subscription(state)]
     assert subscription["dead-letter-topic"] == "telemetry-events-dead-letter"
     assert subscription["max-delivery-attempts"] == "10"
-    assert len(state["metrics"]) == 5 and len(state["policies"]) == 1 and len(state["dashboards"]) == 1
+    assert len(state["metrics"]) == 6 and len(state["policies"]) == 1 and len(state["dashboards"]) == 1
     (dashboard,) = state["dashboards"].values()
     assert dashboard["displayName"] == "Telemetry gateway (dev)"
     assert len(dashboard["doc"]["mosaicLayout"]["tiles"]) == 8
@@ -108,6 +116,8 @@ def test_redeploy_keeps_the_trigger_and_updates_in_place(repo, fake):
     assert policy["updates"] == 1 and dashboard["updates"] == 1
     alters = [q for q in state["queries"]["all"] if q.startswith("ALTER TABLE")]
     assert len(alters) == 2 and all("ADD COLUMN IF NOT EXISTS" in q for q in alters)
+    assert any("`redacted_fields` ARRAY<STRING>" in q and "partition_expiration_days = 730" in q for q in alters)
+    assert any("partition_expiration_days = 30" in q for q in alters)
     assert all(m == 2 for m in state["metrics"].values())
     assert state["functions"]["telemetry-sink"]["deploys"] == 2
     assert deploy(repo, fake, "dev").returncode == 0  # a third time: the dashboard's new etag is fetched again

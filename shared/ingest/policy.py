@@ -1,0 +1,85 @@
+"""The privacy policy ingest enforces before anything is published: who keeps private metadata and tracking.
+
+Sourcegraph keeps `parameters.privateMetadata` only for allowlisted events and marketing tracking only
+from Sourcegraph.com; instances apply that rule themselves, and the gateway applies it again (defence in
+depth), so one misconfigured or old instance cannot put sensitive data in BigQuery. What is removed is
+named in the event's `redacted_fields`, so "removed by policy" differs from "never sent".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from pathlib import Path
+
+from shared.config import Config
+from shared.errors import ConfigError
+
+PRIVATE_METADATA = "parameters.privateMetadata"
+MARKETING_TRACKING = "marketingTracking"
+_CACHE_LIMIT = 10_000  # distinct (feature, action) verdicts remembered
+
+
+def _lines(path: Path, setting: str) -> list[str]:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{setting}={path}: {exc}") from None
+    return [s for s in (line.split("#", 1)[0].strip() for line in text.splitlines()) if s]
+
+
+def read_allowlist(path: Path | None) -> tuple[tuple[str, str], ...]:
+    """`feature:action` patterns, `*` a wildcard in either part; unset: nothing is allowlisted."""
+    if path is None:
+        return ()
+    patterns = []
+    for line in _lines(path, "PRIVATE_METADATA_ALLOWLIST_FILE"):
+        feature, sep, action = line.partition(":")
+        if not sep or not feature or not action:
+            raise ConfigError(f"PRIVATE_METADATA_ALLOWLIST_FILE={path}: {line!r} is not feature:action")
+        patterns.append((feature.strip(), action.strip()))
+    return tuple(patterns)
+
+
+@dataclass
+class PrivacyPolicy:
+    """Which events keep private metadata (allowlist) and marketing tracking (listed instances)."""
+
+    private_metadata: tuple[tuple[str, str], ...] = ()
+    marketing_instances: frozenset[str] = frozenset()
+    _verdicts: dict[tuple[str, str], bool] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_config(cls, config: Config) -> PrivacyPolicy:
+        """Read the two files (unset: nothing is kept); ConfigError when one cannot be read."""
+        instances = config.marketing_tracking_instances_file
+        return cls(read_allowlist(config.private_metadata_allowlist_file),
+                   frozenset(_lines(instances, "MARKETING_TRACKING_INSTANCES_FILE")) if instances else frozenset())
+
+    def keeps_private_metadata(self, feature: str, action: str) -> bool:
+        """Whether an event of this feature and action may keep parameters.privateMetadata."""
+        key = (feature, action)
+        verdict = self._verdicts.get(key)
+        if verdict is None:
+            verdict = any(fnmatchcase(feature, f) and fnmatchcase(action, a) for f, a in self.private_metadata)
+            if len(self._verdicts) < _CACHE_LIMIT:
+                self._verdicts[key] = verdict
+        return verdict
+
+    def apply(self, event: dict, instance_id: str) -> tuple[dict, list[str]]:
+        """The event as it may be published, and the fields removed (values that were actually sent)."""
+        removed: list[str] = []
+        params = event.get("parameters")
+        drop_private = isinstance(params, dict) and "privateMetadata" in params and not self.keeps_private_metadata(
+            event["feature"], event["action"])
+        drop_marketing = "marketingTracking" in event and instance_id not in self.marketing_instances
+        if not (drop_private or drop_marketing):
+            return event, removed
+        event = dict(event)
+        if drop_private:
+            if params["privateMetadata"]:
+                removed.append(PRIVATE_METADATA)
+            event["parameters"] = {k: v for k, v in params.items() if k != "privateMetadata"}
+        if drop_marketing and event.pop("marketingTracking"):
+            removed.append(MARKETING_TRACKING)
+        return event, removed
