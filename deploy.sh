@@ -130,6 +130,9 @@ stage() {
   if [ -n "${PRIVATE_METADATA_ALLOWLIST:-}" ]; then
     cp "$BUILD/src/$PRIVATE_METADATA_ALLOWLIST" "$BUILD/ingest/config/private-metadata-allowlist.txt"
   fi
+  if [ -n "${MANAGED_SERVICES:-}" ]; then
+    cp "$BUILD/src/$MANAGED_SERVICES" "$BUILD/ingest/config/managed-services.txt"
+  fi
   if [ -n "${MARKETING_TRACKING_INSTANCES:-}" ]; then
     cp "$BUILD/src/$MARKETING_TRACKING_INSTANCES" "$BUILD/ingest/config/marketing-tracking-instances.txt"
   fi
@@ -172,7 +175,7 @@ for table in $TABLES; do
     # Additive only, NULLABLE columns, IF NOT EXISTS: the same statements the sink would run; then the
     # partition expiration, so a changed setting applies on redeploy.
     run bq --project_id="$PROJECT" query --use_legacy_sql=false --nouse_cache \
-      "$(tables migrate "$table" "$PROJECT.$DATASET") $(tables expire "$PROJECT.$DATASET.$table" "$days");"
+      "$(tables migrate "$table" "$PROJECT.$DATASET.$table") $(tables expire "$PROJECT.$DATASET.$table" "$days");"
   else
     run bq --project_id="$PROJECT" mk --table --time_partitioning_field="$partition" \
       --time_partitioning_type=DAY --time_partitioning_expiration="$((days * 86400))" \
@@ -232,6 +235,12 @@ INGEST_ENV="$INGEST_ENV@MAX_PARSE_MEMORY_BYTES=${MAX_PARSE_MEMORY_BYTES:-1342177
 [ -z "${REVOKED_LICENSES:-}" ] || INGEST_ENV="$INGEST_ENV@REVOKED_LICENSES_FILE=config/revoked-licenses.txt"
 [ -z "${PRIVATE_METADATA_ALLOWLIST:-}" ] || \
   INGEST_ENV="$INGEST_ENV@PRIVATE_METADATA_ALLOWLIST_FILE=config/private-metadata-allowlist.txt"
+if [ -n "${MANAGED_SERVICES:-}" ]; then
+  # Managed services mint their ID tokens for the function's URL (the cloudfunctions.net one is known
+  # before the first deploy).
+  audience="${ID_TOKEN_AUDIENCE:-https://$REGION-$PROJECT.cloudfunctions.net/$INGEST_FUNCTION}"
+  INGEST_ENV="$INGEST_ENV@MANAGED_SERVICES_FILE=config/managed-services.txt@ID_TOKEN_AUDIENCE=$audience"
+fi
 [ -z "${MARKETING_TRACKING_INSTANCES:-}" ] || \
   INGEST_ENV="$INGEST_ENV@MARKETING_TRACKING_INSTANCES_FILE=config/marketing-tracking-instances.txt"
 INGEST_ENV="$INGEST_ENV@WORKERS=$INGEST_WORKERS@THREADS=$INGEST_THREADS"
@@ -250,10 +259,14 @@ run gcloud functions deploy "$INGEST_FUNCTION" --gen2 --runtime=python311 --regi
 # on purpose (--allow-trigger-change, after draining: see README "Changing the sink's trigger").
 WANT_TRIGGER="projects/$PROJECT/topics/$TOPIC	RETRY_POLICY_RETRY	$PUSH_SA_EMAIL"
 TRIGGER_FLAGS=(--trigger-topic="$TOPIC" --retry --trigger-service-account="$PUSH_SA_EMAIL")
-if [ "$PLAN" = 1 ]; then HAVE_TRIGGER=""; else
-  HAVE_TRIGGER="$(gcloud functions describe "$SINK_FUNCTION" --gen2 --region="$REGION" "${G[@]}" \
-    --format='value(eventTrigger.pubsubTopic,eventTrigger.retryPolicy,eventTrigger.serviceAccountEmail)' \
-    2>/dev/null || true)"
+HAVE_TRIGGER=""
+if [ "$PLAN" = 0 ] && ! HAVE_TRIGGER="$(gcloud functions describe "$SINK_FUNCTION" --gen2 --region="$REGION" \
+    "${G[@]}" --format='value(eventTrigger.pubsubTopic,eventTrigger.retryPolicy,eventTrigger.serviceAccountEmail)' \
+    2>"$BUILD/describe-sink.err")"; then
+  # Only "no such function" means a new trigger; any other failure must not pass trigger flags by mistake.
+  grep -qiE 'NOT_FOUND|404|does not exist|not found' "$BUILD/describe-sink.err" \
+    || die "cannot describe $SINK_FUNCTION: $(cat "$BUILD/describe-sink.err")"
+  HAVE_TRIGGER=""
 fi
 if [ -z "$HAVE_TRIGGER" ]; then
   echo "  the sink's trigger is new: creating it"
@@ -270,7 +283,7 @@ SINK_ENV="TELEMETRY_ENV=$ENVIRONMENT@GOOGLE_CLOUD_PROJECT=$PROJECT@BQ_DATASET=$D
 SINK_ENV="$SINK_ENV@EVENTS_PARTITION_EXPIRATION_DAYS=$EVENTS_PARTITION_EXPIRATION_DAYS"
 SINK_ENV="$SINK_ENV@REJECTED_PARTITION_EXPIRATION_DAYS=$REJECTED_PARTITION_EXPIRATION_DAYS"
 run gcloud functions deploy "$SINK_FUNCTION" --gen2 --runtime=python311 --region="$REGION" \
-  --source="$BUILD/sink" --entry-point=sink "${TRIGGER_FLAGS[@]}" --ingress-settings=internal-only \
+  --source="$BUILD/sink" --entry-point=sink ${TRIGGER_FLAGS[@]+"${TRIGGER_FLAGS[@]}"} --ingress-settings=internal-only \
   --service-account="$SINK_SA_EMAIL" --build-service-account="$BUILD_IDENTITY" \
   --set-env-vars="^@^$SINK_ENV" --max-instances="$SINK_MAX_INSTANCES" --memory="$SINK_MEMORY" \
   --timeout="$SINK_TIMEOUT" "${G[@]}"

@@ -132,6 +132,8 @@ def main() -> int:
     except KeyboardInterrupt:
         return 0
     finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):  # a second Ctrl-C must not leave processes behind
+            signal.signal(sig, signal.SIG_IGN)
         pipeline.stop()
 
 

@@ -11,6 +11,7 @@ from shared.envelope import MAX_BATCH_BYTES
 from shared.errors import ConfigError
 
 ENVIRONMENTS = ("prod", "dev")
+GOOGLE_ID_TOKEN_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
 MIB = 1024 * 1024
 
 
@@ -83,6 +84,9 @@ class Config:
     other_env_license_keys_file: Path | None
     revoked_licenses_file: Path | None
     private_metadata_allowlist_file: Path | None
+    managed_services_file: Path | None
+    id_token_audience: str | None
+    id_token_certs_url: str
     marketing_tracking_instances_file: Path | None
     events_partition_expiration_days: int
     rejected_partition_expiration_days: int
@@ -149,6 +153,9 @@ class Config:
             other_env_license_keys_file=_path(env, "OTHER_ENV_LICENSE_KEYS_FILE"),
             revoked_licenses_file=_path(env, "REVOKED_LICENSES_FILE"),
             private_metadata_allowlist_file=_path(env, "PRIVATE_METADATA_ALLOWLIST_FILE"),
+            managed_services_file=_path(env, "MANAGED_SERVICES_FILE"),
+            id_token_audience=env.get("ID_TOKEN_AUDIENCE", "").strip() or None,
+            id_token_certs_url=env.get("GOOGLE_ID_TOKEN_CERTS_URL", "").strip() or GOOGLE_ID_TOKEN_CERTS_URL,
             marketing_tracking_instances_file=_path(env, "MARKETING_TRACKING_INSTANCES_FILE"),
             events_partition_expiration_days=_int(env, "EVENTS_PARTITION_EXPIRATION_DAYS", 730, minimum=1),
             rejected_partition_expiration_days=_int(env, "REJECTED_PARTITION_EXPIRATION_DAYS", 30, minimum=1),

@@ -31,7 +31,9 @@ class Identity:
     license_fingerprint: str | None
     license_tags: tuple[str, ...]
     environment: str
-    kind: str  # licensed_instance | unlicensed_instance
+    kind: str  # licensed_instance | unlicensed_instance | managed_service
+    service_environment: str | None = None  # managed services: metadata.identifier.managedService
+    caller_email: str | None = None  # managed services: the ID token's verified email
 
     def as_json(self) -> dict:
         """JSON form inside the envelope."""
@@ -42,6 +44,8 @@ class Identity:
             "licenseFingerprint": self.license_fingerprint,
             "licenseTags": list(self.license_tags),
             "environment": self.environment,
+            **({"serviceEnvironment": self.service_environment} if self.service_environment else {}),
+            **({"callerEmail": self.caller_email} if self.caller_email else {}),
         }
 
     @classmethod
@@ -54,6 +58,8 @@ class Identity:
             license_tags=tuple(data.get("licenseTags") or ()),
             environment=data["environment"],
             kind=data.get("kind", "licensed_instance"),
+            service_environment=data.get("serviceEnvironment"),
+            caller_email=data.get("callerEmail"),
         )
 
 

@@ -25,14 +25,13 @@ def _no_constants(name: str) -> float:
 
 
 def loads(raw: bytes) -> object:
-    """Parse JSON; integers keep their exact value whatever their size."""
+    """Parse JSON; integers keep their exact value whatever their size (one parse, never two at once)."""
+    if _LONG_INT.search(raw):
+        try:
+            return json.loads(raw, parse_constant=_no_constants)
+        except (ValueError, RecursionError) as exc:  # includes Python's limit on very long integers
+            raise JSONTextError(str(exc)) from None
     try:
-        doc = orjson.loads(raw)
+        return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise JSONTextError(str(exc)) from None
-    if not _LONG_INT.search(raw):
-        return doc
-    try:
-        return json.loads(raw, parse_constant=_no_constants)
-    except (ValueError, RecursionError) as exc:  # includes Python's limit on very long integers
         raise JSONTextError(str(exc)) from None

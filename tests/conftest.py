@@ -14,7 +14,7 @@ from devtools.emulators import BigQueryEmulator, start_bigquery, start_pubsub
 from devtools.functions import start_function
 from devtools.procs import Service
 from devtools.topology import clients, ensure_subscription, ensure_topic
-from tests.helpers import KeyPair
+from tests.helpers import KeyPair, TokenIssuer
 
 PROJECT = "test-project"
 
@@ -67,6 +67,39 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, KeyPair]:
         "stranger": KeyPair(base / "stranger"),
         "ed": KeyPair(base / "ed", "ed25519"),
     }
+
+
+@pytest.fixture(scope="session")
+def google_certs() -> Iterator[dict]:
+    """A local stand-in for Google's ID token certificate endpoint, serving a test issuer's certificate.
+
+    Answers with Cache-Control like Google's; counts the requests it gets.
+    """
+    import http.server
+    import threading
+
+    import orjson
+
+    issuer, hits = TokenIssuer(), [0]
+
+    class Certs(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            hits[0] += 1
+            body = orjson.dumps(issuer.certs())
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Cache-Control", "public, max-age=19800, must-revalidate, no-transform")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            return
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Certs)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield {"issuer": issuer, "url": f"http://127.0.0.1:{server.server_port}/oauth2/v1/certs", "hits": hits}
+    server.shutdown()
 
 
 @pytest.fixture(scope="session")
@@ -152,17 +185,21 @@ def subscription(pubsub_clients: tuple) -> Callable[[Service], Callable[..., lis
 
 
 @pytest.fixture(scope="session")
-def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+def pipeline(tmp_path_factory: pytest.TempPathFactory, google_certs: dict) -> Iterator:
     """The whole local pipeline (own Pub/Sub and BigQuery emulators, both functions)."""
     from devtools.pipeline import LocalPipeline
 
     policy = tmp_path_factory.mktemp("policy")
     (policy / "allowlist").write_text("# the pipeline tests' privacy policy\ncody.completion:*\n")
     (policy / "marketing").write_text("inst-columns\n")
+    (policy / "services").write_text("cody-gateway cody-gateway@svc-project.iam.gserviceaccount.com\n")
     running = LocalPipeline(tmp_path_factory.mktemp("pipeline"), dataset="telemetry_test",
                             extra_env={"BQ_TIMEOUT_SECONDS": "4", "BQ_RETRY_BUDGET_SECONDS": "8",
                                        "PUBLISH_TIMEOUT_SECONDS": "2", "RETRY_AFTER_SECONDS": "1",
                                        "PRIVATE_METADATA_ALLOWLIST_FILE": str(policy / "allowlist"),
-                                       "MARKETING_TRACKING_INSTANCES_FILE": str(policy / "marketing")}).start()
+                                       "MARKETING_TRACKING_INSTANCES_FILE": str(policy / "marketing"),
+                                       "MANAGED_SERVICES_FILE": str(policy / "services"),
+                                       "ID_TOKEN_AUDIENCE": "https://telemetry-ingest.local",
+                                       "GOOGLE_ID_TOKEN_CERTS_URL": google_certs["url"]}).start()
     yield running
     running.stop()

@@ -63,3 +63,38 @@ class KeyPair:
         info = {"v": version, "n": [1, 2, 3, 4, 5, 6, 7, 8], "t": list(tags), "u": 10,
                 "e": expires.strftime("%Y-%m-%dT%H:%M:%SZ")}
         return encode_license(info, self.private, sig_format)
+
+
+class TokenIssuer:
+    """Plays Google for ID tokens: an RSA key with a self-signed certificate, and tokens signed with it."""
+
+    def __init__(self, kid: str = "test-key-1") -> None:
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+        from cryptography.x509.oid import NameOID
+
+        self.kid = kid
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test-accounts.google.com")])
+        now = datetime.now(UTC)
+        cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+                .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(days=1))
+                .not_valid_after(now + timedelta(days=30)).sign(key, hashes.SHA256()))
+        self.cert_pem = cert.public_bytes(serialization.Encoding.PEM).decode()
+        self.key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                         serialization.NoEncryption()).decode()
+
+    def certs(self) -> dict[str, str]:
+        """What Google's v1 certs endpoint serves: key id -> X.509 certificate."""
+        return {self.kid: self.cert_pem}
+
+    def token(self, email: str, audience: str, *, expires_in: int = 3600, verified: bool = True,
+              issuer: str = "https://accounts.google.com") -> str:
+        """A Google-style ID token for a service account."""
+        from google.auth import crypt, jwt
+
+        now = int(datetime.now(UTC).timestamp())
+        payload = {"iss": issuer, "aud": audience, "sub": "1234567890", "email": email, "email_verified": verified,
+                   "iat": now - 10, "exp": now + expires_in}
+        return jwt.encode(crypt.RSASigner.from_string(self.key_pem, self.kid), payload).decode()

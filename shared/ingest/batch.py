@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 import orjson
 
 from shared.ingest.checks import Invalid, check
+from shared.ingest.names import DuplicateField, camel_case
 from shared.ingest.schema import explain
 
 
@@ -97,12 +98,16 @@ def _shape_problem(value: object, limits: Limits, depth: int = 1) -> str | None:
 
 
 def _normalized(event: dict) -> dict:
-    """The event as published: legacyMetadata merged into metadata (metadata wins), the rest untouched."""
+    """The event as published: legacyMetadata merged into metadata (metadata wins), the rest untouched.
+
+    legacyMetadata is map<string, int64> (values may be decimal strings): they stay exact integers, never
+    pass through a float (9007199254740993 stays 9007199254740993).
+    """
     params = event.get("parameters")
     if not params or "legacyMetadata" not in params:
         return event
-    merged = {k: float(int(v)) for k, v in (params.get("legacyMetadata") or {}).items()}
-    merged.update({k: float(v) for k, v in (params.get("metadata") or {}).items()})
+    merged = {k: int(v) for k, v in (params.get("legacyMetadata") or {}).items()}
+    merged.update(params.get("metadata") or {})
     new_params = {k: v for k, v in params.items() if k != "legacyMetadata"}
     new_params["metadata"] = merged
     return {**event, "parameters": new_params}
@@ -128,8 +133,12 @@ def check_event(event: object, limits: Limits, now: datetime) -> Accepted | Refu
     problem = None if _shape_ok(raw, limits) else _shape_problem(event, limits)
     if problem:
         return Refusal("event_too_complex", problem)
+    original = event
     try:
+        event = camel_case(event)
         ts = check(event)
+    except DuplicateField as exc:
+        return Refusal("invalid_event", str(exc))
     except Invalid as exc:
         return Refusal("invalid_event", explain(event, str(exc)))
     if ts > now + limits.max_future:
@@ -137,7 +146,7 @@ def check_event(event: object, limits: Limits, now: datetime) -> Accepted | Refu
     if ts < now - limits.max_age:
         return Refusal("timestamp_too_old", f"timestamp older than {limits.max_age.days} days")
     normalized = _normalized(event)
-    return Accepted(normalized, raw if normalized is event else orjson.dumps(normalized))
+    return Accepted(normalized, raw if normalized is original else orjson.dumps(normalized))
 
 
 Redact = Callable[[dict], tuple[dict, list[str]]]

@@ -51,7 +51,12 @@ def read_body(
     while content_length is None or wire < content_length:
         if time.monotonic() > deadline:  # checked before waiting for more, never after the body is complete
             raise RequestTimeout("body_timeout", f"request body not received within {timeout_s:g}s")
-        chunk = stream.read(CHUNK)
+        try:
+            chunk = stream.read(CHUNK)
+        except Exception as exc:  # the server's reader: a cut, aborted or badly framed (chunked) body
+            if time.monotonic() >= deadline - 0.05:
+                raise RequestTimeout("body_timeout", f"request body not received within {timeout_s:g}s") from None
+            raise BadRequest("incomplete_body", f"body could not be read ({type(exc).__name__})") from None
         if not chunk:
             break
         wire += len(chunk)

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from shared.errors import PayloadTooLarge, Unavailable
 
 CONTAINER_BYTES = 72  # an empty dict in CPython, plus its slot in the enclosing list or dict
-VALUE_BYTES = 40  # a slot and a small object (str, int, float) per comma-separated value
+VALUE_BYTES = 64  # a slot and a small object (a short str is ~50 bytes) per comma-separated value
 CONTAINERS_PER_EVENT = 64  # generous: a realistic event has about ten objects
 WAIT_S = 2.0
 

@@ -41,12 +41,24 @@ def read_allowlist(path: Path | None) -> tuple[tuple[str, str], ...]:
     return tuple(patterns)
 
 
+def read_instances(path: Path) -> dict[str, str | None]:
+    """`INSTANCE_ID [LICENSE_FINGERPRINT]` lines: an instance id is chosen by the caller, so a line may pin
+    the license that must send it (recommended: without it, any licensed caller claiming the id qualifies)."""
+    instances: dict[str, str | None] = {}
+    for line in _lines(path, "MARKETING_TRACKING_INSTANCES_FILE"):
+        words = line.split()
+        if len(words) > 2:
+            raise ConfigError(f"MARKETING_TRACKING_INSTANCES_FILE={path}: {line!r} is not 'INSTANCE_ID [FINGERPRINT]'")
+        instances[words[0]] = words[1].lower() if len(words) == 2 else None
+    return instances
+
+
 @dataclass
 class PrivacyPolicy:
     """Which events keep private metadata (allowlist) and marketing tracking (listed instances)."""
 
     private_metadata: tuple[tuple[str, str], ...] = ()
-    marketing_instances: frozenset[str] = frozenset()
+    marketing_instances: dict[str, str | None] = field(default_factory=dict)  # instance id -> license, if pinned
     _verdicts: dict[tuple[str, str], bool] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -54,7 +66,7 @@ class PrivacyPolicy:
         """Read the two files (unset: nothing is kept); ConfigError when one cannot be read."""
         instances = config.marketing_tracking_instances_file
         return cls(read_allowlist(config.private_metadata_allowlist_file),
-                   frozenset(_lines(instances, "MARKETING_TRACKING_INSTANCES_FILE")) if instances else frozenset())
+                   read_instances(instances) if instances else {})
 
     def keeps_private_metadata(self, feature: str, action: str) -> bool:
         """Whether an event of this feature and action may keep parameters.privateMetadata."""
@@ -66,13 +78,20 @@ class PrivacyPolicy:
                 self._verdicts[key] = verdict
         return verdict
 
-    def apply(self, event: dict, instance_id: str) -> tuple[dict, list[str]]:
+    def keeps_marketing(self, instance_id: str, license_fingerprint: str | None) -> bool:
+        """Listed instances keep marketing tracking; a line that names a license also requires that license."""
+        if instance_id not in self.marketing_instances:
+            return False
+        pinned = self.marketing_instances[instance_id]
+        return pinned is None or pinned == (license_fingerprint or "").lower()
+
+    def apply(self, event: dict, instance_id: str, license_fingerprint: str | None = None) -> tuple[dict, list[str]]:
         """The event as it may be published, and the fields removed (values that were actually sent)."""
         removed: list[str] = []
         params = event.get("parameters")
         drop_private = isinstance(params, dict) and "privateMetadata" in params and not self.keeps_private_metadata(
             event["feature"], event["action"])
-        drop_marketing = "marketingTracking" in event and instance_id not in self.marketing_instances
+        drop_marketing = "marketingTracking" in event and not self.keeps_marketing(instance_id, license_fingerprint)
         if not (drop_private or drop_marketing):
             return event, removed
         event = dict(event)

@@ -11,17 +11,27 @@ from flask import Request
 
 from shared import logs
 from shared.config import Config
-from shared.envelope import Batch, encode
+from shared.envelope import Batch, Identity, encode
 from shared.errors import Unauthorized
 from shared.ingest.batch import Limits, validate_batch
 from shared.ingest.body import body_deadline, check_headers, read_body
+from shared.ingest.idtokens import IdTokenVerifier, ServiceCaller, looks_like_id_token
 from shared.ingest.licenses.verifier import License, LicenseVerifier
 from shared.ingest.memory import ParseBudget
 from shared.ingest.policy import PrivacyPolicy
 from shared.ingest.publisher import Publisher
 from shared.ingest.quota import Quota
-from shared.ingest.request import RecordRequest, bearer_token, parse_document, parse_identity
+from shared.ingest.request import Caller, RecordRequest, bearer_token, parse_document, parse_identity
 from shared.ingest.watchdog import WATCHDOG
+
+
+def _quota_key(caller: Caller, identity: Identity) -> str:
+    """The verified identity a quota bucket belongs to: license fingerprint, or managed service id."""
+    if isinstance(caller, License):
+        return f"license:{caller.fingerprint}"
+    if isinstance(caller, ServiceCaller):
+        return f"service:{identity.instance_id}"
+    return "unlicensed"
 
 
 @dataclass
@@ -39,6 +49,7 @@ class RecordEvents:
                  budget: ParseBudget | None = None, policy: PrivacyPolicy | None = None) -> None:
         self.config = config
         self.policy = policy or PrivacyPolicy.from_config(config)
+        self.id_tokens = IdTokenVerifier.from_config(config)
         self.verifier = verifier
         self.publisher = publisher
         self.quota = quota
@@ -51,13 +62,17 @@ class RecordEvents:
             max_age=timedelta(days=config.max_age_days),
         )
 
-    def authenticate(self, request: Request) -> License | None:
-        """Check the license before the body is read."""
+    def authenticate(self, request: Request) -> Caller:
+        """Check the credential (a license key, or a managed service's ID token) before the body is read."""
         token = bearer_token(request.headers.get("Authorization"), self.config.max_auth_header_chars)
         if token is None:
             if self.config.allow_unlicensed:
                 return None
             raise Unauthorized("missing_license", "send 'Authorization: Bearer <license key>'")
+        if looks_like_id_token(token):
+            if self.id_tokens is None:
+                raise Unauthorized("invalid_id_token", "this gateway accepts no managed services")
+            return self.id_tokens.verify(token)
         return self.verifier.verify(token)
 
     def read(self, request: Request) -> bytes:
@@ -72,18 +87,19 @@ class RecordEvents:
 
     def handle(self, request: Request) -> Outcome:
         """Authenticate, read, parse within the memory budget, validate, publish; GatewayError for refusals."""
-        lic = self.authenticate(request)
+        caller = self.authenticate(request)
         raw = self.read(request)
         with self.budget.reserve(raw, self.config.max_events):
-            return self._record(parse_document(raw, self.config.max_events), lic)
+            return self._record(parse_document(raw, self.config.max_events), caller)
 
-    def _record(self, parsed: RecordRequest, lic: License | None) -> Outcome:
-        identity = parse_identity(parsed.metadata, lic, self.config)
+    def _record(self, parsed: RecordRequest, caller: Caller) -> Outcome:
+        identity = parse_identity(parsed.metadata, caller, self.config, self.id_tokens)
         request_id = parsed.request_id
-        self.quota.take(f"license:{lic.fingerprint}" if lic else "unlicensed", len(parsed.events))
+        self.quota.take(_quota_key(caller, identity), len(parsed.events))
         now = datetime.now(UTC)
         result = validate_batch(parsed.events, self.limits, now,
-                                lambda event: self.policy.apply(event, identity.instance_id))
+                                lambda event: self.policy.apply(event, identity.instance_id,
+                                                                identity.license_fingerprint))
         log = {"instanceId": identity.instance_id, "requestId": request_id, "events": len(parsed.events)}
         succeeded: list[str] = []
         if result.accepted:

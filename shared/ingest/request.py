@@ -14,6 +14,7 @@ from shared import jsontext
 from shared.config import Config
 from shared.envelope import Identity
 from shared.errors import BadRequest, Forbidden, PayloadTooLarge, Unauthorized
+from shared.ingest.idtokens import IdTokenVerifier, ServiceCaller
 from shared.ingest.licenses.verifier import License
 
 MAX_ID_CHARS = 256  # instanceId, externalUrl, requestId
@@ -78,6 +79,18 @@ def _json_size(value: object) -> int:
         return MAX_METADATA_BYTES + 1
 
 
+def _managed_service(ident: dict, caller: Caller, config: Config, services: IdTokenVerifier) -> Identity:
+    if not isinstance(caller, ServiceCaller):
+        raise Unauthorized("id_token_required", "managed services send 'Authorization: Bearer <Google ID token>'")
+    service_id = _short_string(ident, "serviceId", required=True)
+    if not services.allows(service_id, caller):
+        raise Forbidden("service_not_allowed", f"{caller.email} may not record events for {service_id!r}")
+    return Identity(instance_id=service_id, external_url=None, license_fingerprint=None, license_tags=(),
+                    environment=config.environment, kind="managed_service",
+                    service_environment=_short_string(ident, "serviceEnvironment", required=False),
+                    caller_email=caller.email)
+
+
 def _short_string(container: dict, key: str, *, required: bool) -> str | None:
     value = container.get(key)
     if value in (None, "") and not required:
@@ -87,14 +100,22 @@ def _short_string(container: dict, key: str, *, required: bool) -> str | None:
     return value
 
 
-def parse_identity(metadata: dict, lic: License | None, config: Config) -> Identity:
-    """The caller's identity from request metadata and its (verified) license."""
+Caller = License | ServiceCaller | None
+
+
+def parse_identity(metadata: dict, caller: Caller, config: Config, services: IdTokenVerifier | None = None) -> Identity:
+    """The caller's identity from request metadata and its verified credential (license or ID token)."""
     identifier = metadata.get("identifier")
     if not isinstance(identifier, dict) or len(identifier) != 1:
         raise BadRequest("invalid_metadata", "metadata.identifier must hold exactly one identifier")
     (kind, ident), = identifier.items()
     if not isinstance(ident, dict):
         raise BadRequest("invalid_metadata", "metadata.identifier value must be an object")
+    if kind == "managedService" and services is not None:
+        return _managed_service(ident, caller, config, services)
+    if isinstance(caller, ServiceCaller):
+        raise Unauthorized("license_required", f"an ID token cannot identify a {kind}; send its license key")
+    lic = caller
     if kind == "licensedInstance":
         if lic is None:
             raise Unauthorized("missing_license", "licensed instances send 'Authorization: Bearer <license key>'")

@@ -44,7 +44,8 @@ class Watchdog:
         try:
             yield
         finally:
-            entry[3] = False
+            with self._cond:  # never cleared while the watchdog is deciding: a later request is never cut
+                entry[3] = False
 
     def _run(self) -> None:
         while True:
@@ -56,10 +57,10 @@ class Watchdog:
                     self._cond.wait(wait)
                     continue
                 entry = heapq.heappop(self._heap)
-            if entry[3]:  # still being read
-                with contextlib.suppress(OSError):
-                    entry[2].shutdown(socket.SHUT_RD)
-                    self.fired += 1
+                if entry[3]:  # still being read (decided and acted on under the lock)
+                    with contextlib.suppress(OSError):
+                        entry[2].shutdown(socket.SHUT_RD)
+                        self.fired += 1
 
 
 WATCHDOG = Watchdog()  # one per process, its thread started on first use

@@ -22,7 +22,7 @@ from shared.sink.rows import (
     rejected_row,
     row_time,
 )
-from shared.sink.storage_write import Backoff, SchemaChanged, TableWriter
+from shared.sink.storage_write import Backoff, TableWriter
 from shared.sink.tables import EVENTS, REJECTED, TABLES
 
 
@@ -69,6 +69,8 @@ class Sink:
         try:
             self.prepare()
             counts = self.load(batch, message)
+        except PoisonMessage:
+            raise  # logged as poison where it was found
         except Exception as exc:  # logged for the sink-failure metric, then re-raised: Pub/Sub redelivers
             logs.error("sink_failed", reasonCode=type(exc).__name__, detail=str(exc)[:500],
                        messageId=message.message_id)
@@ -78,49 +80,58 @@ class Sink:
         return counts
 
     def load(self, batch: Batch, message: PushedMessage) -> dict:
-        """Write rows; a writer that saw the table's columns change serializes the batch again (once)."""
-        try:
-            return self._load(batch, message)
-        except SchemaChanged as exc:
-            logs.warning("batch_reserialized", messageId=message.message_id, detail=str(exc)[:300])
-            return self._load(batch, message)
-
-    def _load(self, batch: Batch, message: PushedMessage) -> dict:
         """Rejections the transform finds are written first, then the events, then rows BigQuery refused.
 
         A redelivery after a failure therefore never writes a batch's good rows twice unless BigQuery
-        itself refused some row of it and the rejected_events write then failed after its retries.
+        itself refused some row of it and the rejected_events write then failed after its retries. All
+        retries of one delivery share one deadline (BQ_RETRY_BUDGET_SECONDS), well inside the ack deadline.
         """
+        deadline = time.monotonic() + self.config.bq_retry_budget_s
         now = now_utc()
-        published = micros(row_time(message.publish_time)) if message.publish_time else None
-        context = context_columns(batch, message.message_id, published)
+        try:
+            published = micros(row_time(message.publish_time)) if message.publish_time else None
+            context = context_columns(batch, message.message_id, published)
+        except RowProblem as exc:  # the envelope itself is unusable: no redelivery can fix it
+            logs.error("poison_message", reasonCode="poison_message", detail=exc.detail, messageId=message.message_id)
+            raise PoisonMessage(exc.detail) from None
         events = self._writers[EVENTS.name]
+        redacted = batch.redacted or [[]] * len(batch.events)
+
+        def row(index: int) -> bytes:
+            return events.serialize(event_row(batch.events[index], now, redacted[index]), shared)
+
         shared = events.serialize(event_batch_columns(context, now))
         indexes: list[int] = []
         serialized: list[bytes] = []
         rejects: list[dict] = []
-        redacted = batch.redacted or [[]] * len(batch.events)
         for index, event in enumerate(batch.events):
             try:
-                serialized.append(events.serialize(event_row(event, now, redacted[index]), shared))
+                serialized.append(row(index))
                 indexes.append(index)
             except RowProblem as exc:
                 rejects.append(rejected_row(event, index, exc.reason, exc.detail, context, now, redacted[index]))
             except (TypeError, ValueError) as exc:
                 rejects.append(rejected_row(event, index, "invalid_value", str(exc), context, now, redacted[index]))
-        self._reject(rejects, message.message_id)
+        self._reject(rejects, message.message_id, deadline)
+
+        def again(position: int) -> bytes:  # the writer's columns changed: the same row, the new columns
+            nonlocal shared
+            shared = events.serialize(event_batch_columns(context, now))
+            return row(indexes[position])
+
         refused = [rejected_row(batch.events[i], i, "bigquery_row_error", f"{e.code}: {e.message}", context, now,
-                                redacted[i]) for e in events.append(serialized) for i in (indexes[e.index],)]
-        self._reject(refused, message.message_id)
+                                redacted[i]) for e in events.append(serialized, deadline, again)
+                   for i in (indexes[e.index],)]
+        self._reject(refused, message.message_id, deadline)
         total = len(rejects) + len(refused)
         return {"events": len(batch.events), "inserted": len(batch.events) - total, "rejected": total}
 
-    def _reject(self, rows: list[dict], message_id: str) -> None:
+    def _reject(self, rows: list[dict], message_id: str, deadline: float) -> None:
         """Write rejected_events rows (every column a plain string or number: BigQuery has no reason to refuse)."""
         if not rows:
             return
         writer = self._writers[REJECTED.name]
-        refused = writer.append([writer.serialize(r) for r in rows])
+        refused = writer.append([writer.serialize(r) for r in rows], deadline, lambda i: writer.serialize(rows[i]))
         if refused:
             raise RuntimeError(f"rejected_events refused {len(refused)} rows: {refused[0].message}")
         for reason in sorted({r["reason"] for r in rows}):

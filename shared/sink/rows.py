@@ -114,6 +114,8 @@ def context_columns(batch: Batch, message_id: str, published_at: int | None) -> 
         "received_at": micros(row_time(batch.received_at)),
         "published_at": published_at,
         "caller_kind": ident.kind,
+        "service_environment": ident.service_environment,
+        "caller_email": ident.caller_email,
     }
 
 

@@ -42,6 +42,7 @@ TRANSIENT = (gexc.ServiceUnavailable, gexc.InternalServerError, gexc.Aborted, ge
              gexc.DeadlineExceeded, gexc.Unknown, bqstorage_exceptions.StreamClosedError, TimeoutError)
 
 
+UNNAMED = "INVALID_ARGUMENT"  # the code given to a row found bad by halving (the service named no row)
 # How often a response future is checked: the library's default waits a second before its first look.
 ANSWER_POLLING = DEFAULT_POLLING.with_delay(initial=0.001, maximum=0.02, multiplier=2.0)
 
@@ -153,8 +154,15 @@ class TableWriter:
             row = {k: v for k, v in row.items() if k in self._names}
         return self.message_class(**row).SerializeToString() + shared
 
-    def append(self, rows: list[bytes]) -> list[RowError]:
-        """Append rows in requests under the size cap; every row not returned as an error is written."""
+    def append(self, rows: list[bytes], deadline: float | None = None,
+               reserialize: Callable[[int], bytes] | None = None) -> list[RowError]:
+        """Append rows in requests under the size cap; every row not returned as an error is written.
+
+        deadline (time.monotonic) bounds the retries of the whole delivery. reserialize(i) serializes
+        row i again after the writer's columns changed; without it the change is raised as SchemaChanged.
+        """
+        rows = list(rows)
+        deadline = deadline or time.monotonic() + self._backoff.budget_s
         errors: list[RowError] = []
         start = 0
         while start < len(rows):
@@ -162,16 +170,27 @@ class TableWriter:
             while end < len(rows) and (end == start or size + len(rows[end]) < MAX_REQUEST_BYTES):
                 size += len(rows[end])
                 end += 1
-            errors += self._append_clean(list(range(start, end)), rows)
+            chunk = self._append_clean(list(range(start, end)), rows, deadline, reserialize)
+            if end - start > 1 and len(chunk) == end - start and all(e.code == UNNAMED for e in chunk):
+                raise RuntimeError(f"every row of a request refused without a row error: {chunk[0].message}")
+            errors += chunk
             start = end
         return errors
 
-    def _append_clean(self, indexes: list[int], rows: list[bytes]) -> list[RowError]:
+    def _append_clean(self, indexes: list[int], rows: list[bytes], deadline: float,
+                      reserialize: Callable[[int], bytes] | None) -> list[RowError]:
         """Append rows[i] for i in indexes; remove refused rows and append the rest until none is refused."""
         refused: list[RowError] = []
         pending = indexes
         while pending:
-            named, unnamed = self._append_once([rows[i] for i in pending])
+            try:
+                named, unnamed = self._append_once([rows[i] for i in pending], deadline)
+            except SchemaChanged:
+                if reserialize is None:
+                    raise
+                for i in pending:  # nothing of this request was written: the same rows, the new columns
+                    rows[i] = reserialize(i)
+                continue
             if not named and unnamed is None:
                 return refused
             if named:  # possibly incomplete: drop the named rows, try the rest again
@@ -179,16 +198,16 @@ class TableWriter:
                 refused += [RowError(pending[e.index], e.code, e.message) for e in named]
                 pending = [i for i in pending if i not in bad]
             elif len(pending) == 1:  # an unnamed refusal of a single row: that row is the bad one
-                refused.append(RowError(pending[0], "INVALID_ARGUMENT", unnamed))
+                refused.append(RowError(pending[0], UNNAMED, unnamed))
                 return refused
             else:  # refused without naming a row: halve until the bad rows are found
                 half = len(pending) // 2
-                return refused + self._append_clean(pending[:half], rows) + self._append_clean(pending[half:], rows)
+                return (refused + self._append_clean(pending[:half], rows, deadline, reserialize)
+                        + self._append_clean(pending[half:], rows, deadline, reserialize))
         return refused
 
-    def _append_once(self, rows: list[bytes]) -> tuple[list[RowError], str | None]:
+    def _append_once(self, rows: list[bytes], deadline: float) -> tuple[list[RowError], str | None]:
         """One request, retried while transient: (named row errors, message of an unnamed refusal or None)."""
-        deadline = time.monotonic() + self._backoff.budget_s
         attempt = 0
         while True:
             try:
@@ -203,14 +222,22 @@ class TableWriter:
                 attempt += 1
 
     def _send(self, rows: list[bytes]) -> tuple[list[RowError], str | None]:
+        """One AppendRows request: row errors, or the message of a refusal naming no row (InvalidArgument).
+
+        Any other failure (permission, missing table, a precondition) is raised: it says nothing about the
+        rows, so they must not be rejected for it; the delivery fails and Pub/Sub redelivers.
+        """
         request = types.AppendRowsRequest(write_stream=self.stream, proto_rows=types.AppendRowsRequest.ProtoData(
             rows=types.ProtoRows(serialized_rows=rows)))
+        with self._lock:
+            if self._opening is not None and self._opening.is_alive():
+                raise TimeoutError("an earlier AppendRows connection is still opening")
+            stream = self._connection()
+            future = self._start(stream, request)
         try:
-            with self._lock:
-                future = self._start(request)
             response = future.result(timeout=self._timeout, polling=ANSWER_POLLING)
         except TRANSIENT:
-            self.close()  # the retry goes over a fresh connection, never one that failed or went quiet
+            self._discard(stream)  # the retry goes over a fresh connection, never one that failed or went quiet
             raise
         except gexc.GoogleAPICallError as exc:
             found = getattr(exc, "response", None)
@@ -218,9 +245,9 @@ class TableWriter:
                 return self._row_errors(found), None
             if _schema_mismatch(exc) and self.refresh_schema():
                 raise SchemaChanged(str(exc)) from exc
-            if isinstance(exc, TRANSIENT):
-                raise
-            return [], f"{type(exc).__name__}: {exc}"[:1000]
+            if isinstance(exc, gexc.InvalidArgument):
+                return [], f"{type(exc).__name__}: {exc}"[:1000]
+            raise
         if response.row_errors:
             return self._row_errors(response), None
         if response.error.code:
@@ -233,40 +260,46 @@ class TableWriter:
     def _row_errors(response: types.AppendRowsResponse) -> list[RowError]:
         return [RowError(e.index, getattr(e.code, "name", str(e.code)), e.message) for e in response.row_errors]
 
-    def _start(self, request: types.AppendRowsRequest) -> AppendRowsFuture:
+    def _start(self, stream: AppendRowsStream, request: types.AppendRowsRequest) -> AppendRowsFuture:
         """Send on the connection within the timeout (called with the lock held).
 
         Opening a connection waits for the server's first answer with no bound of ours (the library
         allows 600 s), so the send runs in a helper thread. A connection that does not open in time is
         abandoned and closed by that thread once it opens (its request may still land: at-least-once);
-        while it is pending no other is opened, so a stalled service never collects open connections.
+        while it is pending no other is opened, so a stalled service never collects open connections:
+        appends fail fast instead, until it resolves.
         """
-        if self._opening is not None and self._opening.is_alive():
-            raise TimeoutError("an earlier AppendRows connection is still opening")
-        stream = self._connection()
         outcome: dict = {}
-        abandoned = threading.Event()
+        handoff = threading.Lock()
 
         def send() -> None:
             try:
-                outcome["future"] = stream.send(request)
+                result = stream.send(request)
             except BaseException as exc:  # handed to the caller below
-                outcome["error"] = exc
-            if abandoned.is_set():
-                _close_quietly(stream)
+                result = exc
+            with handoff:
+                outcome["result"] = result
+                if outcome.get("abandoned"):
+                    _close_quietly(stream)
 
         sender = threading.Thread(target=send, name="append-rows-send", daemon=True)
         sender.start()
         sender.join(self._timeout)
-        if sender.is_alive():
-            abandoned.set()
-            self._stream, self._opening = None, sender
-            if not sender.is_alive():  # it finished just now: nobody else will close it
-                _close_quietly(stream)
-            raise TimeoutError(f"AppendRows connection not open within {self._timeout:g}s")
-        if "error" in outcome:
-            raise outcome["error"]
-        return outcome["future"]
+        with handoff:
+            if "result" not in outcome:
+                outcome["abandoned"] = True  # the sender closes it once the open completes
+                self._stream, self._opening = None, sender
+                raise TimeoutError(f"AppendRows connection not open within {self._timeout:g}s")
+        if isinstance(outcome["result"], BaseException):
+            raise outcome["result"]
+        return outcome["result"]
+
+    def _discard(self, stream: AppendRowsStream) -> None:
+        """Close this connection if it is still the current one (never another thread's new one)."""
+        with self._lock:
+            if self._stream is stream:
+                self._stream = None
+        _close_quietly(stream)
 
     def _connection(self) -> AppendRowsStream:
         """The open connection, created on first use (called with the lock held)."""

@@ -35,7 +35,8 @@ STRING, INT64, TIMESTAMP, JSON = "STRING", "INT64", "TIMESTAMP", "JSON"
 REQ, REP = "REQUIRED", "REPEATED"
 
 _IDENTITY = (
-    Column("instance_id", STRING, "Sourcegraph instance id (metadata.identifier.*.instanceId)."),
+    Column("instance_id", STRING, "Sourcegraph instance id (metadata.identifier.*.instanceId); for a managed "
+                                  "service, its serviceId."),
     Column("external_url", STRING, "The instance's external URL as it reported it."),
     Column("license_fingerprint", STRING, "SHA-256 of the license signature; identifies the license, never the key."),
     Column("license_tags", STRING, "Tags of the verified license (e.g. plan:enterprise-1, dev).", REP),
@@ -44,11 +45,17 @@ _IDENTITY = (
     Column("message_id", STRING, "Pub/Sub message id that carried the event (one message per accepted batch)."),
     Column("received_at", TIMESTAMP, "When the ingest function accepted the batch (server clock).", REQ),
     Column("published_at", TIMESTAMP, "Pub/Sub publish time of the message."),
-    Column("caller_kind", STRING, "Who recorded the event: licensed_instance or unlicensed_instance."),
+    Column("caller_kind", STRING, "Who recorded the event: licensed_instance, unlicensed_instance or "
+                                  "managed_service."),
 )
 
 REDACTED_FIELDS = Column("redacted_fields", STRING, "Fields the gateway removed by its privacy policy before "
                          "publishing, e.g. parameters.privateMetadata (empty: nothing removed).", REP)
+
+_CALLER = (
+    Column("service_environment", STRING, "Managed services: metadata.identifier.managedService.serviceEnvironment."),
+    Column("caller_email", STRING, "Managed services: the verified email of the caller's Google ID token."),
+)
 
 EVENTS = TableDef(
     name="events",
@@ -82,6 +89,7 @@ EVENTS = TableDef(
         *_IDENTITY[5:],
         Column("inserted_at", TIMESTAMP, "When the sink wrote the row.", REQ),
         REDACTED_FIELDS,
+        *_CALLER,
     ),
 )
 
@@ -102,6 +110,7 @@ REJECTED = TableDef(
         Column("rejected_at", TIMESTAMP, "When the sink rejected it.", REQ),
         Column("replayed_at", TIMESTAMP, "When shared.tools.replay re-published it (NULL: not yet)."),
         REDACTED_FIELDS,
+        *_CALLER,
     ),
 )
 

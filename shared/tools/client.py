@@ -51,15 +51,16 @@ class Report:
 class Sender:
     """Sends events in gzip'd batches; re-sends only what failed with a retryable outcome."""
 
-    def __init__(self, url: str, license_key: str, instance_id: str, *, external_url: str | None = None,
+    def __init__(self, url: str, credential: str, instance_id: str, *, external_url: str | None = None,
+                 identifier: dict | None = None,
                  batch_size: int = 500, max_time_s: float = 300.0, timeout_s: float = 30.0,
                  backoff_base_s: float = 0.5, backoff_cap_s: float = 30.0,
                  session: requests.Session | None = None, sleep: Callable[[float], None] = time.sleep,
                  clock: Callable[[], float] = time.monotonic, rng: random.Random | None = None) -> None:
         self.url = url.rstrip("/") + "/v1/events" if not url.rstrip("/").endswith("/v1/events") else url
-        self.headers = {"Authorization": f"Bearer {license_key}", "Content-Type": "application/json",
-                        "Content-Encoding": "gzip"}
-        self.identifier = {"licensedInstance": {"instanceId": instance_id, **(
+        self.headers = {"Authorization": f"Bearer {credential}", "Content-Type": "application/json",
+                        "Content-Encoding": "gzip"}  # a license key, or a managed service's ID token
+        self.identifier = identifier or {"licensedInstance": {"instanceId": instance_id, **(
             {"externalUrl": external_url} if external_url else {})}}
         self.batch_size = batch_size
         self.max_time_s = max_time_s
@@ -175,11 +176,26 @@ def read_license_key(path: str | None) -> str:
     return key
 
 
+def service_credential(args: argparse.Namespace) -> tuple[str, dict]:
+    """A managed service's ID token (--id-token-file, else the ambient credentials') and its identifier."""
+    if args.id_token_file:
+        token = Path(args.id_token_file).read_text().strip()
+    else:  # the service account this runs as, via google-auth (metadata server, or a key file)
+        import google.auth.transport.requests
+        from google.oauth2 import id_token
+
+        token = id_token.fetch_id_token(google.auth.transport.requests.Request(), args.audience or args.url)
+    service = {"serviceId": args.service_id, **({"serviceEnvironment": args.service_environment}
+                                                if args.service_environment else {})}
+    return token, {"managedService": service}
+
+
 def cmd_send(args: argparse.Namespace) -> int:
     """send FILE.jsonl: exit 0 only if every event ended succeeded or refused as non-retryable."""
-    license_key = read_license_key(args.license_key_file)
+    credential, identifier = service_credential(args) if args.service_id else (
+        read_license_key(args.license_key_file), None)
     events, bad = read_events(args.file)
-    sender = Sender(args.url, license_key, args.instance_id, external_url=args.external_url,
+    sender = Sender(args.url, credential, args.instance_id, external_url=args.external_url, identifier=identifier,
                     batch_size=args.batch_size, max_time_s=args.max_time)
     from tqdm import tqdm
 
@@ -207,6 +223,11 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("file", help="JSONL file of events, or - for stdin")
     s.add_argument("--url", required=True, help="gateway base URL (…/v1/events is added)")
     s.add_argument("--license-key-file", help=f"file holding the license key (default: ${LICENSE_ENV})")
+    s.add_argument("--service-id", help="send as this managed service (with a Google ID token, not a license)")
+    s.add_argument("--service-environment", help="the managed service's environment, e.g. prod")
+    s.add_argument("--id-token-file", help="file holding the service's ID token (default: the ambient "
+                   "credentials' token, via google-auth)")
+    s.add_argument("--audience", help="audience of the ambient ID token (default: --url)")
     s.add_argument("--instance-id", default=f"cli-{socket.gethostname()}")
     s.add_argument("--external-url")
     s.add_argument("--batch-size", type=int, default=500)

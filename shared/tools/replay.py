@@ -17,7 +17,7 @@ from shared.sink.tables import REJECTED
 
 SELECT = """
 SELECT rejection_id, message_id, request_id, instance_id, external_url, license_fingerprint, license_tags,
-       environment, caller_kind, received_at, raw_event, redacted_fields
+       environment, caller_kind, service_environment, caller_email, received_at, raw_event, redacted_fields
 FROM `{table}`
 WHERE received_at >= @since AND received_at < @until AND replayed_at IS NULL
   AND (@reason IS NULL OR reason = @reason)
@@ -40,7 +40,7 @@ def _batches(rows: list) -> list[tuple[Batch, list[str]]]:
         if row.message_id not in groups:
             identity = Identity(row.instance_id, row.external_url, row.license_fingerprint,
                                 tuple(row.license_tags or ()), row.environment,
-                                row.caller_kind or "licensed_instance")
+                                row.caller_kind or "licensed_instance", row.service_environment, row.caller_email)
             groups[row.message_id] = (Batch(identity, row.request_id, row.received_at.isoformat(), [], []), [])
         batch, ids = groups[row.message_id]
         batch.events.append(jsontext.loads(row.raw_event.encode()))  # JSON text, exactly as published

@@ -190,7 +190,12 @@ def bq() -> None:
             fail(f"Already exists: {target}")
         kind("bq")[target] = {"args": args}
     elif "query" in words:
-        kind("queries").setdefault("all", []).append(words[-1])
+        sql = words[-1]
+        for ref in re.findall(r"ALTER TABLE `([^`]*)`", sql):  # BigQuery resolves project.dataset.table
+            parts = ref.split(".")
+            if len(parts) != 3 or f"{parts[0]}:{parts[1]}.{parts[2]}" not in kind("bq"):
+                fail(f"Not found: Table {ref} was not found")
+        kind("queries").setdefault("all", []).append(sql)
     elif "update" in words:
         fail("bq update with a schema file is not how this project migrates (ALTER TABLE ADD COLUMN)")
 

@@ -86,6 +86,9 @@ def test_fresh_deploy_creates_everything(repo, fake):
     assert (source / "config" / "marketing-tracking-instances.txt").exists()
     assert "PRIVATE_METADATA_ALLOWLIST_FILE=config/private-metadata-allowlist.txt" in ingest["set-env-vars"]
     assert "EVENTS_PARTITION_EXPIRATION_DAYS=730" in sink["set-env-vars"]
+    assert (source / "config" / "managed-services.txt").exists()
+    assert ("ID_TOKEN_AUDIENCE=https://us-central1-sourcegraph-telemetry-gateway-dev.cloudfunctions.net/"
+            "telemetry-ingest") in ingest["set-env-vars"]
     assert (source / "shared" / "VERSION").read_text().strip() in out.stdout
     subscription = state["subscriptions"][sink_subscription(state)]
     assert subscription["dead-letter-topic"] == "telemetry-events-dead-letter"

@@ -191,8 +191,8 @@ def test_null_tag_list_is_a_license_without_tags(dev_server, keys, subscription)
 
 def test_integers_beyond_64_bits_are_refused_not_rounded(dev_server, keys, subscription):
     pull = subscription(dev_server)
-    big = make_event(parameters={"privateMetadata": {"n": 2**70}})
-    fine = make_event(parameters={"privateMetadata": {"n": 2**63 - 1}})
+    big = make_event(unknownField={"n": 2**70})  # would land in the extra column
+    fine = make_event(parameters={"metadata": {"n": 2**63 - 1}})
     raw = json.dumps(make_body([fine, big])).encode()  # the standard library writes integers of any size
     resp = post(dev_server, raw, keys["dev"].issue(tags=("dev",)))
     assert resp.status_code == 200, resp.text

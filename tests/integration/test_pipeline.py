@@ -226,14 +226,23 @@ def test_many_messages_share_a_few_append_connections(pipeline):
 
 
 def test_poison_message_goes_to_dead_letter(pipeline):
+    """A topic, push subscription and dead-letter topic of its own (the shared ones carry other tests' traffic)."""
+    from devtools.topology import ensure_subscription, ensure_topic
+
     marker = uuid.uuid4().hex
-    pipeline.publisher.publish(pipeline.topic_path, b"\x1f\x8bnot-gzip", encoding="gzip", marker=marker).result(10)
+    topic = ensure_topic(pipeline.publisher, pipeline.project, f"poison-{marker[:8]}")
+    dead = ensure_topic(pipeline.publisher, pipeline.project, f"poison-dead-{marker[:8]}")
+    dead_pull = ensure_subscription(pipeline.subscriber, pipeline.project, f"poison-dead-pull-{marker[:8]}", dead)
+    ensure_subscription(pipeline.subscriber, pipeline.project, f"poison-push-{marker[:8]}", topic,
+                        push_endpoint=pipeline.sink.url, dead_letter_topic=dead,
+                        max_delivery_attempts=pipeline.max_delivery_attempts)
+    pipeline.publisher.publish(topic, b"\x1f\x8bnot-gzip", encoding="gzip", marker=marker).result(10)
     deadline = time.monotonic() + 120
     found = None
     while found is None and time.monotonic() < deadline:
-        resp = pipeline.subscriber.pull(subscription=pipeline.dead_letter_subscription, max_messages=10, timeout=10)
+        resp = pipeline.subscriber.pull(subscription=dead_pull, max_messages=10, timeout=10)
         for m in resp.received_messages:
-            pipeline.subscriber.acknowledge(subscription=pipeline.dead_letter_subscription, ack_ids=[m.ack_id])
+            pipeline.subscriber.acknowledge(subscription=dead_pull, ack_ids=[m.ack_id])
             if m.message.attributes.get("marker") == marker:
                 found = m
     assert found is not None, "poison message never reached the dead-letter topic"

@@ -13,12 +13,12 @@ FLAG = os.environ["CRASH_FLAG_FILE"]
 _append = TableWriter.append
 
 
-def _append_half_then_crash(self: TableWriter, rows: list[bytes]) -> list:
+def _append_half_then_crash(self: TableWriter, rows: list[bytes], *args: object) -> list:
     if self.stream.endswith("/tables/events/streams/_default") and not os.path.exists(FLAG):
-        _append(self, rows[: len(rows) // 2])
+        _append(self, rows[: len(rows) // 2], *args)
         open(FLAG, "w").close()
         os._exit(1)  # the worker dies mid-batch; gunicorn starts a new one, as the platform would
-    return _append(self, rows)
+    return _append(self, rows, *args)
 
 
 TableWriter.append = _append_half_then_crash

@@ -29,8 +29,8 @@ def test_a_body_bigger_than_the_whole_budget_is_413_not_a_wait():
 
 
 def test_concurrent_bodies_wait_for_room_then_get_503():
-    budget = ParseBudget(1 << 20, retry_after_s=7, wait_s=0.3)
-    body = b"[" + b"1," * 8_000 + b"1]"  # ~340 KiB once parsed: two fit, a third does not
+    budget = ParseBudget(2 << 20, retry_after_s=7, wait_s=0.3)
+    body = b"[" + b"1," * 8_000 + b"1]"  # ~0.5 MiB once parsed: two fit, then three times that does not
     entered = threading.Event()
     release = threading.Event()
 

@@ -61,3 +61,27 @@ def test_malformed_allowlist_is_a_config_error(tmp_path, line):
     (tmp_path / "a").write_text(line + "\n")
     with pytest.raises(ConfigError, match="feature:action"):
         read_allowlist(tmp_path / "a")
+
+
+def test_a_pinned_instance_keeps_marketing_only_with_its_license(tmp_path):
+    rules = policy(tmp_path, None, "dotcom ABCDEF\nloose-instance\n")
+    event = make_event(marketingTracking={"url": "https://x"})
+    assert rules.apply(event, "dotcom", "abcdef")[1] == []  # the pinned license
+    assert rules.apply(event, "dotcom", "other-license")[1] == [MARKETING_TRACKING]  # someone claiming its id
+    assert rules.apply(event, "dotcom", None)[1] == [MARKETING_TRACKING]
+    assert rules.apply(event, "loose-instance", "anything")[1] == []
+
+
+def test_snake_case_names_go_through_the_policy_too():
+    from datetime import UTC, datetime, timedelta
+
+    from shared.ingest.batch import Limits, validate_batch
+
+    limits = Limits(65536, 32, 16384, timedelta(hours=1), timedelta(days=365))
+    event = make_event(feature="search.results", action="viewed", parameters={"private_metadata": {"q": "secret"}},
+                       marketing_tracking={"url": "https://x"})
+    result = validate_batch([event], limits, datetime.now(UTC), lambda e: PrivacyPolicy().apply(e, "i"))
+    (published,) = result.accepted
+    assert result.redacted == [[PRIVATE_METADATA, MARKETING_TRACKING]]
+    assert b"secret" not in result.accepted_json[0] and b"https://x" not in result.accepted_json[0]
+    assert "private_metadata" not in published["parameters"] and "marketing_tracking" not in published

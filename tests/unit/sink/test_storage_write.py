@@ -170,3 +170,58 @@ def test_descriptor_matches_every_table():
         writer.serialize({"event_id": "x", "license_tags": ["a"], "timestamp": 5, "metadata": None}))
     assert (row.event_id, list(row.license_tags), row.timestamp, row.HasField("metadata")) == ("x", ["a"], 5, False)
 
+
+
+class Refusing(Relay):
+    """Answers every request with one service-level error that names no row."""
+
+    def __init__(self, real, code: int, message: str) -> None:
+        super().__init__(real)
+        self.code, self.message = code, message
+
+    def _answers(self, requests, metadata):
+        for _ in requests:
+            self.requests += 1
+            yield types.AppendRowsResponse(error=status_pb2.Status(code=self.code, message=self.message))
+
+
+def test_a_request_level_failure_is_raised_not_blamed_on_the_rows(config):
+    relay = Refusing(write_client(config), code_pb2.PERMISSION_DENIED, "no write permission")
+    writer = TableWriter(relay, config.project, config.bq_dataset, REJECTED, 5, backoff=FAST)
+    with pytest.raises(Exception, match="no write permission"):
+        writer.append(rejected_rows(writer, [f"r{n}" for n in range(50)]))
+    assert relay.requests == 1  # not halved 99 times into 50 "bad rows"
+
+
+def test_invalid_argument_for_every_row_is_a_request_failure(config):
+    relay = Refusing(write_client(config), code_pb2.INVALID_ARGUMENT, "malformed request")
+    writer = TableWriter(relay, config.project, config.bq_dataset, REJECTED, 5, backoff=FAST)
+    with pytest.raises(RuntimeError, match="every row of a request refused"):
+        writer.append(rejected_rows(writer, ["a", "b", "c", "d"]))
+
+
+def test_a_schema_change_reserializes_only_the_unwritten_rows(config):
+    class Mismatch(Relay):
+        def _answers(self, requests, metadata):
+            for request in requests:
+                self.requests += 1
+                if self.requests == 1:
+                    yield types.AppendRowsResponse(error=status_pb2.Status(
+                        code=code_pb2.INVALID_ARGUMENT, message="SCHEMA_MISMATCH_EXTRA_FIELDS: replayed_at"))
+                else:
+                    yield from Relay._answers(self, iter([request]), metadata)
+
+    live = [c.name for c in REJECTED.columns]
+    relay = Mismatch(write_client(config))
+    writer = TableWriter(relay, config.project, config.bq_dataset, REJECTED, 5, backoff=FAST,
+                         live_columns=lambda: live)
+    live.remove("replayed_at")  # the service does not see this column yet
+    rows = [{"rejection_id": i, "reason": "x", "received_at": 1, "rejected_at": 1, "replayed_at": 5} for i in "ab"]
+    reserialized = []
+
+    def again(i: int) -> bytes:
+        reserialized.append(i)
+        return writer.serialize(rows[i])
+
+    assert writer.append([writer.serialize(r) for r in rows], reserialize=again) == []
+    assert reserialized == [0, 1] and stored(config) == ["a", "b"]  # each row once

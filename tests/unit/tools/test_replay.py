@@ -13,7 +13,8 @@ from shared.tools.replay import _batches
 def row(rejection_id: str, message_id: str, event: dict, kind: str | None = "licensed_instance") -> SimpleNamespace:
     return SimpleNamespace(rejection_id=rejection_id, message_id=message_id, request_id=f"r-{message_id}",
                            instance_id="i", external_url=None, license_fingerprint="fp", license_tags=["dev"],
-                           environment="dev", caller_kind=kind, received_at=datetime(2026, 1, 1, tzinfo=UTC),
+                           environment="dev", caller_kind=kind, service_environment=None, caller_email=None,
+                           received_at=datetime(2026, 1, 1, tzinfo=UTC),
                            raw_event=orjson.dumps(event).decode())
 
 
