@@ -11,7 +11,7 @@ import re
 
 from shared.event import FIELDS
 
-Node = tuple[dict[str, str], dict[str, "Node"]]
+Node = tuple[dict[str, str], frozenset[str], tuple[tuple[str, "Node"], ...]]
 
 
 def snake_case(name: str) -> str:
@@ -19,10 +19,15 @@ def snake_case(name: str) -> str:
     return re.sub(r"(?<!^)([A-Z])", r"_\1", name).lower()
 
 
+def _has_aliases(tree: dict) -> bool:
+    return any(snake_case(k) != k or (v is not None and _has_aliases(v)) for k, v in tree.items())
+
+
 def _compile(tree: dict) -> Node:
+    """(snake -> camel here, the snake names, the children whose subtree has any snake name to rename)."""
     aliases = {snake_case(k): k for k in tree if snake_case(k) != k}
-    nested = {k: _compile(v) for k, v in tree.items() if v is not None}
-    return aliases, nested
+    nested = tuple((k, _compile(v)) for k, v in tree.items() if v is not None and _has_aliases(v))
+    return aliases, frozenset(aliases), nested
 
 
 CANONICAL = _compile(FIELDS)
@@ -34,16 +39,17 @@ class DuplicateField(ValueError):
 
 def camel_case(event: dict, node: Node = CANONICAL) -> dict:
     """The event with declared snake_case names renamed (the same object when there is none)."""
-    aliases, nested = node
+    aliases, names, nested = node
     out = event
-    for snake in [k for k in event if k in aliases]:
-        camel = aliases[snake]
-        if camel in event:
-            raise DuplicateField(f"{camel} is given twice (also as {snake})")
-        if out is event:
-            out = dict(event)
-        out[camel] = out.pop(snake)
-    for key, child in nested.items():
+    if not names.isdisjoint(event):  # the common case (camelCase only) costs one C-level pass
+        for snake in [k for k in event if k in aliases]:
+            camel = aliases[snake]
+            if camel in event:
+                raise DuplicateField(f"{camel} is given twice (also as {snake})")
+            if out is event:
+                out = dict(event)
+            out[camel] = out.pop(snake)
+    for key, child in nested:
         value = out.get(key)
         if type(value) is dict:
             renamed = camel_case(value, child)

@@ -16,6 +16,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
+TICK_S = 0.05  # how late past its deadline a trickled body may be cut
+
 
 class Watchdog:
     """Shuts `SHUT_RD` on sockets whose deadline passes while they are still being read."""
@@ -40,7 +42,6 @@ class Watchdog:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="body-deadline-watchdog", daemon=True)
                 self._thread.start()
-            self._cond.notify()
         try:
             yield
         finally:
@@ -48,19 +49,18 @@ class Watchdog:
                 entry[3] = False
 
     def _run(self) -> None:
+        """Every TICK_S, shut the overdue sockets still being read (at most 1/TICK_S wake-ups a second,
+        whatever the request rate: no wake-up, and no lock hand-off, per request)."""
         while True:
+            time.sleep(TICK_S)
+            now = self._clock()
             with self._cond:
-                while not self._heap:
-                    self._cond.wait()
-                wait = self._heap[0][0] - self._clock()
-                if wait > 0:
-                    self._cond.wait(wait)
-                    continue
-                entry = heapq.heappop(self._heap)
-                if entry[3]:  # still being read (decided and acted on under the lock)
-                    with contextlib.suppress(OSError):
-                        entry[2].shutdown(socket.SHUT_RD)
-                        self.fired += 1
+                while self._heap and self._heap[0][0] <= now:
+                    entry = heapq.heappop(self._heap)
+                    if entry[3]:  # still being read (decided and acted on under the lock)
+                        with contextlib.suppress(OSError):
+                            entry[2].shutdown(socket.SHUT_RD)
+                            self.fired += 1
 
 
 WATCHDOG = Watchdog()  # one per process, its thread started on first use
