@@ -118,24 +118,14 @@ stage() {
     cp -r "$BUILD/src/shared/$fn" "$BUILD/$fn/shared/$fn"
     echo "$VERSION" > "$BUILD/$fn/shared/VERSION"
   done
-  if [ -n "${TRUSTED_LICENSE_KEYS:-}" ]; then
-    cp "$BUILD/src/$TRUSTED_LICENSE_KEYS" "$BUILD/ingest/config/trusted-license-keys.pub"
-  fi
-  if [ -n "${OTHER_ENV_LICENSE_KEYS:-}" ]; then
-    cp "$BUILD/src/$OTHER_ENV_LICENSE_KEYS" "$BUILD/ingest/config/other-env-license-keys.pub"
-  fi
-  if [ -n "${REVOKED_LICENSES:-}" ]; then
-    cp "$BUILD/src/$REVOKED_LICENSES" "$BUILD/ingest/config/revoked-licenses.txt"
-  fi
-  if [ -n "${PRIVATE_METADATA_ALLOWLIST:-}" ]; then
-    cp "$BUILD/src/$PRIVATE_METADATA_ALLOWLIST" "$BUILD/ingest/config/private-metadata-allowlist.txt"
-  fi
-  if [ -n "${MANAGED_SERVICES:-}" ]; then
-    cp "$BUILD/src/$MANAGED_SERVICES" "$BUILD/ingest/config/managed-services.txt"
-  fi
-  if [ -n "${MARKETING_TRACKING_INSTANCES:-}" ]; then
-    cp "$BUILD/src/$MARKETING_TRACKING_INSTANCES" "$BUILD/ingest/config/marketing-tracking-instances.txt"
-  fi
+  # Files the settings name (keys, revocations, policies) go to the ingest function's config/.
+  local entry name
+  for entry in TRUSTED_LICENSE_KEYS:trusted-license-keys.pub OTHER_ENV_LICENSE_KEYS:other-env-license-keys.pub \
+      REVOKED_LICENSES:revoked-licenses.txt PRIVATE_METADATA_ALLOWLIST:private-metadata-allowlist.txt \
+      MANAGED_SERVICES:managed-services.txt MARKETING_TRACKING_INSTANCES:marketing-tracking-instances.txt; do
+    name="${entry%%:*}"
+    [ -z "${!name:-}" ] || cp "$BUILD/src/${!name}" "$BUILD/ingest/config/${entry#*:}"
+  done
   for table in $TABLES; do
     tables schema "$table" > "$BUILD/$table.schema.json"
   done
