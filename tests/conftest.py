@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -28,8 +27,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pubsub_emulator() -> Iterator[Service]:
     """The real Pub/Sub emulator on a free port; stopped by its pid at the end."""
     service = start_pubsub()
-    os.environ["PUBSUB_EMULATOR_HOST"] = service.host
-    yield service
+    with pytest.MonkeyPatch.context() as patch:  # the session's clients find the emulator; restored after
+        patch.setenv("PUBSUB_EMULATOR_HOST", service.host)
+        yield service
     service.stop()
 
 
