@@ -65,6 +65,15 @@ def _path(env: Mapping[str, str], name: str) -> Path | None:
     return Path(raw) if raw else None
 
 
+def setting_lines(path: Path, setting: str) -> list[str]:
+    """The lines of a file a setting names, `#` comments and blank lines dropped; ConfigError if unreadable."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{setting}={path}: {exc}") from None
+    return [s for s in (line.split("#", 1)[0].strip() for line in text.splitlines()) if s]
+
+
 def _version(env: Mapping[str, str]) -> str:
     if env.get("GATEWAY_VERSION"):
         return env["GATEWAY_VERSION"]

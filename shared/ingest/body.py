@@ -27,6 +27,17 @@ def _too_large(limit: int, what: str) -> PayloadTooLarge:
     return PayloadTooLarge("body_too_large", f"{what} exceeds {limit} bytes")
 
 
+def _timed_out(timeout_s: float) -> RequestTimeout:
+    return RequestTimeout("body_timeout", f"request body not received within {timeout_s:g}s")
+
+
+def _cut_or_incomplete(deadline: float, timeout_s: float, detail: str) -> BadRequest | RequestTimeout:
+    """A body that stopped short: cut at its deadline (by the watchdog) is 408, anything else 400."""
+    if time.monotonic() >= deadline - 0.05:
+        return _timed_out(timeout_s)
+    return BadRequest("incomplete_body", detail)
+
+
 def body_deadline(content_length: int | None, timeout_s: float, min_rate: int, grace_s: float) -> float:
     """Seconds a body may take: a grace plus its length at the minimum rate, never more than timeout_s.
 
@@ -50,13 +61,11 @@ def read_body(
     wire = 0
     while content_length is None or wire < content_length:
         if time.monotonic() > deadline:  # checked before waiting for more, never after the body is complete
-            raise RequestTimeout("body_timeout", f"request body not received within {timeout_s:g}s")
+            raise _timed_out(timeout_s)
         try:
             chunk = stream.read(CHUNK)
         except Exception as exc:  # the server's reader: a cut, aborted or badly framed (chunked) body
-            if time.monotonic() >= deadline - 0.05:
-                raise RequestTimeout("body_timeout", f"request body not received within {timeout_s:g}s") from None
-            raise BadRequest("incomplete_body", f"body could not be read ({type(exc).__name__})") from None
+            raise _cut_or_incomplete(deadline, timeout_s, f"body could not be read ({type(exc).__name__})") from None
         if not chunk:
             break
         wire += len(chunk)
@@ -69,9 +78,7 @@ def read_body(
         if len(out) > max_inflated:
             raise _too_large(max_inflated, "decompressed body")
     if content_length is not None and wire < content_length:
-        if time.monotonic() >= deadline - 0.05:  # the watchdog cut a body that was still arriving
-            raise RequestTimeout("body_timeout", f"request body not received within {timeout_s:g}s")
-        raise BadRequest("incomplete_body", f"body ended after {wire} of {content_length} bytes")
+        raise _cut_or_incomplete(deadline, timeout_s, f"body ended after {wire} of {content_length} bytes")
     if inflater is not None:
         if not inflater.eof:
             raise BadRequest("bad_gzip", "gzip body is truncated")

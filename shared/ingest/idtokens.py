@@ -20,7 +20,7 @@ from google.auth import transport
 from google.auth.transport.requests import Request as RequestsTransport
 from google.oauth2 import id_token
 
-from shared.config import Config
+from shared.config import Config, setting_lines
 from shared.errors import ConfigError, Unauthorized, Unavailable
 
 GOOGLE_ISSUERS = ("accounts.google.com", "https://accounts.google.com")
@@ -71,17 +71,11 @@ class CachingRequest:
 
 def read_services(path: Path) -> dict[str, frozenset[str]]:
     """`SERVICE_ID SERVICE_ACCOUNT_EMAIL` lines (`#` comments): service id -> emails allowed to speak for it."""
-    try:
-        lines = path.read_text().splitlines()
-    except OSError as exc:
-        raise ConfigError(f"MANAGED_SERVICES_FILE={path}: {exc}") from None
     services: dict[str, set[str]] = {}
-    for line in lines:
-        words = line.split("#", 1)[0].split()
-        if not words:
-            continue
+    for line in setting_lines(path, "MANAGED_SERVICES_FILE"):
+        words = line.split()
         if len(words) != 2 or "@" not in words[1]:
-            raise ConfigError(f"MANAGED_SERVICES_FILE={path}: {line.strip()!r} is not 'SERVICE_ID EMAIL'")
+            raise ConfigError(f"MANAGED_SERVICES_FILE={path}: {line!r} is not 'SERVICE_ID EMAIL'")
         services.setdefault(words[0], set()).add(words[1].lower())
     return {service: frozenset(emails) for service, emails in services.items()}
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
 
-from shared.config import Config
+from shared.config import Config, setting_lines
 from shared.errors import ConfigError
 
 PRIVATE_METADATA = "parameters.privateMetadata"
@@ -20,20 +20,12 @@ MARKETING_TRACKING = "marketingTracking"
 _CACHE_LIMIT = 10_000  # distinct (feature, action) verdicts remembered
 
 
-def _lines(path: Path, setting: str) -> list[str]:
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(f"{setting}={path}: {exc}") from None
-    return [s for s in (line.split("#", 1)[0].strip() for line in text.splitlines()) if s]
-
-
 def read_allowlist(path: Path | None) -> tuple[tuple[str, str], ...]:
     """`feature:action` patterns, `*` a wildcard in either part; unset: nothing is allowlisted."""
     if path is None:
         return ()
     patterns = []
-    for line in _lines(path, "PRIVATE_METADATA_ALLOWLIST_FILE"):
+    for line in setting_lines(path, "PRIVATE_METADATA_ALLOWLIST_FILE"):
         feature, sep, action = line.partition(":")
         if not sep or not feature or not action:
             raise ConfigError(f"PRIVATE_METADATA_ALLOWLIST_FILE={path}: {line!r} is not feature:action")
@@ -45,7 +37,7 @@ def read_instances(path: Path) -> dict[str, str | None]:
     """`INSTANCE_ID [LICENSE_FINGERPRINT]` lines: an instance id is chosen by the caller, so a line may pin
     the license that must send it (recommended: without it, any licensed caller claiming the id qualifies)."""
     instances: dict[str, str | None] = {}
-    for line in _lines(path, "MARKETING_TRACKING_INSTANCES_FILE"):
+    for line in setting_lines(path, "MARKETING_TRACKING_INSTANCES_FILE"):
         words = line.split()
         if len(words) > 2:
             raise ConfigError(f"MARKETING_TRACKING_INSTANCES_FILE={path}: {line!r} is not 'INSTANCE_ID [FINGERPRINT]'")

@@ -26,7 +26,7 @@ class Watchdog:
         self._clock = clock
         self._heap: list[list] = []  # [deadline, seq, socket, active]
         self._seq = itertools.count()
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self.fired = 0
 
@@ -37,7 +37,7 @@ class Watchdog:
             yield
             return
         entry: list = [deadline, next(self._seq), sock, True]
-        with self._cond:
+        with self._lock:
             heapq.heappush(self._heap, entry)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="body-deadline-watchdog", daemon=True)
@@ -45,7 +45,7 @@ class Watchdog:
         try:
             yield
         finally:
-            with self._cond:  # never cleared while the watchdog is deciding: a later request is never cut
+            with self._lock:  # never cleared while the watchdog is deciding: a later request is never cut
                 entry[3] = False
 
     def _run(self) -> None:
@@ -54,7 +54,7 @@ class Watchdog:
         while True:
             time.sleep(TICK_S)
             now = self._clock()
-            with self._cond:
+            with self._lock:
                 while self._heap and self._heap[0][0] <= now:
                     entry = heapq.heappop(self._heap)
                     if entry[3]:  # still being read (decided and acted on under the lock)

@@ -11,6 +11,7 @@ from google.cloud.bigquery_storage_v1.services.big_query_write.transports import
 
 from shared import logs
 from shared.config import Config
+from shared.sink.storage_write import default_stream
 from shared.sink.tables import TABLES, VIEWS, TableDef, add_column_statements, view_sql
 
 
@@ -76,7 +77,7 @@ def migrate(client: bigquery.Client, config: Config, table: TableDef) -> list[st
 
 def live_columns(writes: BigQueryWriteClient, config: Config, table: TableDef) -> list[str]:
     """The table's columns as the Storage Write API sees them (it learns of new columns minutes late)."""
-    stream = f"projects/{config.project}/datasets/{config.bq_dataset}/tables/{table.name}/streams/_default"
+    stream = default_stream(config.project, config.bq_dataset, table.name)
     found = writes.get_write_stream(request={"name": stream, "view": types.WriteStreamView.FULL},
                                     timeout=config.bq_timeout_s)
     return [f.name for f in found.table_schema.fields]

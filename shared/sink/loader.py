@@ -97,10 +97,14 @@ class Sink:
         events = self._writers[EVENTS.name]
         redacted = batch.redacted or [[]] * len(batch.events)
 
-        def row(index: int) -> bytes:
-            return events.serialize(event_row(batch.events[index], now, redacted[index]), shared)
+        shared_for: dict[type, bytes] = {}  # the batch's shared columns, serialized once per writer schema
 
-        shared = events.serialize(event_batch_columns(context, now))
+        def row(index: int) -> bytes:
+            cls = events.message_class
+            if cls not in shared_for:
+                shared_for[cls] = events.serialize(event_batch_columns(context, now))
+            return events.serialize(event_row(batch.events[index], now, redacted[index]), shared_for[cls])
+
         indexes: list[int] = []
         serialized: list[bytes] = []
         rejects: list[dict] = []
@@ -114,13 +118,8 @@ class Sink:
                 rejects.append(rejected_row(event, index, "invalid_value", str(exc), context, now, redacted[index]))
         self._reject(rejects, message.message_id, deadline)
 
-        def again(position: int) -> bytes:  # the writer's columns changed: the same row, the new columns
-            nonlocal shared
-            shared = events.serialize(event_batch_columns(context, now))
-            return row(indexes[position])
-
         refused = [rejected_row(batch.events[i], i, "bigquery_row_error", f"{e.code}: {e.message}", context, now,
-                                redacted[i]) for e in events.append(serialized, deadline, again)
+                                redacted[i]) for e in events.append(serialized, deadline, lambda p: row(indexes[p]))
                    for i in (indexes[e.index],)]
         self._reject(refused, message.message_id, deadline)
         total = len(rejects) + len(refused)

@@ -69,6 +69,11 @@ class Backoff:
     maximum_s: float = 8.0
 
 
+def default_stream(project: str, dataset: str, table: str) -> str:
+    """The table's default write stream (at-least-once, no stream to create or commit)."""
+    return f"projects/{project}/datasets/{dataset}/tables/{table}/streams/_default"
+
+
 def descriptor_for(table: TableDef, names: Collection[str]) -> descriptor_pb2.DescriptorProto:
     """The proto2 message of rows with these columns of the table (None leaves a field unset: NULL).
 
@@ -118,16 +123,16 @@ class TableWriter:
         self._lock = threading.Lock()  # one send at a time keeps requests and response futures in order
         self._stream: AppendRowsStream | None = None
         self._opening: threading.Thread | None = None  # an abandoned connection still opening
-        self.stream = f"projects/{project}/datasets/{dataset}/tables/{table.name}/streams/_default"
+        self.stream = default_stream(project, dataset, table.name)
         self.connections_opened = 0
         self._use_columns(table.columns)
 
     def _use_columns(self, columns: Collection[Column]) -> None:
         self.columns = tuple(columns)
-        self.descriptor = descriptor_for(self._table, {c.name for c in self.columns})
+        names = frozenset(c.name for c in self.columns)
+        self.descriptor = descriptor_for(self._table, names)
         self.message_class = _message_class(self.descriptor, self._table.name)
-        names = {c.name for c in self.columns}
-        self._names = None if len(names) == len(self._table.columns) else frozenset(names)
+        self._names = None if len(names) == len(self._table.columns) else names
 
     def refresh_schema(self) -> bool:
         """Write only the columns the service sees (live ∩ definition); True if that changed the writer."""

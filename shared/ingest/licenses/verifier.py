@@ -12,7 +12,7 @@ from pathlib import Path
 
 from cachetools import TTLCache
 
-from shared.config import Config
+from shared.config import Config, setting_lines
 from shared.errors import ConfigError, Forbidden, GatewayError, Unauthorized
 from shared.ingest.licenses.keys import (
     SOURCEGRAPH_PRODUCTION_PUBLIC_KEY,
@@ -71,11 +71,7 @@ def load_revoked(path: Path | None) -> frozenset[str]:
     """Fingerprints listed one per line (text after # ignored)."""
     if path is None:
         return frozenset()
-    try:
-        lines = path.read_text().splitlines()
-    except OSError as exc:
-        raise ConfigError(f"REVOKED_LICENSES_FILE={path}: {exc}") from None
-    return frozenset(f for f in (line.split("#", 1)[0].strip().lower() for line in lines) if f)
+    return frozenset(line.lower() for line in setting_lines(path, "REVOKED_LICENSES_FILE"))
 
 
 def _verified(key: str, keyring: Keyring) -> License:
