@@ -45,7 +45,7 @@ SETTINGS="$ROOT/deploy/$ENVIRONMENT.env"
 # shellcheck source=/dev/null
 . "$SETTINGS"
 for name in PROJECT REGION BQ_LOCATION DATASET TOPIC DEAD_LETTER_TOPIC INGEST_FUNCTION SINK_FUNCTION \
-            INGEST_SA SINK_SA PUSH_SA BUILD_SA INGEST_MAX_INSTANCES INGEST_MEMORY INGEST_CPU INGEST_WORKERS \
+            INGEST_SA SINK_SA PUSH_SA BUILD_SA AGGREGATES_SA AGGREGATES_SCHEDULE INGEST_MAX_INSTANCES INGEST_MEMORY INGEST_CPU INGEST_WORKERS \
             INGEST_THREADS SINK_MAX_INSTANCES SINK_MEMORY SINK_TIMEOUT ACK_DEADLINE_SECONDS MAX_DELIVERY_ATTEMPTS; do
   [ -n "${!name:-}" ] || die "setting $name is missing in $SETTINGS"
 done
@@ -105,6 +105,7 @@ INGEST_SA_EMAIL="$INGEST_SA@$PROJECT.iam.gserviceaccount.com"
 SINK_SA_EMAIL="$SINK_SA@$PROJECT.iam.gserviceaccount.com"
 PUSH_SA_EMAIL="$PUSH_SA@$PROJECT.iam.gserviceaccount.com"
 BUILD_SA_EMAIL="$BUILD_SA@$PROJECT.iam.gserviceaccount.com"
+AGGREGATES_SA_EMAIL="$AGGREGATES_SA@$PROJECT.iam.gserviceaccount.com"
 DLQ_PULL="$DEAD_LETTER_TOPIC-pull"
 
 # ---- stage the exact version: each function gets its main.py, its requirements, and the part of ----
@@ -130,19 +131,23 @@ stage() {
     tables schema "$table" > "$BUILD/$table.schema.json"
   done
 }
-# Table and view names, schemas and migrations come from the staged version's shared/sink/tables.py.
-tables() { PYTHONPATH="$BUILD/src" "$PYTHON" -m shared.tools.tables "$@"; }
+# Table and view names, schemas, migrations and aggregates come from the staged version (run from its
+# folder: `python -m` puts the working directory first on the import path).
+tables() { (cd "$BUILD/src" && "$PYTHON" -m shared.tools.tables "$@"); }
+aggregates() { (cd "$BUILD/src" && "$PYTHON" -m shared.tools.aggregates "$@"); }
 say "staging $REF ($VERSION) into $BUILD"
 rm -rf "$BUILD" && mkdir -p "$BUILD/src" && git -C "$ROOT" archive "$REF" | tar -x -C "$BUILD/src"
 TABLES="$(tables list tables)"
 VIEWS="$(tables list views)"
+RETIRED_VIEWS="$(tables list retired-views)"
 stage
 
 # ---- APIs, topics --------------------------------------------------------------------------------
 say "APIs"
 run gcloud services enable cloudfunctions.googleapis.com run.googleapis.com cloudbuild.googleapis.com \
   artifactregistry.googleapis.com eventarc.googleapis.com pubsub.googleapis.com bigquery.googleapis.com \
-  bigquerystorage.googleapis.com iam.googleapis.com logging.googleapis.com monitoring.googleapis.com "${G[@]}"
+  bigquerystorage.googleapis.com bigquerydatatransfer.googleapis.com iam.googleapis.com logging.googleapis.com \
+  monitoring.googleapis.com "${G[@]}"
 
 say "Pub/Sub topics"
 ensure "gcloud pubsub topics describe $TOPIC --project=$PROJECT" gcloud pubsub topics create "$TOPIC" "${G[@]}"
@@ -176,6 +181,23 @@ for view in $VIEWS; do
   run bq --project_id="$PROJECT" query --use_legacy_sql=false --nouse_cache \
     "CREATE OR REPLACE VIEW \`$PROJECT.$DATASET.$view\` AS $(tables view "$view" "$PROJECT.$DATASET")"
 done
+for view in $RETIRED_VIEWS; do
+  run bq --project_id="$PROJECT" query --use_legacy_sql=false --nouse_cache \
+    "DROP VIEW IF EXISTS \`$PROJECT.$DATASET.$view\`"
+done
+
+# ---- BigQuery: the analysts' aggregates (shared/tools/aggregates.py, docs/analysts.md) ---------------
+say "aggregates"
+# The materialized view is replaced only when its definition label changed: a new one is recomputed over
+# the whole events table (dropped first: one Google page says a materialized view cannot be replaced).
+MV="$(aggregates mv-name)"
+if [ "$PLAN" = 1 ] || ! bq --project_id="$PROJECT" show --format=json "$PROJECT:$DATASET.$MV" 2>/dev/null \
+    | aggregates mv-current "$PROJECT.$DATASET"; then
+  run bq --project_id="$PROJECT" query --use_legacy_sql=false --nouse_cache \
+    "DROP MATERIALIZED VIEW IF EXISTS \`$PROJECT.$DATASET.$MV\`; $(aggregates mv "$PROJECT.$DATASET");"
+fi
+run bq --project_id="$PROJECT" query --use_legacy_sql=false --nouse_cache \
+  "$(aggregates tables "$PROJECT.$DATASET" "$EVENTS_PARTITION_EXPIRATION_DAYS")"
 
 # ---- service accounts with least privilege ----------------------------------------------------------
 say "service accounts"
@@ -187,6 +209,9 @@ ensure "gcloud iam service-accounts describe $PUSH_SA_EMAIL --project=$PROJECT" 
   gcloud iam service-accounts create "$PUSH_SA" --display-name="Telemetry sink push identity ($ENVIRONMENT)" "${G[@]}"
 ensure "gcloud iam service-accounts describe $BUILD_SA_EMAIL --project=$PROJECT" \
   gcloud iam service-accounts create "$BUILD_SA" --display-name="Telemetry function builds ($ENVIRONMENT)" "${G[@]}"
+ensure "gcloud iam service-accounts describe $AGGREGATES_SA_EMAIL --project=$PROJECT" \
+  gcloud iam service-accounts create "$AGGREGATES_SA" --display-name="Telemetry aggregates refresh ($ENVIRONMENT)" \
+  "${G[@]}"
 # ingest: publish to its topic (and read the topic for /__heartbeat__), nothing else.
 retried gcloud pubsub topics add-iam-policy-binding "$TOPIC" --member="serviceAccount:$INGEST_SA_EMAIL" \
   --role=roles/pubsub.publisher "${G[@]}"
@@ -194,10 +219,13 @@ retried gcloud pubsub topics add-iam-policy-binding "$TOPIC" --member="serviceAc
   --role=roles/pubsub.viewer "${G[@]}"
 # sink: write its dataset (a dataset-level grant: bq add-iam-policy-binding does not support datasets)
 # and run query jobs (migrations); nothing else.
-retried bq --project_id="$PROJECT" query --use_legacy_sql=false --nouse_cache \
-  "GRANT \`roles/bigquery.dataEditor\` ON SCHEMA \`$PROJECT.$DATASET\` TO \"serviceAccount:$SINK_SA_EMAIL\""
-retried gcloud projects add-iam-policy-binding "$PROJECT" --member="serviceAccount:$SINK_SA_EMAIL" \
-  --role=roles/bigquery.jobUser --condition=None
+# aggregates: the scheduled query runs as this account; it reads events and rewrites the aggregates.
+for sa in "$SINK_SA_EMAIL" "$AGGREGATES_SA_EMAIL"; do
+  retried bq --project_id="$PROJECT" query --use_legacy_sql=false --nouse_cache \
+    "GRANT \`roles/bigquery.dataEditor\` ON SCHEMA \`$PROJECT.$DATASET\` TO \"serviceAccount:$sa\""
+  retried gcloud projects add-iam-policy-binding "$PROJECT" --member="serviceAccount:$sa" \
+    --role=roles/bigquery.jobUser --condition=None
+done
 # builds: the functions' images are built as this account, not the project's default build account.
 for role in roles/cloudbuild.builds.builder roles/logging.logWriter roles/artifactregistry.writer; do
   retried gcloud projects add-iam-policy-binding "$PROJECT" --member="serviceAccount:$BUILD_SA_EMAIL" \
@@ -210,6 +238,26 @@ fi
 PUBSUB_AGENT="serviceAccount:service-$PROJECT_NUMBER@gcp-sa-pubsub.iam.gserviceaccount.com"
 retried gcloud pubsub topics add-iam-policy-binding "$DEAD_LETTER_TOPIC" --member="$PUBSUB_AGENT" \
   --role=roles/pubsub.publisher "${G[@]}"
+
+# ---- the aggregates' scheduled query (BigQuery Data Transfer Service) ----------------------------------
+# Display names are not unique: the existing config is found by name and updated, never created twice.
+say "scheduled query $AGGREGATES_SA ($AGGREGATES_SCHEDULE)"
+SCHEDULE_NAME="telemetry-aggregates-$ENVIRONMENT"
+SCHEDULE_PARAMS="$(aggregates params "$PROJECT.$DATASET")"
+SCHEDULE_CONFIG=""
+if [ "$PLAN" = 0 ]; then
+  SCHEDULE_CONFIG="$(bq --project_id="$PROJECT" ls --transfer_config --transfer_location="$BQ_LOCATION" \
+    --format=json | aggregates find-config "$SCHEDULE_NAME")" || die "could not list the scheduled queries"
+fi
+if [ -n "$SCHEDULE_CONFIG" ]; then
+  run bq --project_id="$PROJECT" update --transfer_config --params="$SCHEDULE_PARAMS" \
+    --schedule="$AGGREGATES_SCHEDULE" --update_credentials --service_account_name="$AGGREGATES_SA_EMAIL" \
+    "$SCHEDULE_CONFIG"
+else
+  run bq --project_id="$PROJECT" --location="$BQ_LOCATION" mk --transfer_config --data_source=scheduled_query \
+    --display_name="$SCHEDULE_NAME" --schedule="$AGGREGATES_SCHEDULE" --params="$SCHEDULE_PARAMS" \
+    --service_account_name="$AGGREGATES_SA_EMAIL"
+fi
 
 # ---- functions ----------------------------------------------------------------------------------------
 say "functions"

@@ -16,7 +16,9 @@ from devtools.procs import ROOT
 from devtools.topology import clients, ensure_subscription, ensure_topic
 from shared.config import Config
 from shared.ingest.licenses.keys import generate_private_key, load_private_key, private_key_pem, public_key_line
-from shared.sink.bq import bigquery_client, ensure_dataset
+from shared.sink.bq import bigquery_client, ensure_dataset, expiration_days
+from shared.sink.tables import EVENTS
+from shared.tools import aggregates
 
 
 @dataclass
@@ -55,6 +57,8 @@ class LocalPipeline:
         }
         os.environ.update({k: v for k, v in self.env.items() if k.endswith("_HOST")})
         ensure_dataset(self.config)
+        # The aggregates as deploy.sh makes them, except that the materialized view is a plain view here.
+        aggregates.create(self.bq(), self.dataset_ref, expiration_days(self.config, EVENTS), materialized=False)
         self.publisher, self.subscriber = clients(self.pubsub.host)
         self.topic_path = ensure_topic(self.publisher, self.project, self.topic)
         self.dead_letter_topic = ensure_topic(self.publisher, self.project, f"{self.topic}-dead-letter")
@@ -72,6 +76,11 @@ class LocalPipeline:
     def config(self) -> Config:
         """The settings both functions run with."""
         return Config.from_env(self.env)
+
+    @property
+    def dataset_ref(self) -> str:
+        """project.dataset."""
+        return f"{self.project}.{self.dataset}"
 
     def bq(self):  # noqa: ANN201 - google.cloud.bigquery.Client
         """A BigQuery client on the emulator."""

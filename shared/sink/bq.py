@@ -12,7 +12,7 @@ from google.cloud.bigquery_storage_v1.services.big_query_write.transports import
 from shared import logs
 from shared.config import Config
 from shared.sink.storage_write import default_stream
-from shared.sink.tables import TABLES, VIEWS, TableDef, add_column_statements, view_sql
+from shared.sink.tables import RETIRED_VIEWS, TABLES, VIEWS, TableDef, add_column_statements, view_sql
 
 
 def bigquery_client(config: Config) -> bigquery.Client:
@@ -84,13 +84,13 @@ def live_columns(writes: BigQueryWriteClient, config: Config, table: TableDef) -
 
 
 def ensure_dataset(config: Config, client: bigquery.Client | None = None) -> None:
-    """Create the dataset, tables and views if missing, and migrate tables additively. Idempotent."""
+    """Create the dataset, tables and views if missing, migrate tables additively, drop retired views."""
     client = client or bigquery_client(config)
     client.create_dataset(f"{config.project}.{config.bq_dataset}", exists_ok=True, timeout=config.bq_timeout_s)
     for table in TABLES:
         _create_table(client, config, table)
         migrate(client, config, table)
     dataset = f"{config.project}.{config.bq_dataset}"
-    for name in VIEWS:
-        ddl = f"CREATE OR REPLACE VIEW `{dataset}.{name}` AS {view_sql(name, dataset)}"
+    ddls = [f"CREATE OR REPLACE VIEW `{dataset}.{name}` AS {view_sql(name, dataset)}" for name in VIEWS]
+    for ddl in ddls + [f"DROP VIEW IF EXISTS `{dataset}.{name}`" for name in RETIRED_VIEWS]:
         client.query(ddl, timeout=config.bq_timeout_s).result(timeout=config.bq_timeout_s)

@@ -17,7 +17,7 @@ class Column:
 
 @dataclass(frozen=True)
 class TableDef:
-    """A DAY-partitioned, clustered table."""
+    """A clustered table, DAY-partitioned on partition_field (no partitioning when it is empty)."""
 
     name: str
     description: str
@@ -32,6 +32,7 @@ class TableDef:
 
 
 STRING, INT64, TIMESTAMP, JSON = "STRING", "INT64", "TIMESTAMP", "JSON"
+DATE, BYTES, FLOAT64 = "DATE", "BYTES", "FLOAT64"
 REQ, REP = "REQUIRED", "REPEATED"
 
 _IDENTITY = (
@@ -125,25 +126,10 @@ FROM (
     ORDER BY received_at, inserted_at, message_id) AS delivery
   FROM `{dataset}.events`)
 WHERE delivery = 1""",
-    "daily_event_counts": """
-SELECT DATE(`timestamp`) AS day, feature, action, COUNT(*) AS events, COUNT(DISTINCT instance_id) AS instances
-FROM `{dataset}.events_deduped`
-GROUP BY day, feature, action""",
-    "instances_last_seen": """
-SELECT instance_id, license_fingerprint, server_version, last_event, events_last_7_days
-FROM (
-  SELECT
-    instance_id,
-    license_fingerprint,
-    server_version,
-    MAX(`timestamp`) OVER (PARTITION BY instance_id) AS last_event,
-    SUM(IF(`timestamp` >= TIMESTAMP_SUB(CURRENT_TIMESTAMP(), INTERVAL 7 DAY), 1, 0))
-      OVER (PARTITION BY instance_id) AS events_last_7_days,
-    ROW_NUMBER() OVER (PARTITION BY instance_id ORDER BY `timestamp` DESC, received_at DESC) AS latest
-  FROM `{dataset}.events_deduped`
-  WHERE `timestamp` >= TIMESTAMP_SUB(CURRENT_TIMESTAMP(), INTERVAL 400 DAY))
-WHERE latest = 1""",
 }
+# Views of earlier releases, dropped on deploy: daily_event_counts summed `instances` into double counts
+# (now daily_feature_usage with sketches); instances_last_seen scanned 400 days a call (now `instances`).
+RETIRED_VIEWS = ("daily_event_counts", "instances_last_seen")
 
 
 def add_column_statements(table: TableDef, table_ref: str, names: list[str] | None = None) -> list[str]:
@@ -168,6 +154,24 @@ def partition_expiration_sql(table_ref: str, days: int) -> str:
 def view_sql(name: str, dataset: str) -> str:
     """The view's query with its dataset filled in (dataset as `project.dataset` or `dataset`)."""
     return VIEWS[name].format(dataset=dataset).strip()
+
+
+def _sql_string(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def create_table_sql(table: TableDef, table_ref: str, expiration_days: int | None = None) -> str:
+    """`CREATE TABLE IF NOT EXISTS` with column descriptions, partitioning, clustering and expiration."""
+    columns = ",\n  ".join(
+        f"`{c.name}` {f'ARRAY<{c.type}>' if c.mode == 'REPEATED' else c.type}"
+        f"{' NOT NULL' if c.mode == 'REQUIRED' else ''} OPTIONS (description = {_sql_string(c.description)})"
+        for c in table.columns)
+    options = [f"description = {_sql_string(table.description)}"]
+    if table.partition_field and expiration_days:
+        options.append(f"partition_expiration_days = {int(expiration_days)}")
+    return (f"CREATE TABLE IF NOT EXISTS `{table_ref}` (\n  {columns})"
+            + (f"\nPARTITION BY `{table.partition_field}`" if table.partition_field else "")
+            + f"\nCLUSTER BY {', '.join(table.clustering)}\nOPTIONS ({', '.join(options)})")
 
 
 def schema_json(table: TableDef) -> list[dict]:

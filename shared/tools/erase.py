@@ -1,9 +1,10 @@
 """Erase rows: `python -m shared.tools.erase (--instance-id ID | --license-fingerprint FP) [--dry-run]`.
 
-Deletes every matching row of `events` and `rejected_events` with DML, after counting them; `--dry-run`
-counts only. Each run is logged (who, what, when) as a structured line. What it cannot reach is in
-README "Erasing data": copies in the Pub/Sub backlog and the dead-letter topic until their retention
-ends, and BigQuery's time travel and fail-safe windows.
+Deletes every matching row of `events` and `rejected_events` with DML, after counting them, then
+rebuilds the analysts' aggregates for the days those events were on (the daily tables and `instances`
+hold instance ids and sketches of them); `--dry-run` counts only. Each run is logged (who, what, when)
+as a structured line. What it cannot reach is in README "Erasing data": copies in the Pub/Sub backlog
+and the dead-letter topic until their retention ends, and BigQuery's time travel and fail-safe windows.
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ import getpass
 import sys
 from datetime import UTC, datetime
 
+from google.api_core.exceptions import NotFound
 from google.cloud import bigquery
 
 from shared import logs
 from shared.config import Config
 from shared.sink.bq import bigquery_client, table_id
-from shared.sink.tables import TABLES
+from shared.sink.tables import EVENTS, TABLES
+from shared.tools import aggregates
 
 COLUMNS = {"instance_id": "instance_id", "license_fingerprint": "license_fingerprint"}
 
@@ -30,6 +33,10 @@ def erase(config: Config, column: str, value: str, dry_run: bool, who: str) -> d
     client = bigquery_client(config)
     params = bigquery.QueryJobConfig(query_parameters=[bigquery.ScalarQueryParameter("value", "STRING", value)])
     matched: dict[str, int] = {}
+    days_sql = (f"SELECT DISTINCT DATE(`timestamp`) AS day FROM `{table_id(config, EVENTS)}` "
+                f"WHERE {COLUMNS[column]} = @value")
+    days = [r.day for r in client.query(days_sql, job_config=params, timeout=config.bq_timeout_s)
+            .result(timeout=config.bq_timeout_s)]
     for table in TABLES:
         ref = table_id(config, table)
         count = f"SELECT COUNT(*) AS n FROM `{ref}` WHERE {COLUMNS[column]} = @value"
@@ -38,6 +45,12 @@ def erase(config: Config, column: str, value: str, dry_run: bool, who: str) -> d
         if not dry_run and matched[table.name]:
             delete = f"DELETE FROM `{ref}` WHERE {COLUMNS[column]} = @value"
             client.query(delete, job_config=params, timeout=config.bq_timeout_s).result(timeout=config.bq_timeout_s)
+    matched["aggregate_days"] = len(days)
+    if not dry_run and days:
+        try:
+            aggregates.rebuild(client, aggregates.dataset_of(config), days)
+        except NotFound:  # a dataset without the aggregates: nothing derived to clean
+            matched["aggregate_days"] = 0
     logs.warning("rows_erased" if not dry_run else "rows_to_erase", who=who, selector=column, value=value,
                  dryRun=dry_run, matched=matched, at=datetime.now(UTC).isoformat(), dataset=config.bq_dataset)
     return matched
@@ -58,8 +71,10 @@ def main(argv: list[str] | None = None) -> int:
     config = Config.from_env()
     matched = erase(config, column, value, args.dry_run, getpass.getuser())
     verb = "would delete" if args.dry_run else "deleted"
+    days = matched.pop("aggregate_days")
     for table, n in matched.items():
         print(f"{table}: {verb} {n} rows where {column} = {value!r}")
+    print(f"aggregates: {'would rebuild' if args.dry_run else 'rebuilt'} {days} days")
     return 0
 
 

@@ -6,6 +6,7 @@ import json
 import sys
 
 from shared.sink.tables import (
+    RETIRED_VIEWS,
     TABLES,
     VIEWS,
     add_column_statements,
@@ -16,7 +17,8 @@ from shared.sink.tables import (
 
 
 def main(argv: list[str]) -> int:
-    """`python -m shared.tools.tables schema|table|migrate TABLE [REF]`, `view NAME DATASET`, `list tables|views`."""
+    """`python -m shared.tools.tables schema|table|migrate TABLE [REF]`, `view NAME DATASET`,
+    `list tables|views|retired-views`."""
     by_name = {t.name: t for t in TABLES}
     if argv[:1] == ["schema"] and len(argv) == 2 and argv[1] in by_name:
         print(json.dumps(schema_json(by_name[argv[1]]), indent=2))
@@ -33,6 +35,8 @@ def main(argv: list[str]) -> int:
         print(" ".join(by_name))
     elif argv == ["list", "views"]:
         print(" ".join(VIEWS))
+    elif argv == ["list", "retired-views"]:
+        print(" ".join(RETIRED_VIEWS))
     else:
         print(main.__doc__, file=sys.stderr)
         return 2

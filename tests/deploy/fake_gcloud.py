@@ -9,7 +9,14 @@ behaviours of the real tools (docs/operations.md cites each):
 - a new service account is eventually consistent: the first IAM binding naming it fails once;
 - `bq add-iam-policy-binding` does not support datasets (it fails, as documented);
 - a dashboard update must carry the dashboard's current etag;
-- `bq update` is not how this project migrates (ALTER TABLE ADD COLUMN); a call fails loudly.
+- `bq update` is not how this project migrates (ALTER TABLE ADD COLUMN); a call fails loudly;
+- `bq query` DDL: CREATE TABLE IF NOT EXISTS / CREATE MATERIALIZED VIEW / DROP ... IF EXISTS change what
+  exists (a materialized view remembers its labels and how often it was computed: creating one computes it
+  over the whole base table); CREATE of an existing materialized view fails; `bq show --format=json` prints
+  what is remembered;
+- scheduled queries (`bq mk|update|ls --transfer_config`): display names are not unique (a second `mk`
+  makes a second schedule that also runs); `mk` needs the Data Transfer API enabled and an existing service
+  account; on `update`, `--service_account_name` takes effect only with `--update_credentials`.
 
 FAKE_LOG: one JSON line per call. FAKE_FAIL: a substring; a call containing it fails. FAKE_LOGGED_OUT:
 no active account. FAKE_URL: the ingest URL. FAKE_NO_IAM_LAG: bindings never fail.
@@ -178,12 +185,60 @@ def monitoring() -> None:
         items[name].update({"doc": doc, "updates": updates, "etag": f"e{updates}"})
 
 
+def ddl(sql: str) -> None:
+    """What a script's DDL statements create and drop, in order."""
+    for statement in sql.split(";"):
+        ref = re.search(r"`([^`]*)`", statement)
+        target = ":".join(ref.group(1).split(".", 1)) if ref else ""
+        if re.match(r"\s*CREATE TABLE IF NOT EXISTS", statement):
+            kind("bq").setdefault(target, {"args": ["ddl"]})
+        elif re.match(r"\s*DROP (MATERIALIZED )?VIEW IF EXISTS", statement):
+            kind("bq").pop(target, None)
+        elif re.match(r"\s*CREATE (OR REPLACE )?MATERIALIZED VIEW", statement):
+            if target in kind("bq") and "OR REPLACE" not in statement:
+                fail(f"Already Exists: Table {ref.group(1)}")
+            labels = dict(re.findall(r"\('(\w+)', '([^']*)'\)", statement))
+            kind("computations")[target] = kind("computations").get(target, 0) + 1  # over the whole base table
+            kind("bq")[target] = {"args": ["ddl"], "labels": labels, "materialized": True}
+        elif re.match(r"\s*ALTER TABLE", statement):
+            parts = ref.group(1).split(".") if ref else []  # BigQuery resolves project.dataset.table
+            if len(parts) != 3 or f"{parts[0]}:{parts[1]}.{parts[2]}" not in kind("bq"):
+                fail(f"Not found: Table {ref.group(1) if ref else ''} was not found")
+
+
+def transfer_configs() -> None:
+    configs = kind("transfer_configs")
+    if "ls" in words:
+        print(json.dumps(list(configs.values())) if configs else "")
+    elif "mk" in words:
+        if "bigquerydatatransfer.googleapis.com" not in kind("services"):
+            fail("BigQuery Data Transfer API has not been used in project or it is disabled")
+        if flags.get("service_account_name") not in kind("accounts"):
+            fail("Service account does not exist")
+        name = f"projects/123456789/locations/{flags.get('location', 'US').lower()}/transferConfigs/{len(configs) + 1}"
+        configs[name] = {"name": name, "displayName": flags["display_name"], "schedule": flags.get("schedule"),
+                         "params": json.loads(flags["params"]), "serviceAccount": flags["service_account_name"],
+                         "dataSourceId": flags["data_source"], "updates": 0}
+    elif "update" in words:
+        config = configs.get(words[-1])
+        if config is None:
+            fail(f"Not found: transfer config {words[-1]}")
+        config.update({"schedule": flags.get("schedule", config["schedule"]), "updates": config["updates"] + 1,
+                       "params": json.loads(flags.get("params", json.dumps(config["params"])))})
+        if "update_credentials" in flags and "service_account_name" in flags:
+            config["serviceAccount"] = flags["service_account_name"]
+
+
 def bq() -> None:
     if "add-iam-policy-binding" in words:
         fail("bq add-iam-policy-binding does not support datasets; use GRANT DCL or the dataset's access list")
-    if "show" in words:
+    if "transfer_config" in flags:
+        transfer_configs()
+    elif "show" in words:
         if words[-1] not in kind("bq"):
             fail(f"Not found: {words[-1]}")
+        if flags.get("format") == "json":
+            print(json.dumps({"id": words[-1], **{k: v for k, v in kind("bq")[words[-1]].items() if k != "args"}}))
     elif "mk" in words:
         target = words[-1] if "--dataset" in args else words[-2]
         if target in kind("bq"):
@@ -191,10 +246,7 @@ def bq() -> None:
         kind("bq")[target] = {"args": args}
     elif "query" in words:
         sql = words[-1]
-        for ref in re.findall(r"ALTER TABLE `([^`]*)`", sql):  # BigQuery resolves project.dataset.table
-            parts = ref.split(".")
-            if len(parts) != 3 or f"{parts[0]}:{parts[1]}.{parts[2]}" not in kind("bq"):
-                fail(f"Not found: Table {ref} was not found")
+        ddl(sql)
         kind("queries").setdefault("all", []).append(sql)
     elif "update" in words:
         fail("bq update with a schema file is not how this project migrates (ALTER TABLE ADD COLUMN)")

@@ -50,6 +50,23 @@ def sink_subscription(state: dict) -> str:
     return state["functions"]["telemetry-sink"]["trigger"]["subscription"].rsplit("/", 1)[-1]
 
 
+def assert_aggregates(state: dict, computed: int) -> None:
+    """The aggregate tables, the materialized view (computed that many times) and exactly one schedule."""
+    from shared.tools import aggregates
+
+    dataset = "sourcegraph-telemetry-gateway-dev:telemetry"
+    for table in aggregates.TABLES:
+        assert f"{dataset}.{table.name}" in state["bq"], table.name
+    mv = state["bq"][f"{dataset}.daily_active_instances"]
+    assert mv["materialized"] and state["computations"][f"{dataset}.daily_active_instances"] == computed
+    assert mv["labels"]["definition"] == aggregates.definition_label("sourcegraph-telemetry-gateway-dev.telemetry")
+    (schedule,) = state["transfer_configs"].values()
+    assert schedule["displayName"] == "telemetry-aggregates-dev" and schedule["schedule"] == "every 3 hours"
+    assert schedule["params"] == {"query": aggregates.refresh_script("sourcegraph-telemetry-gateway-dev.telemetry")}
+    assert schedule["serviceAccount"] == f"telemetry-aggregates@{dataset.split(':')[0]}.iam.gserviceaccount.com"
+    assert schedule["dataSourceId"] == "scheduled_query"
+
+
 def test_fresh_deploy_creates_everything(repo, fake):
     out = deploy(repo, fake, "dev")
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
@@ -69,9 +86,12 @@ def test_fresh_deploy_creates_everything(repo, fake):
     queries = state["queries"]["all"]
     grant = "GRANT `roles/bigquery.dataEditor` ON SCHEMA `sourcegraph-telemetry-gateway-dev.telemetry`"
     assert any(q.startswith(grant) and "serviceAccount:telemetry-sink@" in q for q in queries)
-    assert sum(q.startswith("CREATE OR REPLACE VIEW") for q in queries) == 3
+    assert sum(q.startswith("CREATE OR REPLACE VIEW") for q in queries) == 1  # events_deduped
+    assert sum(q.startswith("DROP VIEW IF EXISTS") for q in queries) == 2  # the retired views
     assert not has(calls, "bq", "add-iam-policy-binding")
-    assert len(state["accounts"]) == 4 and "retrying" in out.stdout  # a new account's first binding failed once
+    assert len(state["accounts"]) == 5 and "retrying" in out.stdout  # a new account's first binding failed once
+    assert any(q.startswith(grant) and "serviceAccount:telemetry-aggregates@" in q for q in queries)
+    assert_aggregates(state, computed=1)
     ingest, sink = state["functions"]["telemetry-ingest"]["flags"], state["functions"]["telemetry-sink"]["flags"]
     assert ingest["concurrency"] == "8" and "WORKERS=1@THREADS=8" in ingest["set-env-vars"]
     assert ingest["build-service-account"].endswith("/serviceAccounts/telemetry-build@"
@@ -123,8 +143,38 @@ def test_redeploy_keeps_the_trigger_and_updates_in_place(repo, fake):
     assert any("partition_expiration_days = 30" in q for q in alters)
     assert all(m == 2 for m in state["metrics"].values())
     assert state["functions"]["telemetry-sink"]["deploys"] == 2
+    assert_aggregates(state, computed=1)  # the unchanged materialized view is not recomputed
+    assert [c["updates"] for c in state["transfer_configs"].values()] == [1]  # the schedule updated, not doubled
     assert deploy(repo, fake, "dev").returncode == 0  # a third time: the dashboard's new etag is fetched again
     assert [d["updates"] for d in fake["state"]()["dashboards"].values()] == [2]
+
+
+def test_a_changed_materialized_view_is_recomputed_once(repo, fake):
+    assert deploy(repo, fake, "dev").returncode == 0
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    source = repo / "shared" / "tools" / "aggregates.py"
+    original = source.read_text()
+    subprocess.run([*git, "checkout", "-qb", "mv-change"], cwd=repo, check=True)
+    source.write_text(original.replace("GROUP BY day_start, instance_id", "GROUP BY instance_id, day_start"))
+    subprocess.run([*git, "commit", "-qam", "reorder"], cwd=repo, check=True)
+    subprocess.run([*git, "checkout", "-q", "-"], cwd=repo, check=True)
+    out = deploy(repo, fake, "dev", "--version", "mv-change")
+    assert out.returncode == 0, out.stderr[-2000:]
+    mv = "sourcegraph-telemetry-gateway-dev:telemetry.daily_active_instances"
+    assert fake["state"]()["computations"][mv] == 2 and "DROP MATERIALIZED VIEW IF EXISTS" in out.stdout
+    assert deploy(repo, fake, "dev", "--version", "mv-change").returncode == 0
+    assert fake["state"]()["computations"][mv] == 2  # the same definition again: left alone
+
+
+def test_a_schedule_update_without_update_credentials_would_keep_the_old_account(repo, fake):
+    """The fake models `bq update --transfer_config`: the service account changes only with --update_credentials."""
+    assert deploy(repo, fake, "dev").returncode == 0
+    state = fake["state"]()
+    (name,) = state["transfer_configs"]
+    state["transfer_configs"][name]["serviceAccount"] = "someone@example.com"
+    Path(fake["env"]["FAKE_STATE_FILE"]).write_text(json.dumps(state))
+    assert deploy(repo, fake, "dev").returncode == 0
+    assert fake["state"]()["transfer_configs"][name]["serviceAccount"].startswith("telemetry-aggregates@")
 
 
 def test_a_changed_trigger_is_refused_unless_allowed(repo, fake):
@@ -153,7 +203,8 @@ def test_plan_runs_nothing_and_prints_everything(repo, fake):
     for expected in ("gcloud pubsub topics create telemetry-events", "bq --project_id=", "mk --table",
                      "gcloud functions deploy telemetry-ingest", "gcloud functions deploy telemetry-sink",
                      "--dead-letter-topic=telemetry-events-dead-letter", "gcloud logging metrics create",
-                     "CREATE OR REPLACE VIEW"):
+                     "CREATE OR REPLACE VIEW", "CREATE OR REPLACE MATERIALIZED VIEW",
+                     "CREATE TABLE IF NOT EXISTS", "mk --transfer_config"):
         assert expected in out.stdout, expected
 
 

@@ -10,6 +10,7 @@ import uuid
 import pytest
 
 from devtools.procs import ROOT
+from shared.tools import aggregates
 from tests.helpers import make_event
 from tests.integration.test_pipeline import rows_for, send, table, wait_rows
 
@@ -65,6 +66,14 @@ def test_erase_removes_exactly_one_instance(pipeline):
     publish_batch(pipeline, events[gone][1:], gone)  # lands in rejected_events
     wait_rows(pipeline, "events", [events[gone][0]["id"], events[kept][0]["id"]], 2)
     wait_rows(pipeline, "rejected_events", [events[gone][1]["id"]], 1)
+    aggregates.refresh(pipeline.bq(), pipeline.dataset_ref)
+
+    def in_aggregates(instance: str) -> list[int]:
+        return [next(iter(pipeline.bq().query(f"SELECT COUNT(*) AS n FROM {table(pipeline, name)} "
+                                              f"WHERE instance_id = '{instance}'").result())).n
+                for name in ("daily_active_users", "instances", "daily_active_instances")]
+
+    assert in_aggregates(gone) == [1, 1, 1]
     dry = erase(pipeline, "--instance-id", gone, "--dry-run")
     assert dry.returncode == 0, dry.stderr
     assert "events: would delete 1 rows" in dry.stdout and "rejected_events: would delete 1 rows" in dry.stdout
@@ -78,6 +87,9 @@ def test_erase_removes_exactly_one_instance(pipeline):
     count = next(iter(pipeline.bq().query(f"SELECT COUNT(*) AS n FROM {table(pipeline, 'events')} "
                                           f"WHERE instance_id = '{gone}'").result())).n
     assert count == 0
+    assert "aggregates: rebuilt 1 days" in done.stdout
+    assert in_aggregates(gone) == [0, 0, 0]  # the derived tables forget the instance too
+    assert in_aggregates(kept) == [1, 1, 1]
 
 
 def test_erase_refuses_without_a_selector(pipeline):
