@@ -139,7 +139,10 @@ say "staging $REF ($VERSION) into $BUILD"
 rm -rf "$BUILD" && mkdir -p "$BUILD/src" && git -C "$ROOT" archive "$REF" | tar -x -C "$BUILD/src"
 TABLES="$(tables list tables)"
 VIEWS="$(tables list views)"
-RETIRED_VIEWS="$(tables list retired-views)"
+# Releases before the aggregates (a rollback) have no retired views and no aggregates to deploy.
+RETIRED_VIEWS="$(tables list retired-views 2>/dev/null || true)"
+HAVE_AGGREGATES=0
+[ -f "$BUILD/src/shared/tools/aggregates.py" ] && HAVE_AGGREGATES=1
 stage
 
 # ---- APIs, topics --------------------------------------------------------------------------------
@@ -187,17 +190,32 @@ for view in $RETIRED_VIEWS; do
 done
 
 # ---- BigQuery: the analysts' aggregates (shared/tools/aggregates.py, docs/analysts.md) ---------------
-say "aggregates"
-# The materialized view is replaced only when its definition label changed: a new one is recomputed over
-# the whole events table (dropped first: one Google page says a materialized view cannot be replaced).
-MV="$(aggregates mv-name)"
-if [ "$PLAN" = 1 ] || ! bq --project_id="$PROJECT" show --format=json "$PROJECT:$DATASET.$MV" 2>/dev/null \
-    | aggregates mv-current "$PROJECT.$DATASET"; then
+# The refresh looks back over the events ingest may still accept late.
+EVENT_MAX_AGE_DAYS="${EVENT_MAX_AGE_DAYS:-365}"
+if [ "$HAVE_AGGREGATES" = 1 ]; then
+  say "aggregates"
+  # The materialized view is recreated only when its definition label changed: a new one is computed over
+  # the whole events table. Only "not found" counts as missing; any other failure of `bq show` stops here.
+  MV="$(aggregates mv-name)"
+  MV_CURRENT=0
+  if [ "$PLAN" = 0 ]; then
+    if MV_SHOWN="$(bq --project_id="$PROJECT" show --format=json "$PROJECT:$DATASET.$MV" 2>"$BUILD/mv-show.err")"; then
+      printf '%s' "$MV_SHOWN" | aggregates mv-current "$PROJECT.$DATASET" && MV_CURRENT=1
+    elif ! grep -qi "not found" "$BUILD/mv-show.err"; then
+      die "bq show $PROJECT:$DATASET.$MV failed: $(cat "$BUILD/mv-show.err")"
+    fi
+  fi
+  if [ "$MV_CURRENT" = 0 ]; then
+    run bq --project_id="$PROJECT" query --use_legacy_sql=false --nouse_cache "$(aggregates mv "$PROJECT.$DATASET");"
+  else
+    say "materialized view $MV is current"
+  fi
   run bq --project_id="$PROJECT" query --use_legacy_sql=false --nouse_cache \
-    "DROP MATERIALIZED VIEW IF EXISTS \`$PROJECT.$DATASET.$MV\`; $(aggregates mv "$PROJECT.$DATASET");"
+    "$(aggregates tables "$PROJECT.$DATASET" "$EVENTS_PARTITION_EXPIRATION_DAYS")"
+  # BigQuery checks the refresh script before the schedule runs it (a dry run executes nothing).
+  run bq --project_id="$PROJECT" query --use_legacy_sql=false --dry_run \
+    "$(aggregates script "$PROJECT.$DATASET" --event-max-age-days="$EVENT_MAX_AGE_DAYS")"
 fi
-run bq --project_id="$PROJECT" query --use_legacy_sql=false --nouse_cache \
-  "$(aggregates tables "$PROJECT.$DATASET" "$EVENTS_PARTITION_EXPIRATION_DAYS")"
 
 # ---- service accounts with least privilege ----------------------------------------------------------
 say "service accounts"
@@ -241,28 +259,33 @@ retried gcloud pubsub topics add-iam-policy-binding "$DEAD_LETTER_TOPIC" --membe
 
 # ---- the aggregates' scheduled query (BigQuery Data Transfer Service) ----------------------------------
 # Display names are not unique: the existing config is found by name and updated, never created twice.
-say "scheduled query $AGGREGATES_SA ($AGGREGATES_SCHEDULE)"
-SCHEDULE_NAME="telemetry-aggregates-$ENVIRONMENT"
-SCHEDULE_PARAMS="$(aggregates params "$PROJECT.$DATASET")"
-SCHEDULE_CONFIG=""
-if [ "$PLAN" = 0 ]; then
-  SCHEDULE_CONFIG="$(bq --project_id="$PROJECT" ls --transfer_config --transfer_location="$BQ_LOCATION" \
-    --format=json | aggregates find-config "$SCHEDULE_NAME")" || die "could not list the scheduled queries"
-fi
-if [ -n "$SCHEDULE_CONFIG" ]; then
-  run bq --project_id="$PROJECT" update --transfer_config --params="$SCHEDULE_PARAMS" \
-    --schedule="$AGGREGATES_SCHEDULE" --update_credentials --service_account_name="$AGGREGATES_SA_EMAIL" \
-    "$SCHEDULE_CONFIG"
-else
-  run bq --project_id="$PROJECT" --location="$BQ_LOCATION" mk --transfer_config --data_source=scheduled_query \
-    --display_name="$SCHEDULE_NAME" --schedule="$AGGREGATES_SCHEDULE" --params="$SCHEDULE_PARAMS" \
-    --service_account_name="$AGGREGATES_SA_EMAIL"
+if [ "$HAVE_AGGREGATES" = 1 ]; then
+  say "scheduled query as $AGGREGATES_SA ($AGGREGATES_SCHEDULE)"
+  SCHEDULE_NAME="telemetry-aggregates-$ENVIRONMENT"
+  SCHEDULE_PARAMS="$(aggregates params "$PROJECT.$DATASET" --event-max-age-days="$EVENT_MAX_AGE_DAYS")"
+  SCHEDULE_CONFIG=""
+  if [ "$PLAN" = 0 ]; then
+    CONFIGS="$(bq --project_id="$PROJECT" ls --transfer_config --transfer_location="$BQ_LOCATION" \
+      --max_results=1000 --format=json)" || die "could not list the scheduled queries"
+    SCHEDULE_CONFIG="$(printf '%s' "$CONFIGS" | aggregates find-config "$SCHEDULE_NAME")" \
+      || die "could not read the scheduled queries"
+  fi
+  if [ -n "$SCHEDULE_CONFIG" ]; then
+    run bq --project_id="$PROJECT" update --transfer_config --params="$SCHEDULE_PARAMS" \
+      --schedule="$AGGREGATES_SCHEDULE" --update_credentials --service_account_name="$AGGREGATES_SA_EMAIL" \
+      "$SCHEDULE_CONFIG"
+  else
+    run bq --project_id="$PROJECT" --location="$BQ_LOCATION" mk --transfer_config --data_source=scheduled_query \
+      --display_name="$SCHEDULE_NAME" --schedule="$AGGREGATES_SCHEDULE" --params="$SCHEDULE_PARAMS" \
+      --service_account_name="$AGGREGATES_SA_EMAIL"
+  fi
 fi
 
 # ---- functions ----------------------------------------------------------------------------------------
 say "functions"
 INGEST_ENV="TELEMETRY_ENV=$ENVIRONMENT@GOOGLE_CLOUD_PROJECT=$PROJECT@PUBSUB_TOPIC=$TOPIC@GATEWAY_VERSION=$VERSION"
 INGEST_ENV="$INGEST_ENV@LICENSE_EXPIRY_GRACE_DAYS=${LICENSE_EXPIRY_GRACE_DAYS:-30}"
+INGEST_ENV="$INGEST_ENV@EVENT_MAX_AGE_DAYS=$EVENT_MAX_AGE_DAYS"
 INGEST_ENV="$INGEST_ENV@MAX_EVENTS_PER_REQUEST=${MAX_EVENTS_PER_REQUEST:-1000}"
 INGEST_ENV="$INGEST_ENV@MAX_REQUEST_BYTES=${MAX_REQUEST_BYTES:-5242880}"
 INGEST_ENV="$INGEST_ENV@QUOTA_EVENTS_PER_SECOND=${QUOTA_EVENTS_PER_SECOND:-2000}"

@@ -148,16 +148,31 @@ def table(sizes: dict[str, float] | None = None) -> list[str]:
     return lines
 
 
+# Event columns each of the refresh's MERGE statements reads, beside the dedup key (one scan of `events` each).
+REFRESH_READS = {
+    "daily_feature_usage": ("client_name", "client_version", "user_id", "anonymous_user_id"),
+    "daily_active_users": ("client_name", "user_id", "anonymous_user_id"),
+    "daily_metadata_keys": ("parameters_version", "metadata"),
+}
+
+
 def refresh_bytes(sizes: dict[str, float], dirty_days: int) -> float:
-    """One scheduled refresh: find the dirty days (timestamp, inserted_at over the lookback), rebuild them."""
+    """One scheduled refresh, statement by statement: find the changed days (timestamp and inserted_at over
+    the lookback), then each daily MERGE scans those days of events and of its target; `instances` reads
+    all of daily_active_instances."""
     find = (sizes["timestamp"] + sizes["inserted_at"]) * EVENTS_PER_DAY * (aggregates.LOOKBACK_DAYS + 1)
-    columns = set(DEDUP_WINDOW[:6]) | {"client_name", "client_version", "user_id", "anonymous_user_id",
-                                       "parameters_version", "metadata"}
-    rebuild = sum(sizes[c] for c in columns) * EVENTS_PER_DAY * dirty_days
+    merges = 0.0
+    for target, columns in REFRESH_READS.items():
+        merges += sum(sizes[c] for c in set(DEDUP_WINDOW[:6]) | set(columns)) * EVENTS_PER_DAY * dirty_days
+        merges += read_bytes(target, _columns(target), dirty_days, sizes)
     mv_columns = ("day_start", "instance_id", "license_fingerprint", "external_url", "caller_kind",
                   "first_server_version", "server_version", "first_event", "last_event")
     instances = read_bytes("daily_active_instances", mv_columns, RETENTION_DAYS, sizes)
-    return find + rebuild + instances
+    return find + merges + instances + read_bytes("instances", _columns("instances"), 1, sizes)
+
+
+def _columns(table: str) -> tuple[str, ...]:
+    return tuple(c.name for c in {t.name: t for t in aggregates.TABLES}[table].columns)
 
 
 def main() -> int:

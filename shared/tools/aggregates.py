@@ -16,7 +16,8 @@ The refresh is one BigQuery script, run as-is by the scheduled query and by `ref
 
     python -m shared.tools.aggregates refresh                      # run it now (settings as for the sink)
     python -m shared.tools.aggregates rebuild --from DAY [--to DAY] # rebuild those days (repairs, erasures)
-    python -m shared.tools.aggregates script|tables|mv|params PROJECT.DATASET [DAYS]   # SQL for deploy.sh
+    python -m shared.tools.aggregates script|params PROJECT.DATASET [--event-max-age-days N]  # the refresh
+    python -m shared.tools.aggregates tables PROJECT.DATASET DAYS | mv PROJECT.DATASET  # DDL for deploy.sh
     python -m shared.tools.aggregates mv-current PROJECT.DATASET < bq-show.json       # exit 0: unchanged
     python -m shared.tools.aggregates find-config NAME < bq-ls.json                   # the config's resource
 """
@@ -53,17 +54,20 @@ if TYPE_CHECKING:  # deploy.sh runs the SQL-printing commands many times: they l
 # run by this much so a row that became visible late is still picked up (rebuilding a day twice is harmless).
 OVERLAP_MINUTES = 15
 # Days before a run that a newly inserted row's event can belong to: ingest refuses events older than
-# EVENT_MAX_AGE_DAYS (365) and a message may wait in Pub/Sub or rejected_events for a month before it is
-# written. Older late rows (a replay of an ancient rejection) need `rebuild`. The first run looks back
-# over the whole table.
-LOOKBACK_DAYS = 400
+# EVENT_MAX_AGE_DAYS, and a message may wait in Pub/Sub (7 days) or rejected_events (30 days, then a
+# replay) before it is written: the lookback is EVENT_MAX_AGE_DAYS + LOOKBACK_SLACK_DAYS (deploy.sh passes
+# the deployed setting). Older late rows (a hand replay of an ancient rejection) need `rebuild`. The first
+# run looks back over the whole table.
+LOOKBACK_SLACK_DAYS = 35
+LOOKBACK_DAYS = 365 + LOOKBACK_SLACK_DAYS
 FIRST_RUN_LOOKBACK_DAYS = 3650
 
 _DAY = Column("day", DATE, "UTC day of the event's `timestamp` (instance clock).", "REQUIRED")
 _FEATURE = Column("feature", STRING, "Event feature.", "REQUIRED")
 _ACTION = Column("action", STRING, "Event action.", "REQUIRED")
 _INSTANCE = Column("instance_id", STRING, "Instance id (a managed service's service id).", "REQUIRED")
-_NOT_SUMMABLE = "Distinct within this row only: do not sum across rows; merge the sketch instead."
+_NOT_SUMMABLE = "Distinct within this row only: do not sum across rows"
+_MERGE_SKETCH = f"{_NOT_SUMMABLE}; merge the sketch instead."
 
 DAILY_FEATURE_USAGE = TableDef(
     name="daily_feature_usage",
@@ -77,9 +81,9 @@ DAILY_FEATURE_USAGE = TableDef(
         Column("client_name", STRING, "Recording client (NULL: not reported)."),
         Column("client_version", STRING, "Client version (NULL: not reported)."),
         Column("events", INT64, "Events, each counted once (the events_deduped key). Summable.", "REQUIRED"),
-        Column("instances", INT64, f"Distinct instances. {_NOT_SUMMABLE}", "REQUIRED"),
+        Column("instances", INT64, f"Distinct instances. {_MERGE_SKETCH}", "REQUIRED"),
         Column("instances_sketch", BYTES, "HLL++ sketch of instance_id: HLL_COUNT.MERGE over any rows."),
-        Column("users", INT64, f"Distinct users (instance + userId, else anonymous id). {_NOT_SUMMABLE}",
+        Column("users", INT64, f"Distinct users (instance + userId, else anonymous id). {_MERGE_SKETCH}",
                "REQUIRED"),
         Column("users_sketch", BYTES, "HLL++ sketch of the user key: HLL_COUNT.MERGE over any rows."),
     ),
@@ -94,12 +98,12 @@ DAILY_ACTIVE_USERS = TableDef(
     expiration_setting="EVENTS_PARTITION_EXPIRATION_DAYS",
     columns=(
         _DAY, _INSTANCE,
-        Column("users", INT64, f"Distinct users that day. {_NOT_SUMMABLE}", "REQUIRED"),
+        Column("users", INT64, f"Distinct users that day. {_MERGE_SKETCH}", "REQUIRED"),
         Column("users_sketch", BYTES, "HLL++ sketch of the user key: HLL_COUNT.MERGE across days or instances."),
         Column("events", INT64, "Events, each counted once. Summable.", "REQUIRED"),
         Column("events_without_user", INT64, "Events with neither userId nor anonymousUserId. Summable.",
                "REQUIRED"),
-        Column("clients", INT64, f"Distinct client names. {_NOT_SUMMABLE}", "REQUIRED"),
+        Column("clients", INT64, f"Distinct client names. {_NOT_SUMMABLE}.", "REQUIRED"),
     ),
 )
 
@@ -235,7 +239,8 @@ latest AS (
     MAX_BY(server_version, last_event) AS server_version,
     MAX_BY(license_fingerprint, last_event) AS license_fingerprint,
     MAX_BY(external_url, last_event) AS external_url, MAX_BY(caller_kind, last_event) AS caller_kind,
-    COUNTIF(day > DATE_SUB(CURRENT_DATE(), INTERVAL 28 DAY)) AS active_days_28, CURRENT_DATE() AS as_of
+    COUNTIF(day > DATE_SUB(CURRENT_DATE(), INTERVAL 28 DAY) AND day <= CURRENT_DATE()) AS active_days_28,
+    CURRENT_DATE() AS as_of
   FROM daily GROUP BY instance_id)
 SELECT l.instance_id, l.first_seen, l.last_seen, l.last_event, l.server_version,
   IFNULL(v.server_versions, []) AS server_versions, l.license_fingerprint, l.external_url, l.caller_kind,
@@ -256,12 +261,17 @@ def _replace(table: TableDef, ds: str, source: str, days_only: bool) -> str:
 
 
 def _statements(ds: str) -> list[str]:
-    """The rebuild of every aggregate for the days in the script variable `days`, in dependency order."""
-    statements = []
+    """The rebuild of every aggregate for the days in the script variable `days`, in dependency order.
+
+    The daily tables change together in one transaction. `instances` follows outside it: inside a
+    transaction a materialized view is read like a logical view, i.e. computed over all of `events`.
+    """
+    statements = ["BEGIN TRANSACTION"]
     for table in DAILY_TABLES:
         columns, query = _SOURCES[table.name]
         events = _EVENTS_OF_DAYS.format(ds=ds, columns=f",\n    {columns}")
         statements.append(_replace(table, ds, query.format(events=events), days_only=True))
+    statements.append("COMMIT TRANSACTION")
     statements.append(_replace(INSTANCES, ds, _INSTANCES_SOURCE.format(ds=ds), days_only=False))
     return statements
 
@@ -275,10 +285,11 @@ def _script(ds: str, kind: str, days_sql: str) -> str:
     ]
     record = (f"INSERT INTO `{ds}.{AGGREGATE_RUNS.name}` ({_names(AGGREGATE_RUNS)}) "
               f"VALUES ('{kind}', run_started, CURRENT_TIMESTAMP(), IFNULL(days, []))")
-    return ";\n".join([*head, *_statements(ds), record]) + ";\n"
+    answer = "SELECT IFNULL(days, []) AS days"  # a script's result is its last statement's: this run's days
+    return ";\n".join([*head, *_statements(ds), record, answer]) + ";\n"
 
 
-def refresh_script(ds: str, overlap_minutes: int = OVERLAP_MINUTES) -> str:
+def refresh_script(ds: str, overlap_minutes: int = OVERLAP_MINUTES, lookback_days: int = LOOKBACK_DAYS) -> str:
     """The scheduled query: rebuild the days that received rows since the last refresh (first run: all days).
 
     `days` is a script variable, a constant to the statements after it, so BigQuery prunes `events` to
@@ -288,7 +299,7 @@ def refresh_script(ds: str, overlap_minutes: int = OVERLAP_MINUTES) -> str:
     SELECT ARRAY_AGG(DISTINCT DATE(`timestamp`) ORDER BY DATE(`timestamp`))
     FROM `{ds}.events`
     WHERE `timestamp` >= TIMESTAMP_SUB(run_started, INTERVAL IF(since IS NULL, {FIRST_RUN_LOOKBACK_DAYS},
-                                                                  {LOOKBACK_DAYS}) DAY)
+                                                                  {int(lookback_days)}) DAY)
       AND (since IS NULL OR inserted_at >= since)"""
     since = (f"DECLARE since TIMESTAMP DEFAULT (SELECT TIMESTAMP_SUB(MAX(started_at), INTERVAL {int(overlap_minutes)} "
              f"MINUTE) FROM `{ds}.{AGGREGATE_RUNS.name}` WHERE kind = 'refresh');\n")
@@ -308,21 +319,26 @@ def materialized_view_sql(ds: str) -> str:
     return MATERIALIZED_VIEW_SQL.format(ds=ds).strip()
 
 
+def _materialized_view_create(ds: str, label: str) -> str:
+    return (f"CREATE MATERIALIZED VIEW `{ds}.{MATERIALIZED_VIEW}`\nPARTITION BY DATE(day_start)\n"
+            f"CLUSTER BY instance_id\nOPTIONS (enable_refresh = true, refresh_interval_minutes = 30, "
+            f"description = '{MATERIALIZED_VIEW_DESCRIPTION}', labels = [('definition', '{label}')])\n"
+            f"AS {materialized_view_sql(ds)}")
+
+
 def definition_label(ds: str) -> str:
-    """A label value naming the materialized view's definition (deploy.sh replaces it only when it changes)."""
-    return hashlib.sha256(materialized_view_sql(ds).encode()).hexdigest()[:16]
+    """A label naming the materialized view's whole definition (deploy.sh replaces it only when it changes)."""
+    return hashlib.sha256(_materialized_view_create(ds, "").encode()).hexdigest()[:16]
 
 
 def materialized_view_ddl(ds: str) -> str:
     """BigQuery DDL: partitioned like the base table, refreshed by BigQuery (docs/analysts.md cites the rules).
 
-    Replacing a materialized view recomputes it over the whole base table, so deploy.sh runs this only when
-    the definition label differs.
+    Dropped and created rather than replaced (one Google page says a materialized view cannot be replaced);
+    a new one is computed over the whole base table, so deploy.sh runs this only when the label differs.
     """
-    return (f"CREATE OR REPLACE MATERIALIZED VIEW `{ds}.{MATERIALIZED_VIEW}`\nPARTITION BY DATE(day_start)\n"
-            f"CLUSTER BY instance_id\nOPTIONS (enable_refresh = true, refresh_interval_minutes = 30, "
-            f"description = '{MATERIALIZED_VIEW_DESCRIPTION}', labels = [('definition', '{definition_label(ds)}')])\n"
-            f"AS {materialized_view_sql(ds)}")
+    return (f"DROP MATERIALIZED VIEW IF EXISTS `{ds}.{MATERIALIZED_VIEW}`;\n"
+            f"{_materialized_view_create(ds, definition_label(ds))}")
 
 
 def tables_ddl(ds: str, expiration_days: int) -> list[str]:
@@ -340,7 +356,8 @@ def tables_ddl(ds: str, expiration_days: int) -> list[str]:
 
 def find_configs(configs: list[dict], display_name: str) -> list[str]:
     """Resource names of the scheduled queries with this display name (display names are not unique)."""
-    return sorted(c["name"] for c in configs if c.get("displayName") == display_name and c.get("name"))
+    return sorted(c["name"] for c in configs if c.get("displayName") == display_name and c.get("name")
+                  and c.get("dataSourceId", "scheduled_query") == "scheduled_query")
 
 
 def dataset_of(config: Config) -> str:
@@ -350,26 +367,25 @@ def dataset_of(config: Config) -> str:
 
 def create(client: bigquery.Client, ds: str, expiration_days: int, materialized: bool = True) -> None:
     """Create or update every aggregate object; materialized=False makes the materialized view a plain view."""
-    view = (materialized_view_ddl(ds) if materialized
+    view = (materialized_view_ddl(ds) + ";" if materialized
             else f"CREATE OR REPLACE VIEW `{ds}.{MATERIALIZED_VIEW}` AS {materialized_view_sql(ds)}")
     for statement in [view, *tables_ddl(ds, expiration_days)]:
         client.query(statement).result()
 
 
 def _run(client: bigquery.Client, ds: str, kind: str, script: str) -> list[date]:
-    """Run a script; return the days its run recorded."""
-    client.query(script).result()
-    last = client.query(f"SELECT days FROM `{ds}.{AGGREGATE_RUNS.name}` WHERE kind = '{kind}' "
-                        "ORDER BY finished_at DESC LIMIT 1").result()
-    days = sorted(d if isinstance(d, date) else date.fromisoformat(d) for row in last for d in row.days)
+    """Run a script; return the days it rebuilt (its result)."""
+    result = client.query(script).result()
+    days = sorted(d if isinstance(d, date) else date.fromisoformat(d) for row in result for d in row.days)
     logs.info(f"aggregates_{kind}", dataset=ds, days=len(days), first=str(days[0]) if days else None,
               last=str(days[-1]) if days else None)
     return days
 
 
-def refresh(client: bigquery.Client, ds: str, overlap_minutes: int = OVERLAP_MINUTES) -> list[date]:
+def refresh(client: bigquery.Client, ds: str, overlap_minutes: int = OVERLAP_MINUTES,
+            lookback_days: int = LOOKBACK_DAYS) -> list[date]:
     """Run the scheduled query's script now; return the days it rebuilt."""
-    return _run(client, ds, "refresh", refresh_script(ds, overlap_minutes))
+    return _run(client, ds, "refresh", refresh_script(ds, overlap_minutes, lookback_days))
 
 
 def rebuild(client: bigquery.Client, ds: str, days: list[date]) -> list[date]:
@@ -394,17 +410,23 @@ def main(argv: list[str] | None = None) -> int:
     rb.add_argument("--from", dest="first", required=True)
     rb.add_argument("--to", dest="last")
     for name in ("script", "mv", "params", "mv-current"):
-        sub.add_parser(name).add_argument("dataset", help="PROJECT.DATASET")
+        cmd = sub.add_parser(name)
+        cmd.add_argument("dataset", help="PROJECT.DATASET")
+        if name in ("script", "params"):
+            cmd.add_argument("--event-max-age-days", type=int, default=LOOKBACK_DAYS - LOOKBACK_SLACK_DAYS,
+                             help="the deployed EVENT_MAX_AGE_DAYS: the refresh looks back that + 35 days")
     sub.add_parser("mv-name")
     sub.add_parser("find-config").add_argument("display_name")
     tb = sub.add_parser("tables")
     tb.add_argument("dataset", help="PROJECT.DATASET")
     tb.add_argument("expiration_days", type=int)
     args = p.parse_args(argv)
-    if args.command == "script":
-        print(refresh_script(args.dataset), end="")
-    elif args.command == "params":  # the scheduled query's --params
-        print(json.dumps({"query": refresh_script(args.dataset)}))
+    if args.command in ("script", "params"):
+        script = refresh_script(args.dataset, lookback_days=args.event_max_age_days + LOOKBACK_SLACK_DAYS)
+        if args.command == "params":  # the scheduled query's --params
+            print(json.dumps({"query": script}))
+        else:
+            print(script, end="")
     elif args.command == "mv":
         print(materialized_view_ddl(args.dataset))
     elif args.command == "mv-name":

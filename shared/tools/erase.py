@@ -12,9 +12,9 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
-from google.api_core.exceptions import NotFound
+from google.api_core.exceptions import GoogleAPIError, NotFound
 from google.cloud import bigquery
 
 from shared import logs
@@ -26,8 +26,8 @@ from shared.tools import aggregates
 COLUMNS = {"instance_id": "instance_id", "license_fingerprint": "license_fingerprint"}
 
 
-def erase(config: Config, column: str, value: str, dry_run: bool, who: str) -> dict[str, int]:
-    """Rows matched per table; deleted unless dry_run."""
+def erase(config: Config, column: str, value: str, dry_run: bool, who: str) -> tuple[dict[str, int], list[date]]:
+    """Rows matched per table (deleted unless dry_run), and the days of the events matched."""
     if column not in COLUMNS or not value.strip():
         raise ValueError("erase needs --instance-id or --license-fingerprint with a value")
     client = bigquery_client(config)
@@ -45,15 +45,22 @@ def erase(config: Config, column: str, value: str, dry_run: bool, who: str) -> d
         if not dry_run and matched[table.name]:
             delete = f"DELETE FROM `{ref}` WHERE {COLUMNS[column]} = @value"
             client.query(delete, job_config=params, timeout=config.bq_timeout_s).result(timeout=config.bq_timeout_s)
-    matched["aggregate_days"] = len(days)
-    if not dry_run and days:
-        try:
-            aggregates.rebuild(client, aggregates.dataset_of(config), days)
-        except NotFound:  # a dataset without the aggregates: nothing derived to clean
-            matched["aggregate_days"] = 0
     logs.warning("rows_erased" if not dry_run else "rows_to_erase", who=who, selector=column, value=value,
-                 dryRun=dry_run, matched=matched, at=datetime.now(UTC).isoformat(), dataset=config.bq_dataset)
-    return matched
+                 dryRun=dry_run, matched=matched, days=len(days), at=datetime.now(UTC).isoformat(),
+                 dataset=config.bq_dataset)
+    return matched, sorted(days)
+
+
+def rebuild_aggregates(config: Config, days: list[date]) -> bool:
+    """Rebuild the aggregates of the erased events' days (deletes change no inserted_at, so no refresh
+    would); False when the dataset has no aggregates."""
+    client, ds = bigquery_client(config), aggregates.dataset_of(config)
+    try:
+        client.get_table(f"{ds}.{aggregates.AGGREGATE_RUNS.name}", timeout=config.bq_timeout_s)
+    except NotFound:
+        return False
+    aggregates.rebuild(client, ds, days)
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,12 +76,20 @@ def main(argv: list[str] | None = None) -> int:
     if not value.strip():
         p.error("the selector needs a value")
     config = Config.from_env()
-    matched = erase(config, column, value, args.dry_run, getpass.getuser())
+    matched, days = erase(config, column, value, args.dry_run, getpass.getuser())
     verb = "would delete" if args.dry_run else "deleted"
-    days = matched.pop("aggregate_days")
     for table, n in matched.items():
         print(f"{table}: {verb} {n} rows where {column} = {value!r}")
-    print(f"aggregates: {'would rebuild' if args.dry_run else 'rebuilt'} {days} days")
+    if args.dry_run or not days:
+        print(f"aggregates: would rebuild {len(days)} days" if days else "aggregates: nothing to rebuild")
+        return 0
+    try:
+        done = rebuild_aggregates(config, days)
+    except GoogleAPIError as e:  # the rows are gone; the aggregates still count them until rebuilt
+        print(f"aggregates NOT rebuilt ({e}); run: python -m shared.tools.aggregates rebuild "
+              f"--from {days[0]} --to {days[-1]}", file=sys.stderr)
+        return 1
+    print(f"aggregates: rebuilt {len(days)} days" if done else "aggregates: none in this dataset")
     return 0
 
 

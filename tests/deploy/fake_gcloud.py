@@ -12,8 +12,8 @@ behaviours of the real tools (docs/operations.md cites each):
 - `bq update` is not how this project migrates (ALTER TABLE ADD COLUMN); a call fails loudly;
 - `bq query` DDL: CREATE TABLE IF NOT EXISTS / CREATE MATERIALIZED VIEW / DROP ... IF EXISTS change what
   exists (a materialized view remembers its labels and how often it was computed: creating one computes it
-  over the whole base table); CREATE of an existing materialized view fails; `bq show --format=json` prints
-  what is remembered;
+  over the whole base table); CREATE [OR REPLACE] of an existing materialized view fails; `--dry_run`
+  changes nothing; `bq show --format=json` prints what is remembered;
 - scheduled queries (`bq mk|update|ls --transfer_config`): display names are not unique (a second `mk`
   makes a second schedule that also runs); `mk` needs the Data Transfer API enabled and an existing service
   account; on `update`, `--service_account_name` takes effect only with `--update_credentials`.
@@ -195,7 +195,7 @@ def ddl(sql: str) -> None:
         elif re.match(r"\s*DROP (MATERIALIZED )?VIEW IF EXISTS", statement):
             kind("bq").pop(target, None)
         elif re.match(r"\s*CREATE (OR REPLACE )?MATERIALIZED VIEW", statement):
-            if target in kind("bq") and "OR REPLACE" not in statement:
+            if target in kind("bq"):  # "You cannot replace an existing materialized view" (materialized-views-intro)
                 fail(f"Already Exists: Table {ref.group(1)}")
             labels = dict(re.findall(r"\('(\w+)', '([^']*)'\)", statement))
             kind("computations")[target] = kind("computations").get(target, 0) + 1  # over the whole base table
@@ -246,6 +246,9 @@ def bq() -> None:
         kind("bq")[target] = {"args": args}
     elif "query" in words:
         sql = words[-1]
+        if "dry_run" in flags:
+            kind("queries").setdefault("dry_run", []).append(sql)
+            return
         ddl(sql)
         kind("queries").setdefault("all", []).append(sql)
     elif "update" in words:

@@ -65,6 +65,7 @@ def assert_aggregates(state: dict, computed: int) -> None:
     assert schedule["params"] == {"query": aggregates.refresh_script("sourcegraph-telemetry-gateway-dev.telemetry")}
     assert schedule["serviceAccount"] == f"telemetry-aggregates@{dataset.split(':')[0]}.iam.gserviceaccount.com"
     assert schedule["dataSourceId"] == "scheduled_query"
+    assert state["queries"]["dry_run"][-1] == schedule["params"]["query"].rstrip("\n")  # BigQuery checked it first
 
 
 def test_fresh_deploy_creates_everything(repo, fake):
@@ -166,6 +167,28 @@ def test_a_changed_materialized_view_is_recomputed_once(repo, fake):
     assert fake["state"]()["computations"][mv] == 2  # the same definition again: left alone
 
 
+def test_a_release_from_before_the_aggregates_still_deploys(repo, fake):
+    """A rollback stages a tree without shared/tools/aggregates.py or retired views: the rest deploys."""
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "checkout", "-qb", "before-aggregates"], cwd=repo, check=True)
+    subprocess.run([*git, "rm", "-q", "shared/tools/aggregates.py"], cwd=repo, check=True)
+    tables = repo / "shared" / "tools" / "tables.py"
+    tables.write_text(tables.read_text().replace('argv == ["list", "retired-views"]', "False"))
+    subprocess.run([*git, "commit", "-qam", "an older release"], cwd=repo, check=True)
+    subprocess.run([*git, "checkout", "-q", "-"], cwd=repo, check=True)
+    out = deploy(repo, fake, "dev", "--version", "before-aggregates")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "transfer_configs" not in fake["state"]() and "==> aggregates" not in out.stdout
+    assert fake["state"]()["functions"]["telemetry-sink"]["deploys"] == 1
+
+
+def test_a_failing_show_of_the_materialized_view_stops_instead_of_recomputing_it(repo, fake):
+    assert deploy(repo, fake, "dev").returncode == 0
+    out = deploy(repo, fake, "dev", FAKE_FAIL="show --format=json sourcegraph-telemetry-gateway-dev:telemetry.daily")
+    assert out.returncode != 0 and "bq show" in out.stderr
+    assert fake["state"]()["computations"]["sourcegraph-telemetry-gateway-dev:telemetry.daily_active_instances"] == 1
+
+
 def test_a_schedule_update_without_update_credentials_would_keep_the_old_account(repo, fake):
     """The fake models `bq update --transfer_config`: the service account changes only with --update_credentials."""
     assert deploy(repo, fake, "dev").returncode == 0
@@ -203,7 +226,7 @@ def test_plan_runs_nothing_and_prints_everything(repo, fake):
     for expected in ("gcloud pubsub topics create telemetry-events", "bq --project_id=", "mk --table",
                      "gcloud functions deploy telemetry-ingest", "gcloud functions deploy telemetry-sink",
                      "--dead-letter-topic=telemetry-events-dead-letter", "gcloud logging metrics create",
-                     "CREATE OR REPLACE VIEW", "CREATE OR REPLACE MATERIALIZED VIEW",
+                     "CREATE OR REPLACE VIEW", "CREATE MATERIALIZED VIEW",
                      "CREATE TABLE IF NOT EXISTS", "mk --transfer_config"):
         assert expected in out.stdout, expected
 

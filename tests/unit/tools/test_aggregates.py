@@ -49,6 +49,7 @@ def test_the_materialized_view_keeps_to_what_an_incremental_view_may_hold():
     assert not re.search(r"\bOVER\b|\bDISTINCT\b|CURRENT_|\bJOIN\b", sql, re.I)  # no window, no non-determinism
     assert re.findall(r"FROM `([^`]+)`", sql) == [f"{DS}.events"]  # the base table, never a logical view
     ddl = aggregates.materialized_view_ddl(DS)
+    assert ddl.startswith(f"DROP MATERIALIZED VIEW IF EXISTS `{DS}.daily_active_instances`;\nCREATE MATERIALIZED")
     # Partitioned like the base table: a DAY truncation of its partitioning column, partitioned by DATE() of it.
     assert "TIMESTAMP_TRUNC(`timestamp`, DAY) AS day_start" in sql and "PARTITION BY DATE(day_start)" in ddl
     assert "GROUP BY day_start, instance_id" in sql and "CLUSTER BY instance_id" in ddl
@@ -59,6 +60,9 @@ def test_the_definition_label_follows_the_query(monkeypatch):
     assert f"('definition', '{label}')" in aggregates.materialized_view_ddl(DS)
     assert aggregates.definition_label("other.dataset") != label
     monkeypatch.setattr(aggregates, "MATERIALIZED_VIEW_SQL", aggregates.MATERIALIZED_VIEW_SQL + "\n-- changed")
+    assert aggregates.definition_label(DS) != label
+    monkeypatch.undo()
+    monkeypatch.setattr(aggregates, "MATERIALIZED_VIEW_DESCRIPTION", "options count too")
     assert aggregates.definition_label(DS) != label
 
 
@@ -89,7 +93,32 @@ def test_the_refresh_rebuilds_the_days_named_by_one_variable():
         assert "GROUP BY license_fingerprint, instance_id, event_id, `timestamp`, feature, action" in merge
         assert "SELECT" not in merge.split("WHERE", 1)[1].split("GROUP BY")[0]  # no subquery in the filter
     assert "WHEN NOT MATCHED BY SOURCE THEN DELETE" in merges[-1]  # instances: replaced whole
-    assert parts[-1].startswith(f"INSERT INTO `{DS}.aggregate_runs`")  # the watermark moves only at the end
+    # The daily tables change together; instances after the commit (in a transaction a materialized view is
+    # read like a logical view, over all of events); the watermark moves last; the result is the days.
+    daily = [parts.index(m) for m in merges[:-1]]
+    assert parts[min(daily) - 1] == "BEGIN TRANSACTION" and parts[max(daily) + 1] == "COMMIT TRANSACTION"
+    assert parts.index(merges[-1]) == max(daily) + 2
+    assert parts[-2].startswith(f"INSERT INTO `{DS}.aggregate_runs`")
+    assert parts[-1] == "SELECT IFNULL(days, []) AS days"
+
+
+def test_the_lookback_follows_the_deployed_event_age_limit(capsys):
+    assert "INTERVAL IF(since IS NULL, 3650,\n" in aggregates.refresh_script(DS)
+    assert aggregates.main(["script", DS, "--event-max-age-days", "1000"]) == 0
+    assert f"{1000 + aggregates.LOOKBACK_SLACK_DAYS}) DAY)" in capsys.readouterr().out
+    assert f"{aggregates.LOOKBACK_DAYS}) DAY)" in aggregates.refresh_script(DS)
+
+
+def test_find_config_matches_the_name_and_the_data_source(monkeypatch, capsys):
+    configs = [{"name": "projects/1/locations/us/transferConfigs/9", "displayName": "agg", "dataSourceId": "x"},
+               {"name": "projects/1/locations/us/transferConfigs/2", "displayName": "agg",
+                "dataSourceId": "scheduled_query"},
+               {"name": "projects/1/locations/us/transferConfigs/1", "displayName": "other"}]
+    assert aggregates.find_configs(configs, "agg") == ["projects/1/locations/us/transferConfigs/2"]
+    monkeypatch.setattr("sys.stdin", io.StringIO(json.dumps(configs * 2)))
+    assert aggregates.main(["find-config", "agg"]) == 0
+    out = capsys.readouterr()
+    assert out.out.strip() == "projects/1/locations/us/transferConfigs/2" and "2 scheduled queries" in out.err
 
 
 def test_a_rebuild_names_its_days_and_leaves_the_watermark_alone():
