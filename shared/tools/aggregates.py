@@ -120,6 +120,8 @@ DAILY_METADATA_KEYS = TableDef(
         Column("events", INT64, "Events carrying the key, each counted once. Summable.", "REQUIRED"),
         Column("integer_events", INT64, "Of those, events whose value is a whole number: read it with "
                                         "LAX_INT64 when this equals events, else LAX_FLOAT64.", "REQUIRED"),
+        Column("value_sum", FLOAT64, "Sum of the values (LAX_FLOAT64). Summable: the average over any rows is "
+                                     "SUM(value_sum) / SUM(events)."),
         Column("min_value", FLOAT64, "Smallest value (LAX_FLOAT64)."),
         Column("max_value", FLOAT64, "Largest value (LAX_FLOAT64)."),
     ),
@@ -186,7 +188,8 @@ VIEWS = {
     "metadata_keys": """
 SELECT feature, action, parameters_version, key,
   MIN(day) AS first_day, MAX(day) AS last_day, SUM(events) AS events,
-  SUM(integer_events) = SUM(events) AS integers_only, MIN(min_value) AS min_value, MAX(max_value) AS max_value
+  SUM(integer_events) = SUM(events) AS integers_only, SAFE_DIVIDE(SUM(value_sum), SUM(events)) AS mean_value,
+  MIN(min_value) AS min_value, MAX(max_value) AS max_value
 FROM `{ds}.daily_metadata_keys`
 GROUP BY feature, action, parameters_version, key""",
 }
@@ -218,7 +221,8 @@ GROUP BY day, instance_id"""),
     "daily_metadata_keys": ("ANY_VALUE(parameters_version) AS parameters_version, ANY_VALUE(metadata) AS metadata", """
 SELECT day, feature, action, parameters_version, key, COUNT(*) AS events,
   COUNTIF(LAX_FLOAT64(metadata[key]) = TRUNC(LAX_FLOAT64(metadata[key]))) AS integer_events,
-  MIN(LAX_FLOAT64(metadata[key])) AS min_value, MAX(LAX_FLOAT64(metadata[key])) AS max_value
+  SUM(LAX_FLOAT64(metadata[key])) AS value_sum, MIN(LAX_FLOAT64(metadata[key])) AS min_value,
+  MAX(LAX_FLOAT64(metadata[key])) AS max_value
 FROM ({events}), UNNEST(JSON_KEYS(metadata, 1)) AS key
 GROUP BY day, feature, action, parameters_version, key"""),
 }

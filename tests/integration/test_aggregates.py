@@ -151,11 +151,12 @@ def test_instances_table(pipeline, world):
 
 def test_metadata_key_catalogue(pipeline, world):
     daily = query(pipeline, "SELECT * FROM `DS.daily_metadata_keys` WHERE feature = @f", f=world["x"])
-    assert {(r["day"], r["key"], r["parameters_version"], r["events"], r["integer_events"], r["min_value"],
-             r["max_value"]) for r in daily} == {(D2, "latencyMs", 2, 2, 1, 12.5, 100.0), (D2, "tokens", 2, 1, 1, 5, 5)}
+    assert {(r["day"], r["key"], r["parameters_version"], r["events"], r["integer_events"], r["value_sum"],
+             r["min_value"], r["max_value"]) for r in daily} == {(D2, "latencyMs", 2, 2, 1, 112.5, 12.5, 100.0),
+                                                                 (D2, "tokens", 2, 1, 1, 5, 5, 5)}
     catalogue = query(pipeline, "SELECT * FROM `DS.metadata_keys` WHERE feature = @f ORDER BY key", f=world["x"])
-    assert [(r["key"], r["first_day"], r["events"], r["integers_only"]) for r in catalogue] == [
-        ("latencyMs", D2, 2, False), ("tokens", D2, 1, True)]
+    assert [(r["key"], r["first_day"], r["events"], r["integers_only"], r["mean_value"]) for r in catalogue] == [
+        ("latencyMs", D2, 2, False, 56.25), ("tokens", D2, 1, True, 5.0)]
 
 
 def test_late_events_and_redeliveries_rebuild_only_their_days(pipeline, world):

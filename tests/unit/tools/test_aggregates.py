@@ -22,7 +22,7 @@ FIRST_RELEASE = {
                             "instances_sketch", "users", "users_sketch"],
     "daily_active_users": ["day", "instance_id", "users", "users_sketch", "events", "events_without_user", "clients"],
     "daily_metadata_keys": ["day", "feature", "action", "parameters_version", "key", "events", "integer_events",
-                            "min_value", "max_value"],
+                            "value_sum", "min_value", "max_value"],
     "instances": ["instance_id", "first_seen", "last_seen", "last_event", "server_version", "server_versions",
                   "license_fingerprint", "external_url", "caller_kind", "active_days_28", "as_of"],
     "aggregate_runs": ["kind", "started_at", "finished_at", "days"],
