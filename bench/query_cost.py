@@ -165,9 +165,7 @@ def refresh_bytes(sizes: dict[str, float], dirty_days: int) -> float:
     for target, columns in REFRESH_READS.items():
         merges += sum(sizes[c] for c in set(DEDUP_WINDOW[:6]) | set(columns)) * EVENTS_PER_DAY * dirty_days
         merges += read_bytes(target, _columns(target), dirty_days, sizes)
-    mv_columns = ("day_start", "instance_id", "license_fingerprint", "external_url", "caller_kind",
-                  "first_server_version", "server_version", "first_event", "last_event")
-    instances = read_bytes("daily_active_instances", mv_columns, RETENTION_DAYS, sizes)
+    instances = read_bytes("daily_active_instances", aggregates.MATERIALIZED_VIEW_COLUMNS, RETENTION_DAYS, sizes)
     return find + merges + instances + read_bytes("instances", _columns("instances"), 1, sizes)
 
 

@@ -156,7 +156,8 @@ def view_sql(name: str, dataset: str) -> str:
     return VIEWS[name].format(dataset=dataset).strip()
 
 
-def _sql_string(text: str) -> str:
+def sql_string(text: str) -> str:
+    """A GoogleSQL string literal holding text."""
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
@@ -164,9 +165,9 @@ def create_table_sql(table: TableDef, table_ref: str, expiration_days: int | Non
     """`CREATE TABLE IF NOT EXISTS` with column descriptions, partitioning, clustering and expiration."""
     columns = ",\n  ".join(
         f"`{c.name}` {f'ARRAY<{c.type}>' if c.mode == 'REPEATED' else c.type}"
-        f"{' NOT NULL' if c.mode == 'REQUIRED' else ''} OPTIONS (description = {_sql_string(c.description)})"
+        f"{' NOT NULL' if c.mode == 'REQUIRED' else ''} OPTIONS (description = {sql_string(c.description)})"
         for c in table.columns)
-    options = [f"description = {_sql_string(table.description)}"]
+    options = [f"description = {sql_string(table.description)}"]
     if table.partition_field and expiration_days:
         options.append(f"partition_expiration_days = {int(expiration_days)}")
     return (f"CREATE TABLE IF NOT EXISTS `{table_ref}` (\n  {columns})"

@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 import sys
 from datetime import date, timedelta
 from typing import TYPE_CHECKING
@@ -45,6 +46,7 @@ from shared.sink.tables import (
     add_column_statements,
     create_table_sql,
     partition_expiration_sql,
+    sql_string,
 )
 
 if TYPE_CHECKING:  # deploy.sh runs the SQL-printing commands many times: they load no Google client
@@ -69,62 +71,56 @@ _INSTANCE = Column("instance_id", STRING, "Instance id (a managed service's serv
 _NOT_SUMMABLE = "Distinct within this row only: do not sum across rows"
 _MERGE_SKETCH = f"{_NOT_SUMMABLE}; merge the sketch instead."
 
-DAILY_FEATURE_USAGE = TableDef(
-    name="daily_feature_usage",
-    description="Grain: UTC day x feature x action x client name x client version. Exact counts of "
-                "deduplicated events; distinct counts with mergeable HLL sketches.",
-    partition_field="day",
-    clustering=("feature", "action", "client_name"),
-    expiration_setting="EVENTS_PARTITION_EXPIRATION_DAYS",
-    columns=(
-        _DAY, _FEATURE, _ACTION,
-        Column("client_name", STRING, "Recording client (NULL: not reported)."),
-        Column("client_version", STRING, "Client version (NULL: not reported)."),
-        Column("events", INT64, "Events, each counted once (the events_deduped key). Summable.", "REQUIRED"),
-        Column("instances", INT64, f"Distinct instances. {_MERGE_SKETCH}", "REQUIRED"),
-        Column("instances_sketch", BYTES, "HLL++ sketch of instance_id: HLL_COUNT.MERGE over any rows."),
-        Column("users", INT64, f"Distinct users (instance + userId, else anonymous id). {_MERGE_SKETCH}",
-               "REQUIRED"),
-        Column("users_sketch", BYTES, "HLL++ sketch of the user key: HLL_COUNT.MERGE over any rows."),
-    ),
+
+def _daily(name: str, description: str, clustering: tuple[str, ...], *columns: Column) -> TableDef:
+    """A table with one partition per UTC event day, kept as long as the events themselves."""
+    return TableDef(name=name, description=description, partition_field="day", clustering=clustering,
+                    expiration_setting="EVENTS_PARTITION_EXPIRATION_DAYS", columns=(_DAY, *columns))
+
+
+DAILY_FEATURE_USAGE = _daily(
+    "daily_feature_usage",
+    "Grain: UTC day x feature x action x client name x client version. Exact counts of deduplicated events; "
+    "distinct counts with mergeable HLL sketches.",
+    ("feature", "action", "client_name"),
+    _FEATURE, _ACTION,
+    Column("client_name", STRING, "Recording client (NULL: not reported)."),
+    Column("client_version", STRING, "Client version (NULL: not reported)."),
+    Column("events", INT64, "Events, each counted once (the events_deduped key). Summable.", "REQUIRED"),
+    Column("instances", INT64, f"Distinct instances. {_MERGE_SKETCH}", "REQUIRED"),
+    Column("instances_sketch", BYTES, "HLL++ sketch of instance_id: HLL_COUNT.MERGE over any rows."),
+    Column("users", INT64, f"Distinct users (instance + userId, else anonymous id). {_MERGE_SKETCH}",
+           "REQUIRED"),
+    Column("users_sketch", BYTES, "HLL++ sketch of the user key: HLL_COUNT.MERGE over any rows."),
 )
 
-DAILY_ACTIVE_USERS = TableDef(
-    name="daily_active_users",
-    description="Grain: UTC day x instance. Users active that day (user key: instance + userId, else the "
-                "anonymous user id).",
-    partition_field="day",
-    clustering=("instance_id",),
-    expiration_setting="EVENTS_PARTITION_EXPIRATION_DAYS",
-    columns=(
-        _DAY, _INSTANCE,
-        Column("users", INT64, f"Distinct users that day. {_MERGE_SKETCH}", "REQUIRED"),
-        Column("users_sketch", BYTES, "HLL++ sketch of the user key: HLL_COUNT.MERGE across days or instances."),
-        Column("events", INT64, "Events, each counted once. Summable.", "REQUIRED"),
-        Column("events_without_user", INT64, "Events with neither userId nor anonymousUserId. Summable.",
-               "REQUIRED"),
-        Column("clients", INT64, f"Distinct client names. {_NOT_SUMMABLE}.", "REQUIRED"),
-    ),
+DAILY_ACTIVE_USERS = _daily(
+    "daily_active_users",
+    "Grain: UTC day x instance. Users active that day (user key: instance + userId, else the anonymous user id).",
+    ("instance_id",),
+    _INSTANCE,
+    Column("users", INT64, f"Distinct users that day. {_MERGE_SKETCH}", "REQUIRED"),
+    Column("users_sketch", BYTES, "HLL++ sketch of the user key: HLL_COUNT.MERGE across days or instances."),
+    Column("events", INT64, "Events, each counted once. Summable.", "REQUIRED"),
+    Column("events_without_user", INT64, "Events with neither userId nor anonymousUserId. Summable.",
+           "REQUIRED"),
+    Column("clients", INT64, f"Distinct client names. {_NOT_SUMMABLE}.", "REQUIRED"),
 )
 
-DAILY_METADATA_KEYS = TableDef(
-    name="daily_metadata_keys",
-    description="Grain: UTC day x feature x action x parameters version x metadata key.",
-    partition_field="day",
-    clustering=("feature", "action", "key"),
-    expiration_setting="EVENTS_PARTITION_EXPIRATION_DAYS",
-    columns=(
-        _DAY, _FEATURE, _ACTION,
-        Column("parameters_version", INT64, "parameters.version (NULL: not sent)."),
-        Column("key", STRING, "A key of `metadata` (numbers only; legacyMetadata merged in).", "REQUIRED"),
-        Column("events", INT64, "Events carrying the key, each counted once. Summable.", "REQUIRED"),
-        Column("integer_events", INT64, "Of those, events whose value is a whole number: read it with "
-                                        "LAX_INT64 when this equals events, else LAX_FLOAT64.", "REQUIRED"),
-        Column("value_sum", FLOAT64, "Sum of the values (LAX_FLOAT64). Summable: the average over any rows is "
-                                     "SUM(value_sum) / SUM(events)."),
-        Column("min_value", FLOAT64, "Smallest value (LAX_FLOAT64)."),
-        Column("max_value", FLOAT64, "Largest value (LAX_FLOAT64)."),
-    ),
+DAILY_METADATA_KEYS = _daily(
+    "daily_metadata_keys",
+    "Grain: UTC day x feature x action x parameters version x metadata key.",
+    ("feature", "action", "key"),
+    _FEATURE, _ACTION,
+    Column("parameters_version", INT64, "parameters.version (NULL: not sent)."),
+    Column("key", STRING, "A key of `metadata` (numbers only; legacyMetadata merged in).", "REQUIRED"),
+    Column("events", INT64, "Events carrying the key, each counted once. Summable.", "REQUIRED"),
+    Column("integer_events", INT64, "Of those, events whose value is a whole number: read it with "
+                                    "LAX_INT64 when this equals events, else LAX_FLOAT64.", "REQUIRED"),
+    Column("value_sum", FLOAT64, "Sum of the values (LAX_FLOAT64). Summable: the average over any rows is "
+                                 "SUM(value_sum) / SUM(events)."),
+    Column("min_value", FLOAT64, "Smallest value (LAX_FLOAT64)."),
+    Column("max_value", FLOAT64, "Largest value (LAX_FLOAT64)."),
 )
 
 INSTANCES = TableDef(
@@ -183,6 +179,8 @@ SELECT
   MAX(`timestamp`) AS last_event
 FROM `{ds}.events`
 GROUP BY day_start, instance_id"""
+MATERIALIZED_VIEW_COLUMNS = tuple(  # the last word of each line of the select list
+    re.findall(r"(\w+),?$", MATERIALIZED_VIEW_SQL.split("SELECT", 1)[1].split("\nFROM", 1)[0], re.M))
 
 VIEWS = {
     "metadata_keys": """
@@ -280,9 +278,11 @@ def _statements(ds: str) -> list[str]:
     return statements
 
 
-def _script(ds: str, kind: str, days_sql: str) -> str:
+def _script(ds: str, kind: str, days_sql: str, *declares: str) -> str:
+    """The rebuild script for the days `days_sql` names; `declares` come before it (BigQuery wants them first)."""
     head = [
         "DECLARE run_started TIMESTAMP DEFAULT CURRENT_TIMESTAMP()",
+        *declares,
         f"DECLARE days ARRAY<DATE> DEFAULT ({days_sql})",
         "DECLARE first_day DATE DEFAULT (SELECT MIN(d) FROM UNNEST(days) AS d)",
         "DECLARE last_day DATE DEFAULT (SELECT MAX(d) FROM UNNEST(days) AS d)",
@@ -306,10 +306,8 @@ def refresh_script(ds: str, overlap_minutes: int = OVERLAP_MINUTES, lookback_day
                                                                   {int(lookback_days)}) DAY)
       AND (since IS NULL OR inserted_at >= since)"""
     since = (f"DECLARE since TIMESTAMP DEFAULT (SELECT TIMESTAMP_SUB(MAX(started_at), INTERVAL {int(overlap_minutes)} "
-             f"MINUTE) FROM `{ds}.{AGGREGATE_RUNS.name}` WHERE kind = 'refresh');\n")
-    script = _script(ds, "refresh", dirty.strip())
-    first, rest = script.split(";\n", 1)
-    return f"{first};\n{since}{rest}"
+             f"MINUTE) FROM `{ds}.{AGGREGATE_RUNS.name}` WHERE kind = 'refresh')")
+    return _script(ds, "refresh", dirty.strip(), since)
 
 
 def rebuild_script(ds: str, days: list[date]) -> str:
@@ -326,7 +324,7 @@ def materialized_view_sql(ds: str) -> str:
 def _materialized_view_create(ds: str, label: str) -> str:
     return (f"CREATE MATERIALIZED VIEW `{ds}.{MATERIALIZED_VIEW}`\nPARTITION BY DATE(day_start)\n"
             f"CLUSTER BY instance_id\nOPTIONS (enable_refresh = true, refresh_interval_minutes = 30, "
-            f"description = '{MATERIALIZED_VIEW_DESCRIPTION}', labels = [('definition', '{label}')])\n"
+            f"description = {sql_string(MATERIALIZED_VIEW_DESCRIPTION)}, labels = [('definition', '{label}')])\n"
             f"AS {materialized_view_sql(ds)}")
 
 

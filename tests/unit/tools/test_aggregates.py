@@ -53,6 +53,9 @@ def test_the_materialized_view_keeps_to_what_an_incremental_view_may_hold():
     # Partitioned like the base table: a DAY truncation of its partitioning column, partitioned by DATE() of it.
     assert "TIMESTAMP_TRUNC(`timestamp`, DAY) AS day_start" in sql and "PARTITION BY DATE(day_start)" in ddl
     assert "GROUP BY day_start, instance_id" in sql and "CLUSTER BY instance_id" in ddl
+    assert aggregates.MATERIALIZED_VIEW_COLUMNS == (
+        "day_start", "instance_id", "license_fingerprint", "external_url", "caller_kind", "first_server_version",
+        "server_version", "first_event", "last_event")
 
 
 def test_the_definition_label_follows_the_query(monkeypatch):
