@@ -26,7 +26,7 @@ test-unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit
 
 run: $(STAMP)
-	$(BIN)/python -m devtools.pipeline
+	$(BIN)/python -m devtools.run
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

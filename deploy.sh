@@ -133,8 +133,8 @@ stage() {
 }
 # Table and view names, schemas, migrations and aggregates come from the staged version (run from its
 # folder: `python -m` puts the working directory first on the import path).
-tables() { (cd "$BUILD/src" && "$PYTHON" -m shared.tools.tables "$@"); }
-aggregates() { (cd "$BUILD/src" && "$PYTHON" -m shared.tools.aggregates "$@"); }
+tables() { (cd "$BUILD/src" && "$PYTHON" -m tools.tables "$@"); }
+aggregates() { (cd "$BUILD/src" && "$PYTHON" -m tools.aggregates "$@"); }
 say "staging $REF ($VERSION) into $BUILD"
 rm -rf "$BUILD" && mkdir -p "$BUILD/src" && git -C "$ROOT" archive "$REF" | tar -x -C "$BUILD/src"
 TABLES="$(tables list tables)"
@@ -142,7 +142,7 @@ VIEWS="$(tables list views)"
 # Releases before the aggregates (a rollback) have no retired views and no aggregates to deploy.
 RETIRED_VIEWS="$(tables list retired-views 2>/dev/null || true)"
 HAVE_AGGREGATES=0
-[ -f "$BUILD/src/shared/tools/aggregates.py" ] && HAVE_AGGREGATES=1
+[ -f "$BUILD/src/tools/aggregates.py" ] && HAVE_AGGREGATES=1
 stage
 
 # ---- APIs, topics --------------------------------------------------------------------------------
@@ -189,7 +189,7 @@ for view in $RETIRED_VIEWS; do
     "DROP VIEW IF EXISTS \`$PROJECT.$DATASET.$view\`"
 done
 
-# ---- BigQuery: the analysts' aggregates (shared/tools/aggregates.py, docs/analysts.md) ---------------
+# ---- BigQuery: the analysts' aggregates (tools/aggregates.py, docs/analysts.md) ---------------
 # The refresh looks back over the events ingest may still accept late.
 EVENT_MAX_AGE_DAYS="${EVENT_MAX_AGE_DAYS:-365}"
 if [ "$HAVE_AGGREGATES" = 1 ]; then

@@ -14,12 +14,12 @@ import orjson
 from bench import corpus
 from shared.envelope import Batch, Identity, encode
 from shared.ingest.batch import Limits, validate_batch
-from shared.ingest.licenses.keys import encode_license, generate_private_key
 from shared.ingest.licenses.verifier import Keyring, LicenseVerifier
 from shared.ingest.schema import EVENT_SCHEMA
 from shared.sink.rows import context_columns, event_batch_columns, event_row, micros
 from shared.sink.storage_write import TableWriter
-from shared.sink.tables import EVENTS
+from shared.sink.warehouse.tables import EVENTS
+from tools.signing import encode_license, generate_private_key
 
 BATCH = 500
 LIMITS = Limits(max_event_bytes=65536, max_depth=32, max_string_chars=16384, max_future=timedelta(hours=1),

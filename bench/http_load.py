@@ -18,7 +18,7 @@ from devtools.emulators import start_pubsub
 from devtools.functions import start_function
 from devtools.procs import Service
 from devtools.topology import clients, ensure_topic
-from shared.ingest.licenses.keys import encode_license, generate_private_key, public_key_line
+from tools.signing import encode_license, generate_private_key, public_key_line
 
 TICKS = os.sysconf("SC_CLK_TCK")
 

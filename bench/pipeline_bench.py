@@ -14,12 +14,12 @@ from google.cloud import bigquery
 from bench.cpu import IDENTITY, batch_body
 from devtools.pipeline import LocalPipeline
 from shared.envelope import Batch
-from shared.sink.bq import write_client
+from shared.sink.clients import write_client
 from shared.sink.rows import context_columns, event_batch_columns, event_row, micros
 from shared.sink.storage_write import TableWriter
-from shared.sink.tables import EVENTS
-from shared.tools.client import Sender
-from shared.tools.generate import generate
+from shared.sink.warehouse.tables import EVENTS
+from tools.client import Sender
+from tools.generate import generate
 
 
 def sink_rows_per_s(pipeline: LocalPipeline, batches: int = 20) -> dict:

@@ -18,8 +18,8 @@ from datetime import UTC, datetime
 from bench import corpus
 from shared.envelope import Batch, Identity
 from shared.sink.rows import context_columns, event_batch_columns, event_row, micros
-from shared.sink.tables import EVENTS
-from shared.tools import aggregates
+from shared.sink.warehouse import aggregates
+from shared.sink.warehouse.tables import EVENTS
 
 EVENTS_PER_DAY = 1_000_000
 RETENTION_DAYS = 730

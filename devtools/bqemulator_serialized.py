@@ -14,17 +14,23 @@ HLL_COUNT.INIT(x))` works, as COUNT(DISTINCT x)). The aggregates keep sketches i
 launcher adds `HLL_COUNT.INIT`, `MERGE`, `MERGE_PARTIAL` and `EXTRACT` as DuckDB macros with the same
 merge semantics: here a "sketch" is the exact sorted set of distinct values (JSON text in a BLOB), so
 numbers are exact locally where BigQuery's are estimates (about 0.5% error at the default precision).
+
+DuckDB takes one ALTER command per statement ("Only one ALTER command per statement is supported") where
+BigQuery takes several (the warehouse adds every missing column in one statement: one table metadata
+update). This launcher runs such a statement as a script of one-clause statements.
 """
 
 from __future__ import annotations
 
 import functools
+import re
 import sys
 import threading
 from collections.abc import Callable
 
 from bqemulator import server
 from bqemulator.api import app as api_app
+from bqemulator.api.routes import jobs as job_routes
 from bqemulator.cli import main
 from bqemulator.grpc_api.write_servicer import BigQueryWriteHandler
 from bqemulator.storage.engine import DuckDBEngine
@@ -91,6 +97,32 @@ def with_sketches(register: Callable) -> Callable:
     return wrapper
 
 
+_ALTER = re.compile(r"^\s*ALTER\s+TABLE\s+(`[^`]+`|\S+)\s+(.*?)\s*;?\s*$", re.S | re.I)
+_CLAUSE = re.compile(r",\s*(?=ADD\s+COLUMN\b)", re.I)
+
+
+def one_alter_per_statement(sql: str) -> str:
+    """`ALTER TABLE t ADD COLUMN a ..., ADD COLUMN b ...` as one statement per clause (else sql unchanged)."""
+    match = _ALTER.match(sql)
+    if not match or not re.match(r"ADD\s+COLUMN\b", match.group(2), re.I):
+        return sql
+    clauses = _CLAUSE.split(match.group(2))
+    if len(clauses) == 1:
+        return sql
+    return ";\n".join(f"ALTER TABLE {match.group(1)} {clause.strip()}" for clause in clauses) + ";"
+
+
+def split_alters(execute: Callable) -> Callable:
+    """The query job runner, with multi-clause ALTERs split for DuckDB."""
+
+    @functools.wraps(execute)
+    async def wrapper(project_id: str, job_id: str, bq_sql: str, *args: object, **kwargs: object) -> object:
+        return await execute(project_id, job_id, one_alter_per_statement(bq_sql), *args, **kwargs)
+
+    return wrapper
+
+
+job_routes.execute_query_job = split_alters(job_routes.execute_query_job)
 DuckDBEngine._register_builtin_udfs = with_sketches(DuckDBEngine._register_builtin_udfs)
 APPEND_CONNECTION_LINE = "append_rows_connection_opened"
 BigQueryWriteHandler._handle_append_rows = counted(BigQueryWriteHandler._handle_append_rows)

@@ -8,9 +8,9 @@ from collections import defaultdict
 import orjson
 
 from devtools.pipeline import LocalPipeline, wait_for_rows
-from shared.tools import aggregates
-from shared.tools.client import Sender
-from shared.tools.generate import generate
+from shared.sink.warehouse import refresh
+from tools.client import Sender
+from tools.generate import generate
 
 
 def send_demo_load(pipeline: LocalPipeline, count: int = 3000) -> int:
@@ -36,7 +36,7 @@ def run_demo(pipeline: LocalPipeline) -> None:
     client = pipeline.bq()
     landed = wait_for_rows(client, table, sent, timeout=120)
     print(f"\n{sent} events accepted by ingest, {landed} queryable in {table}")
-    days = aggregates.refresh(client, pipeline.dataset_ref)  # what the scheduled query does in the cloud
+    days = refresh.refresh(client, pipeline.dataset_ref)  # what the scheduled query does in the cloud
     print(f"aggregates refreshed: {len(days)} days rebuilt (docs/analysts.md)\n")
     query = (f"SELECT day, feature, SUM(events) AS events, HLL_COUNT.MERGE(instances_sketch) AS instances "
              f"FROM `{pipeline.dataset_ref}.daily_feature_usage` "

@@ -1,10 +1,8 @@
-"""The whole pipeline on this machine: emulators, topics, both functions. `make run` drives it."""
+"""The whole pipeline on this machine: emulators, topics, the warehouse, both functions (`make run`, tests)."""
 
 from __future__ import annotations
 
 import os
-import signal
-import sys
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -12,13 +10,11 @@ from pathlib import Path
 
 from devtools.emulators import BigQueryEmulator, start_bigquery, start_pubsub
 from devtools.functions import start_function
-from devtools.procs import ROOT
 from devtools.topology import clients, ensure_subscription, ensure_topic
-from shared.config import Config
-from shared.ingest.licenses.keys import generate_private_key, load_private_key, private_key_pem, public_key_line
-from shared.sink.bq import bigquery_client, ensure_dataset, expiration_days
-from shared.sink.tables import EVENTS
-from shared.tools import aggregates
+from shared.sink.clients import bigquery_client
+from shared.sink.config import SinkConfig
+from shared.sink.warehouse import fresh_statements
+from tools.signing import generate_private_key, load_private_key, private_key_pem, public_key_line
 
 
 @dataclass
@@ -56,9 +52,7 @@ class LocalPipeline:
             **self.bigquery.env(), **self.extra_env,
         }
         os.environ.update({k: v for k, v in self.env.items() if k.endswith("_HOST")})
-        ensure_dataset(self.config)
-        # The aggregates as deploy.sh makes them, except that the materialized view is a plain view here.
-        aggregates.create(self.bq(), self.dataset_ref, expiration_days(self.config, EVENTS), materialized=False)
+        create_warehouse(self.config)
         self.publisher, self.subscriber = clients(self.pubsub.host)
         self.topic_path = ensure_topic(self.publisher, self.project, self.topic)
         self.dead_letter_topic = ensure_topic(self.publisher, self.project, f"{self.topic}-dead-letter")
@@ -73,9 +67,9 @@ class LocalPipeline:
         self.services.append(self.ingest)
 
     @property
-    def config(self) -> Config:
-        """The settings both functions run with."""
-        return Config.from_env(self.env)
+    def config(self) -> SinkConfig:
+        """The sink's settings (dataset, BigQuery endpoints)."""
+        return SinkConfig.from_env(self.env)
 
     @property
     def dataset_ref(self) -> str:
@@ -88,7 +82,7 @@ class LocalPipeline:
 
     def issue_license(self, tags: tuple[str, ...] = ("dev",)) -> str:
         """A dev-private license signed with this pipeline's dev key."""
-        from shared.ingest.licenses.keys import encode_license
+        from tools.signing import encode_license
 
         info = {"v": 3, "n": list(uuid.uuid4().bytes[:8]), "t": list(tags), "u": 100,
                 "e": "2099-01-01T00:00:00Z", "c": "2026-01-01T00:00:00Z"}
@@ -111,6 +105,15 @@ class LocalPipeline:
         self.services.clear()
 
 
+def create_warehouse(config: SinkConfig) -> None:
+    """The dataset and every object in it, as deploy.sh creates them (the materialized view as a plain view:
+    the emulator has none)."""
+    client = bigquery_client(config)
+    client.create_dataset(config.dataset_ref, exists_ok=True, timeout=config.bq_timeout_s)
+    for statement in fresh_statements(config.dataset_ref, config.expiration_days, materialized=False):
+        client.query(statement, timeout=config.bq_timeout_s).result(timeout=config.bq_timeout_s)
+
+
 def wait_for_rows(client, table: str, expected: int, timeout: float = 60.0) -> int:  # noqa: ANN001
     """Poll COUNT(*) of a table or view until it reaches expected; return the last count."""
     deadline = time.monotonic() + timeout
@@ -121,30 +124,3 @@ def wait_for_rows(client, table: str, expected: int, timeout: float = 60.0) -> i
             return count
         time.sleep(0.3)
     return count
-
-
-def main() -> int:
-    """`make run`: start everything, send a demo load, print a summary, wait for Ctrl-C."""
-    from devtools.demo import run_demo
-
-    pipeline = LocalPipeline(ROOT / ".local" / "pipeline")
-    print("starting emulators and functions ...", flush=True)
-    pipeline.start()
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    try:
-        run_demo(pipeline)
-        print("\nRunning. Ctrl-C stops everything this command started.", flush=True)
-        while all(getattr(s, "service", s).proc.poll() is None for s in pipeline.services):
-            time.sleep(1)
-        print("a process exited; stopping", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):  # a second Ctrl-C must not leave processes behind
-            signal.signal(sig, signal.SIG_IGN)
-        pipeline.stop()
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import orjson
 
-from shared.ingest.licenses.keys import encode_license, generate_private_key, private_key_pem, public_key_line
+from tools.signing import encode_license, generate_private_key, private_key_pem, public_key_line
 
 
 def make_event(**overrides: object) -> dict:

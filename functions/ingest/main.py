@@ -5,11 +5,11 @@ import gc
 import functions_framework
 from flask import Request, Response
 
-from shared.config import Config
+from shared.ingest.config import IngestConfig
 from shared.ingest.http import Gateway
 
 # Built at start-up so a misconfigured deployment fails fast; network clients are created lazily.
-GATEWAY = Gateway.from_config(Config.from_env())
+GATEWAY = Gateway.from_config(IngestConfig.from_env())
 # Long-lived start-up objects leave the collector's view: full collections stay short (tail latency).
 gc.freeze()
 

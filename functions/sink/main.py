@@ -5,11 +5,11 @@ import gc
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from shared.config import Config
+from shared.sink.config import SinkConfig
 from shared.sink.loader import Sink
 
 # Settings are read at start-up; BigQuery clients are created on the first message.
-SINK = Sink(Config.from_env())
+SINK = Sink(SinkConfig.from_env())
 gc.freeze()  # start-up objects leave the collector's view, as in ingest
 
 

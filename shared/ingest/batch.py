@@ -15,7 +15,7 @@ from shared.ingest.schema import explain
 
 @dataclass(frozen=True)
 class Limits:
-    """Per-event limits, from Config."""
+    """Per-event limits, from IngestConfig."""
 
     max_event_bytes: int
     max_depth: int

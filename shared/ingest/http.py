@@ -10,8 +10,8 @@ import orjson
 from flask import Request, Response
 
 from shared import logs
-from shared.config import Config
 from shared.errors import GatewayError, MethodNotAllowed, NotFound
+from shared.ingest.config import IngestConfig
 from shared.ingest.licenses.verifier import LicenseVerifier
 from shared.ingest.publisher import Publisher
 from shared.ingest.quota import Quota
@@ -37,7 +37,7 @@ def error_response(exc: GatewayError) -> Response:
 class Gateway:
     """Routes requests to RecordEvents and the operational endpoints."""
 
-    def __init__(self, config: Config, record: RecordEvents) -> None:
+    def __init__(self, config: IngestConfig, record: RecordEvents) -> None:
         self.config = config
         self.record = record
         self._heartbeat = (-HEARTBEAT_CACHE_S, False)
@@ -45,7 +45,7 @@ class Gateway:
         logs.configure(version=config.version, environment=config.environment, function="ingest")
 
     @classmethod
-    def from_config(cls, config: Config) -> Gateway:
+    def from_config(cls, config: IngestConfig) -> Gateway:
         """Wire the production parts (raises ConfigError on bad settings)."""
         publisher = Publisher(config.topic_path, config.publish_timeout_s, config.retry_after_s)
         quota = Quota(config.quota_events_per_s, config.quota_burst_events)

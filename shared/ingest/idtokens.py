@@ -20,8 +20,9 @@ from google.auth import transport
 from google.auth.transport.requests import Request as RequestsTransport
 from google.oauth2 import id_token
 
-from shared.config import Config, setting_lines
 from shared.errors import ConfigError, Unauthorized, Unavailable
+from shared.ingest.config import IngestConfig
+from shared.settings import setting_lines
 
 GOOGLE_ISSUERS = ("accounts.google.com", "https://accounts.google.com")
 DEFAULT_CERTS_TTL_S = 300
@@ -91,7 +92,7 @@ class IdTokenVerifier:
         self.request = request or CachingRequest()
 
     @classmethod
-    def from_config(cls, config: Config) -> IdTokenVerifier | None:
+    def from_config(cls, config: IngestConfig) -> IdTokenVerifier | None:
         """None when MANAGED_SERVICES_FILE is unset (managed services are refused)."""
         if config.managed_services_file is None:
             return None

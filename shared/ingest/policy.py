@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
 
-from shared.config import Config, setting_lines
 from shared.errors import ConfigError
+from shared.ingest.config import IngestConfig
+from shared.settings import setting_lines
 
 PRIVATE_METADATA = "parameters.privateMetadata"
 MARKETING_TRACKING = "marketingTracking"
@@ -54,7 +55,7 @@ class PrivacyPolicy:
     _verdicts: dict[tuple[str, str], bool] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def from_config(cls, config: Config) -> PrivacyPolicy:
+    def from_config(cls, config: IngestConfig) -> PrivacyPolicy:
         """Read the two files (unset: nothing is kept); ConfigError when one cannot be read."""
         instances = config.marketing_tracking_instances_file
         return cls(read_allowlist(config.private_metadata_allowlist_file),

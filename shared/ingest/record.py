@@ -10,11 +10,11 @@ from datetime import UTC, datetime, timedelta
 from flask import Request
 
 from shared import logs
-from shared.config import Config
 from shared.envelope import Batch, Identity, encode
 from shared.errors import Unauthorized
 from shared.ingest.batch import Limits, validate_batch
 from shared.ingest.body import body_deadline, check_headers, read_body
+from shared.ingest.config import IngestConfig
 from shared.ingest.idtokens import IdTokenVerifier, ServiceCaller, looks_like_id_token
 from shared.ingest.licenses.verifier import License, LicenseVerifier
 from shared.ingest.memory import ParseBudget
@@ -45,7 +45,7 @@ class Outcome:
 class RecordEvents:
     """The POST /v1/events handler's logic, independent of routing."""
 
-    def __init__(self, config: Config, verifier: LicenseVerifier, publisher: Publisher, quota: Quota,
+    def __init__(self, config: IngestConfig, verifier: LicenseVerifier, publisher: Publisher, quota: Quota,
                  budget: ParseBudget | None = None, policy: PrivacyPolicy | None = None) -> None:
         self.config = config
         self.policy = policy or PrivacyPolicy.from_config(config)

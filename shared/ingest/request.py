@@ -11,9 +11,9 @@ from dataclasses import dataclass
 import orjson
 
 from shared import jsontext
-from shared.config import Config
 from shared.envelope import Identity
 from shared.errors import BadRequest, Forbidden, PayloadTooLarge, Unauthorized
+from shared.ingest.config import IngestConfig
 from shared.ingest.idtokens import IdTokenVerifier, ServiceCaller
 from shared.ingest.licenses.verifier import License
 
@@ -79,7 +79,7 @@ def _json_size(value: object) -> int:
         return MAX_METADATA_BYTES + 1
 
 
-def _managed_service(ident: dict, caller: Caller, config: Config, services: IdTokenVerifier) -> Identity:
+def _managed_service(ident: dict, caller: Caller, config: IngestConfig, services: IdTokenVerifier) -> Identity:
     if not isinstance(caller, ServiceCaller):
         raise Unauthorized("id_token_required", "managed services send 'Authorization: Bearer <Google ID token>'")
     service_id = _short_string(ident, "serviceId", required=True)
@@ -103,7 +103,8 @@ def _short_string(container: dict, key: str, *, required: bool) -> str | None:
 Caller = License | ServiceCaller | None
 
 
-def parse_identity(metadata: dict, caller: Caller, config: Config, services: IdTokenVerifier | None = None) -> Identity:
+def parse_identity(metadata: dict, caller: Caller, config: IngestConfig,
+                   services: IdTokenVerifier | None = None) -> Identity:
     """The caller's identity from request metadata and its verified credential (license or ID token)."""
     identifier = metadata.get("identifier")
     if not isinstance(identifier, dict) or len(identifier) != 1:

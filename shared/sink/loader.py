@@ -5,12 +5,10 @@ from __future__ import annotations
 import threading
 import time
 
-from google.api_core import exceptions as gexc
-
 from shared import logs
-from shared.config import Config
 from shared.envelope import Batch, PoisonMessage, decode
-from shared.sink.bq import bigquery_client, ensure_dataset, live_columns, migrate, write_client
+from shared.sink.clients import add_missing_columns, bigquery_client, live_columns, write_client
+from shared.sink.config import SinkConfig
 from shared.sink.push import PushedMessage, message_id, pushed_message
 from shared.sink.rows import (
     RowProblem,
@@ -23,13 +21,13 @@ from shared.sink.rows import (
     row_time,
 )
 from shared.sink.storage_write import Backoff, TableWriter
-from shared.sink.tables import EVENTS, REJECTED, TABLES
+from shared.sink.warehouse.tables import EVENTS, REJECTED, TABLES
 
 
 class Sink:
     """Writes batches through the Storage Write API; transient failures raise so Pub/Sub redelivers."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: SinkConfig) -> None:
         self.config = config
         self._ready = False
         self._lock = threading.Lock()
@@ -37,16 +35,13 @@ class Sink:
         logs.configure(version=config.version, environment=config.environment, function="sink")
 
     def prepare(self) -> None:
-        """Once per function instance: create missing tables/views and add missing columns."""
+        """Once per function instance: add the columns a newer release defines (deploy.sh creates the rest)."""
         with self._lock:
             if self._ready:
                 return
             client = bigquery_client(self.config)
-            try:
-                for table in TABLES:
-                    migrate(client, self.config, table)
-            except gexc.NotFound:
-                ensure_dataset(self.config, client)
+            for table in TABLES:
+                add_missing_columns(client, self.config, table)
             writes = write_client(self.config)
             backoff = Backoff(budget_s=self.config.bq_retry_budget_s)
             for table in TABLES:

@@ -29,7 +29,7 @@ from google.cloud.bigquery_storage_v1.writer import AppendRowsFuture, AppendRows
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 from shared import logs
-from shared.sink.tables import Column, TableDef
+from shared.sink.warehouse.columns import Column, TableDef
 
 _F = descriptor_pb2.FieldDescriptorProto
 PROTO_TYPES = {  # TIMESTAMP: int64 microseconds since the epoch; JSON: a string holding JSON

@@ -52,7 +52,7 @@ def sink_subscription(state: dict) -> str:
 
 def assert_aggregates(state: dict, computed: int) -> None:
     """The aggregate tables, the materialized view (computed that many times) and exactly one schedule."""
-    from shared.tools import aggregates
+    from tools import aggregates
 
     dataset = "sourcegraph-telemetry-gateway-dev:telemetry"
     for table in aggregates.TABLES:
@@ -168,10 +168,10 @@ def test_a_changed_materialized_view_is_recomputed_once(repo, fake):
 
 
 def test_a_release_from_before_the_aggregates_still_deploys(repo, fake):
-    """A rollback stages a tree without shared/tools/aggregates.py or retired views: the rest deploys."""
+    """A rollback stages a tree without tools/aggregates.py or retired views: the rest deploys."""
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
     subprocess.run([*git, "checkout", "-qb", "before-aggregates"], cwd=repo, check=True)
-    subprocess.run([*git, "rm", "-q", "shared/tools/aggregates.py"], cwd=repo, check=True)
+    subprocess.run([*git, "rm", "-q", "tools/aggregates.py"], cwd=repo, check=True)
     tables = repo / "shared" / "tools" / "tables.py"
     tables.write_text(tables.read_text().replace('argv == ["list", "retired-views"]', "False"))
     subprocess.run([*git, "commit", "-qam", "an older release"], cwd=repo, check=True)

@@ -16,7 +16,7 @@ import requests
 from google.cloud import bigquery
 
 from shared.ingest.licenses.keys import decode_license
-from shared.tools import aggregates
+from shared.sink.warehouse import aggregates, refresh
 from tests.helpers import make_body, make_event
 from tests.integration.test_pipeline import publish_batch, wait_rows
 
@@ -75,7 +75,7 @@ def world(pipeline):
     publish_batch(pipeline, a_d3, a, fingerprint=decode_license(key_a).fingerprint)
     sent = a_d5 + a_d3 + a_d2 + b_d2
     assert len(wait_rows(pipeline, "events", [e["id"] for e in sent], len(sent) + len(a_d3))) == len(sent) + 3
-    first = aggregates.refresh(pipeline.bq(), pipeline.dataset_ref)
+    first = refresh.refresh(pipeline.bq(), pipeline.dataset_ref)
     return {"x": x, "y": y, "a": a, "b": b, "key_a": key_a, "key_b": key_b, "first": first, "a_d3": a_d3,
             "vscode": vscode, "u2": u2}
 
@@ -172,7 +172,7 @@ def test_late_events_and_redeliveries_rebuild_only_their_days(pipeline, world):
     before = usage(pipeline, world)
     # No overlap here, so the rows loaded before the first refresh are not read again (the default overlap
     # is tested below).
-    days = aggregates.refresh(pipeline.bq(), pipeline.dataset_ref, overlap_minutes=0)
+    days = refresh.refresh(pipeline.bq(), pipeline.dataset_ref, overlap_minutes=0)
     assert {D40, D3, D2} <= set(days) and D5 not in days  # D5 received nothing: left as it was
     after = usage(pipeline, world)
     assert after - before == {(D40, "search", "executed", "VSCODE", 1, 1, 1),
@@ -182,13 +182,13 @@ def test_late_events_and_redeliveries_rebuild_only_their_days(pipeline, world):
     # The late event moves first_seen back and adds the oldest version; it is outside the last 28 days.
     assert (inst["first_seen"], inst["server_versions"], inst["active_days_28"]) == (
         D40, ["5.0.0", "5.0.9", "5.1.0", "5.2.0"], 3)
-    assert D2 in aggregates.refresh(pipeline.bq(), pipeline.dataset_ref)  # within the overlap: read again
+    assert D2 in refresh.refresh(pipeline.bq(), pipeline.dataset_ref)  # within the overlap: read again
     assert usage(pipeline, world) == after  # and rebuilt to the same numbers
 
 
 def test_rebuild_of_named_days_reproduces_the_refresh(pipeline, world):
     before = usage(pipeline, world)
-    assert aggregates.rebuild(pipeline.bq(), pipeline.dataset_ref, [D40, D5, D3, D2]) == [D40, D5, D3, D2]
+    assert refresh.rebuild(pipeline.bq(), pipeline.dataset_ref, [D40, D5, D3, D2]) == [D40, D5, D3, D2]
     assert usage(pipeline, world) == before
 
 
@@ -201,6 +201,6 @@ def test_a_row_stamped_before_the_last_refresh_but_visible_after_it_is_still_pic
     row = {"event_id": str(uuid.uuid4()), "timestamp": at(day, 6), "feature": world["x"], "action": "executed",
            "instance_id": instance, "license_fingerprint": "fp-late", "received_at": stamped, "inserted_at": stamped}
     assert client.insert_rows_json(f"{pipeline.dataset_ref}.events", [row], timeout=10) == []
-    assert day in aggregates.refresh(client, pipeline.dataset_ref)
+    assert day in refresh.refresh(client, pipeline.dataset_ref)
     got = query(pipeline, "SELECT day, users, events FROM `DS.daily_active_users` WHERE instance_id = @i", i=instance)
     assert got == [{"day": day, "users": 0, "events": 1}]

@@ -11,9 +11,9 @@ import requests
 
 from devtools.procs import ROOT, free_port
 from shared.envelope import decode
-from shared.tools.client import Sender
-from shared.tools.generate import generate
 from tests.helpers import make_body, make_event
+from tools.client import Sender
+from tools.generate import generate
 
 pytestmark = pytest.mark.integration
 
@@ -22,7 +22,7 @@ def cli(*args: str, stdin: bytes | None = None, license_key: str | None = None) 
     env = {k: v for k, v in os.environ.items() if k != "TELEMETRY_LICENSE_KEY"}
     if license_key is not None:
         env["TELEMETRY_LICENSE_KEY"] = license_key
-    return subprocess.run([sys.executable, "-m", "shared.tools.client", *args], input=stdin, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "tools.client", *args], input=stdin, capture_output=True,
                           cwd=ROOT, timeout=180, env=env)
 
 

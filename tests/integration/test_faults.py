@@ -15,8 +15,8 @@ from google.cloud import bigquery
 from devtools.functions import start_function
 from devtools.topology import ensure_subscription, ensure_topic
 from shared.envelope import Batch, Identity, encode
-from shared.tools.client import Sender
-from shared.tools.generate import generate
+from tools.client import Sender
+from tools.generate import generate
 
 pytestmark = pytest.mark.integration
 

@@ -18,8 +18,9 @@ import orjson
 import pytest
 import requests
 
-from shared.ingest.licenses.keys import decode_license, encode_license
+from shared.ingest.licenses.keys import decode_license
 from tests.helpers import make_body, make_event
+from tools.signing import encode_license
 
 pytestmark = pytest.mark.integration
 MIB = 1024 * 1024

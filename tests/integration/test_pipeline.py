@@ -122,13 +122,13 @@ def test_a_redeploy_drops_the_retired_views(pipeline):
     """Views of an earlier release are dropped; the analysts' replacements exist (docs/analysts.md)."""
     from google.api_core.exceptions import NotFound
 
-    from shared.sink.bq import ensure_dataset
-    from shared.sink.tables import RETIRED_VIEWS
+    from devtools.pipeline import create_warehouse
+    from shared.sink.warehouse.views import RETIRED_VIEWS
 
     client = pipeline.bq()
     for name in RETIRED_VIEWS:  # as the release before this one left them
         client.query(f"CREATE OR REPLACE VIEW {table(pipeline, name)} AS SELECT 1 AS x").result()
-    ensure_dataset(pipeline.config)
+    create_warehouse(pipeline.config)
     for name in RETIRED_VIEWS:
         with pytest.raises(NotFound):
             client.get_table(f"{pipeline.dataset_ref}.{name}")
@@ -190,7 +190,7 @@ def test_bigquery_row_error_then_replay(pipeline, monkeypatch):
 
     since = (datetime.now(UTC) - timedelta(minutes=10)).isoformat()
     env = {**pipeline.env, "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "shared.tools.replay", "--since", since, "--reason", "bigquery_row_error"]
+    cmd = [sys.executable, "-m", "tools.replay", "--since", since, "--reason", "bigquery_row_error"]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     assert "re-published 1 events in 1 messages" in out.stdout
@@ -246,20 +246,19 @@ def test_poison_message_goes_to_dead_letter(pipeline):
 
 
 def test_migration_adds_missing_column_without_losing_rows(pipeline):
-    from shared.sink.bq import migrate, missing_columns, schema_fields
-    from shared.sink.tables import EVENTS
+    from shared.sink.clients import add_missing_columns
+    from shared.sink.warehouse.tables import EVENTS
 
     client = pipeline.bq()
     dataset = f"mig_{uuid.uuid4().hex[:6]}"
     client.create_dataset(f"{pipeline.project}.{dataset}")
     config = pipeline.config.__class__(**{**pipeline.config.__dict__, "bq_dataset": dataset})
-    old_schema = [f for f in schema_fields(EVENTS) if f.name != "country_code"]
+    old_schema = [bigquery.SchemaField(c.name, c.type, mode=c.mode) for c in EVENTS.columns if c.name != "country_code"]
     client.create_table(bigquery.Table(f"{pipeline.project}.{dataset}.events", schema=old_schema))
     row = {"event_id": "old-1", "timestamp": "2026-11-01T00:00:00Z", "feature": "a.b", "action": "cd",
            "received_at": "2026-11-01T00:00:00Z", "inserted_at": "2026-11-01T00:00:00Z"}
     assert client.insert_rows_json(f"{pipeline.project}.{dataset}.events", [row], timeout=10) == []
-    assert missing_columns(client, config, EVENTS) == ["country_code"]
-    assert migrate(client, config, EVENTS) == ["country_code"]
+    assert add_missing_columns(client, config, EVENTS) == ["country_code"]
     result = list(client.query(f"SELECT event_id, country_code FROM `{pipeline.project}.{dataset}.events`").result())
     assert [(r.event_id, r.country_code) for r in result] == [("old-1", None)]
 
@@ -268,7 +267,7 @@ def test_analyst_queries_run(pipeline):
     """Every SQL block in docs/analysts.md runs against the emulator and answers, after a refresh."""
     import re
 
-    from shared.tools import aggregates
+    from shared.sink.warehouse import refresh
 
     text = (ROOT / "docs" / "analysts.md").read_text()
     queries = re.findall(r"```sql\n(.*?)```", text, re.S)
@@ -279,7 +278,7 @@ def test_analyst_queries_run(pipeline):
     del unloadable["feature"]
     publish_batch(pipeline, [unloadable], "inst-docs")
     wait_rows(pipeline, "rejected_events", [unloadable["id"]], 1)
-    aggregates.refresh(pipeline.bq(), pipeline.dataset_ref)
+    refresh.refresh(pipeline.bq(), pipeline.dataset_ref)
     unanswered = []
     for sql in queries:
         sql = sql.replace("PROJECT.telemetry", pipeline.dataset_ref)

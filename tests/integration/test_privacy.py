@@ -9,9 +9,10 @@ import uuid
 
 import pytest
 
+from devtools.pipeline import create_warehouse
 from devtools.procs import ROOT
-from shared.config import Config
-from shared.tools import aggregates
+from shared.sink.config import SinkConfig
+from shared.sink.warehouse import refresh
 from tests.helpers import make_event
 from tests.integration.test_pipeline import rows_for, send, table, wait_rows
 
@@ -53,7 +54,7 @@ def test_tables_expire_their_partitions(pipeline):
 
 
 def erase(pipeline, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "shared.tools.erase", *args], env={**pipeline.env,
+    return subprocess.run([sys.executable, "-m", "tools.erase", *args], env={**pipeline.env,
                           "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=120, cwd=ROOT)
 
 
@@ -67,7 +68,7 @@ def test_erase_removes_exactly_one_instance(pipeline):
     publish_batch(pipeline, events[gone][1:], gone)  # lands in rejected_events
     wait_rows(pipeline, "events", [events[gone][0]["id"], events[kept][0]["id"]], 2)
     wait_rows(pipeline, "rejected_events", [events[gone][1]["id"]], 1)
-    aggregates.refresh(pipeline.bq(), pipeline.dataset_ref)
+    refresh.refresh(pipeline.bq(), pipeline.dataset_ref)
 
     def in_aggregates(instance: str) -> list[int]:
         return [next(iter(pipeline.bq().query(f"SELECT COUNT(*) AS n FROM {table(pipeline, name)} "
@@ -95,22 +96,19 @@ def test_erase_removes_exactly_one_instance(pipeline):
 
 def test_erase_that_cannot_rebuild_the_aggregates_says_so_and_fails(pipeline):
     """The rows are deleted and the erasure logged; the aggregates' failure is reported with its remedy."""
-    from shared.sink.bq import ensure_dataset
-
     dataset = f"erase_broken_{uuid.uuid4().hex[:6]}"
     env = {**pipeline.env, "BQ_DATASET": dataset}
-    ensure_dataset(Config.from_env(env))
+    create_warehouse(SinkConfig.from_env(env))
     client = pipeline.bq()
-    aggregates.create(client, f"{pipeline.project}.{dataset}", 730, materialized=False)
     client.query(f"DROP TABLE `{pipeline.project}.{dataset}.daily_metadata_keys`").result()  # broken
     row = {"event_id": "e-1", "timestamp": "2026-11-01T00:00:00Z", "feature": "a.b", "action": "c",
            "instance_id": "gone", "received_at": "2026-11-01T00:00:00Z", "inserted_at": "2026-11-01T00:00:00Z"}
     assert client.insert_rows_json(f"{pipeline.project}.{dataset}.events", [row], timeout=10) == []
-    out = subprocess.run([sys.executable, "-m", "shared.tools.erase", "--instance-id", "gone"],
+    out = subprocess.run([sys.executable, "-m", "tools.erase", "--instance-id", "gone"],
                          env={**env, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert out.returncode == 1 and "events: deleted 1 rows" in out.stdout and '"rows_erased"' in out.stdout
     assert "aggregates NOT rebuilt" in out.stderr
-    assert "python -m shared.tools.aggregates rebuild --from 2026-11-01 --to 2026-11-01" in out.stderr
+    assert "python -m tools.aggregates rebuild --from 2026-11-01 --to 2026-11-01" in out.stderr
 
 
 def test_erase_refuses_without_a_selector(pipeline):

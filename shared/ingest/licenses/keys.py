@@ -1,4 +1,4 @@
-"""Sourcegraph license keys: the wire format, SSH signatures, and key pairs."""
+"""Sourcegraph license keys: the wire format and SSH signature verification (issuing lives in tools.signing)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,6 @@ ED25519 = "ssh-ed25519"
 _WHITESPACE = re.compile(r"\s+")
 
 PublicKey = rsa.RSAPublicKey | ed25519.Ed25519PublicKey
-PrivateKey = rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
 
 
 class LicenseFormatError(ValueError):
@@ -102,23 +101,6 @@ def decode_license(key: str) -> SignedLicense:
     return SignedLicense(info, info_bytes, sig_format, _b64decode(blob_b64, urlsafe=False))
 
 
-def encode_license(info: dict, private_key: PrivateKey, sig_format: str | None = None) -> str:
-    """Sign info and encode it as a license key in Sourcegraph's format."""
-    info_bytes = orjson.dumps(info)
-    if isinstance(private_key, ed25519.Ed25519PrivateKey):
-        sig_format, blob = ED25519, private_key.sign(info_bytes)
-    else:
-        sig_format = sig_format or "rsa-sha2-512"
-        if sig_format not in RSA_HASHES:
-            raise ValueError(f"unsupported RSA signature format {sig_format!r}")
-        blob = private_key.sign(info_bytes, padding.PKCS1v15(), RSA_HASHES[sig_format]())
-    outer = {
-        "sig": {"Format": sig_format, "Blob": base64.b64encode(blob).decode(), "Rest": None},
-        "info": base64.b64encode(info_bytes).decode(),
-    }
-    return base64.urlsafe_b64encode(orjson.dumps(outer)).decode().rstrip("=")
-
-
 def signature_valid(lic: SignedLicense, public_key: PublicKey) -> bool:
     """Whether public_key made lic's signature (the format must suit the key type)."""
     try:
@@ -156,31 +138,3 @@ def parse_authorized_keys(text: str) -> list[PublicKey]:
 def load_authorized_keys(path: Path) -> list[PublicKey]:
     """Read an authorized_keys file."""
     return parse_authorized_keys(path.read_text())
-
-
-def public_key_line(public_key: PublicKey, comment: str = "telemetry-license-key") -> str:
-    """The authorized_keys line of a public key."""
-    raw = public_key.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
-    return f"{raw.decode()} {comment}"
-
-
-def generate_private_key(kind: str = "rsa") -> PrivateKey:
-    """A new license signing key: RSA 3072 (as Sourcegraph uses RSA) or Ed25519."""
-    if kind == "ed25519":
-        return ed25519.Ed25519PrivateKey.generate()
-    return rsa.generate_private_key(public_exponent=65537, key_size=3072)
-
-
-def private_key_pem(private_key: PrivateKey) -> bytes:
-    """OpenSSH private key file content (unencrypted)."""
-    return private_key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
-    )
-
-
-def load_private_key(path: Path) -> PrivateKey:
-    """Read an OpenSSH private key written by `keygen`."""
-    key = serialization.load_ssh_private_key(path.read_bytes(), password=None)
-    if not isinstance(key, rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey):
-        raise ValueError("only RSA and Ed25519 private keys are supported")
-    return key

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from cachetools import TTLCache
 
-from shared.config import Config, setting_lines
 from shared.errors import ConfigError, Forbidden, GatewayError, Unauthorized
+from shared.ingest.config import IngestConfig
 from shared.ingest.licenses.keys import (
     SOURCEGRAPH_PRODUCTION_PUBLIC_KEY,
     LicenseFormatError,
@@ -24,6 +24,7 @@ from shared.ingest.licenses.keys import (
     parse_authorized_keys,
     signature_valid,
 )
+from shared.settings import setting_lines
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ def _read_keys(path: Path, setting: str) -> tuple[PublicKey, ...]:
         raise ConfigError(f"{setting}={path}: {exc}") from None
 
 
-def keyring_from_config(config: Config) -> Keyring:
+def keyring_from_config(config: IngestConfig) -> Keyring:
     """prod trusts the listed keys or else Sourcegraph's production key; dev needs its dev key(s)."""
     listed = config.trusted_license_keys_file
     trusted = _read_keys(listed, "TRUSTED_LICENSE_KEYS_FILE") if listed else ()
@@ -111,7 +112,7 @@ class LicenseVerifier:
         self._clock = clock
 
     @classmethod
-    def from_config(cls, config: Config) -> LicenseVerifier:
+    def from_config(cls, config: IngestConfig) -> LicenseVerifier:
         """Build from the deployment's settings (raises ConfigError)."""
         return cls(
             keyring_from_config(config),

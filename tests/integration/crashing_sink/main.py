@@ -5,7 +5,7 @@ import os
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from shared.config import Config
+from shared.sink.config import SinkConfig
 from shared.sink.loader import Sink
 from shared.sink.storage_write import TableWriter
 
@@ -22,7 +22,7 @@ def _append_half_then_crash(self: TableWriter, rows: list[bytes], *args: object)
 
 
 TableWriter.append = _append_half_then_crash
-SINK = Sink(Config.from_env())
+SINK = Sink(SinkConfig.from_env())
 
 
 @functions_framework.cloud_event

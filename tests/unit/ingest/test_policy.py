@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from shared.config import Config
 from shared.errors import ConfigError
+from shared.ingest.config import IngestConfig
 from shared.ingest.policy import MARKETING_TRACKING, PRIVATE_METADATA, PrivacyPolicy, read_allowlist
 from tests.helpers import make_event
 
@@ -18,7 +18,7 @@ def policy(tmp_path, allow: str | None, instances: str | None = None) -> Privacy
     if instances is not None:
         (tmp_path / "instances").write_text(instances)
         env["MARKETING_TRACKING_INSTANCES_FILE"] = str(tmp_path / "instances")
-    return PrivacyPolicy.from_config(Config.from_env(env))
+    return PrivacyPolicy.from_config(IngestConfig.from_env(env))
 
 
 def private(feature: str = "cody.completion", action: str = "accepted") -> dict:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from shared.config import Config
 from shared.errors import ConfigError, TooManyRequests
+from shared.ingest.config import IngestConfig
 from shared.ingest.quota import Quota
 
 
@@ -34,4 +34,4 @@ def test_a_batch_is_charged_for_every_event():
 
 def test_a_full_batch_must_fit_the_bucket():
     with pytest.raises(ConfigError, match="QUOTA_BURST_EVENTS"):
-        Config.from_env({"TELEMETRY_ENV": "dev", "QUOTA_BURST_EVENTS": "999", "MAX_EVENTS_PER_REQUEST": "1000"})
+        IngestConfig.from_env({"TELEMETRY_ENV": "dev", "QUOTA_BURST_EVENTS": "999", "MAX_EVENTS_PER_REQUEST": "1000"})

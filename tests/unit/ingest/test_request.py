@@ -5,13 +5,13 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from shared.config import Config
 from shared.errors import BadRequest, Forbidden, PayloadTooLarge, Unauthorized
+from shared.ingest.config import IngestConfig
 from shared.ingest.licenses.verifier import License
 from shared.ingest.request import bearer_token, parse_document, parse_identity
 
 LICENSE = License("f" * 64, ("dev",), None)
-DEV = Config.from_env({"TELEMETRY_ENV": "dev"})
+DEV = IngestConfig.from_env({"TELEMETRY_ENV": "dev"})
 
 
 @pytest.mark.parametrize(("header", "token"), [(None, None), ("", None), ("Bearer abc", "abc"),

@@ -68,7 +68,7 @@ def test_rejected_row_keeps_raw_event():
 
 def test_shared_columns_concatenate_into_the_same_row():
     from shared.sink.storage_write import TableWriter
-    from shared.sink.tables import EVENTS
+    from shared.sink.warehouse.tables import EVENTS
 
     writer = TableWriter(None, "p", "d", EVENTS, 1)
     row = event_row(make_event(timestamp="2026-11-27T00:00:00Z"), NOW)

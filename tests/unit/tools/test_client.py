@@ -8,7 +8,7 @@ import random
 import orjson
 import requests
 
-from shared.tools.client import Sender
+from tools.client import Sender
 
 
 class Answer:

@@ -1,22 +1,30 @@
-"""The license CLI: keygen, issue, inspect (python -m shared.tools.licenses)."""
+"""The license CLI: keygen, issue, inspect (python -m tools.licenses)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
+from types import SimpleNamespace
 
 import orjson
+import pytest
 
 from shared.ingest.licenses.keys import decode_license
+from tools.cli import dispatch
+from tools.licenses import parser
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "shared.tools.licenses", *args], capture_output=True, text=True,
-                          cwd=Path(__file__).resolve().parents[3], timeout=60)
+@pytest.fixture
+def run_cli(capsys):
+    """Run the CLI in this process: (returncode, stdout, stderr)."""
+
+    def run(*args: str) -> SimpleNamespace:
+        code = dispatch(parser(), list(args))
+        out = capsys.readouterr()
+        return SimpleNamespace(returncode=code, stdout=out.out, stderr=out.err)
+
+    return run
 
 
-def test_cli_keygen_issue_inspect(tmp_path):
+def test_cli_keygen_issue_inspect(tmp_path, run_cli):
     assert run_cli("keygen", "--out", str(tmp_path)).returncode == 0
     assert (tmp_path / "license-key").stat().st_mode & 0o777 == 0o600
     assert (tmp_path / "license-key.pub").read_text().startswith("ssh-rsa ")

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import orjson
 
-from shared.tools.replay import _batches
+from tools.replay import _batches
 
 
 def row(rejection_id: str, message_id: str, event: dict, kind: str | None = "licensed_instance") -> SimpleNamespace:

@@ -8,10 +8,10 @@ from shared.ingest.licenses.keys import (
     SOURCEGRAPH_PRODUCTION_PUBLIC_KEY,
     LicenseFormatError,
     decode_license,
-    encode_license,
     parse_authorized_keys,
     signature_valid,
 )
+from tools.signing import encode_license
 
 
 def test_production_public_key_parses():

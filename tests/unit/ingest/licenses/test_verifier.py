@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.config import Config
 from shared.errors import ConfigError, Forbidden, Unauthorized
+from shared.ingest.config import IngestConfig
 from shared.ingest.licenses.keys import decode_license, parse_authorized_keys, signature_valid
 from shared.ingest.licenses.verifier import Keyring, LicenseVerifier, keyring_from_config, load_revoked
 from tests.helpers import KeyPair
@@ -76,8 +76,8 @@ def test_cache_is_bounded_and_expiry_checked_on_hits(rsa):
     assert len(v._cache) == 2
 
 
-def _config(**env: str) -> Config:
-    return Config.from_env(env)
+def _config(**env: str) -> IngestConfig:
+    return IngestConfig.from_env(env)
 
 
 def test_keyrings_per_environment(rsa, ed):
@@ -116,7 +116,7 @@ def test_refusals_are_cached_small_and_keyed_by_a_hash(rsa):
 
 
 def test_null_tag_list_is_no_tags(rsa):
-    from shared.ingest.licenses.keys import encode_license
+    from tools.signing import encode_license
 
     key = encode_license({"v": 3, "t": None, "e": "2099-01-01T00:00:00Z"}, rsa.private)
     assert verifier(rsa).verify(key).tags == ()

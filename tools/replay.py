@@ -1,4 +1,4 @@
-"""Re-publish rejected events (after a fix) and mark them replayed: `python -m shared.tools.replay --since ...`."""
+"""Re-publish rejected events (after a fix) and mark them replayed: `python -m tools.replay --since ...`."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ from datetime import UTC, datetime
 from google.cloud import bigquery
 
 from shared import jsontext
-from shared.config import Config
 from shared.envelope import Batch, Identity, encode
+from shared.ingest.config import IngestConfig
 from shared.ingest.publisher import Publisher
-from shared.sink.bq import bigquery_client
-from shared.sink.tables import REJECTED
+from shared.sink.clients import bigquery_client
+from shared.sink.config import SinkConfig
+from shared.sink.warehouse.tables import REJECTED
 
 SELECT = """
 SELECT rejection_id, message_id, request_id, instance_id, external_url, license_fingerprint, license_tags,
@@ -49,8 +50,8 @@ def _batches(rows: list) -> list[tuple[Batch, list[str]]]:
     return list(groups.values())
 
 
-def replay(config: Config, since: datetime, until: datetime, reason: str | None, limit: int,
-           dry_run: bool = False) -> dict:
+def replay(config: SinkConfig, publishing: IngestConfig, since: datetime, until: datetime, reason: str | None,
+           limit: int, dry_run: bool = False) -> dict:
     """Publish rejected events again, one message per original message; return counts."""
     client = bigquery_client(config)
     table = f"{config.project}.{config.bq_dataset}.{REJECTED.name}"
@@ -64,9 +65,9 @@ def replay(config: Config, since: datetime, until: datetime, reason: str | None,
     counts = {"messages": len(batches), "events": sum(len(b.events) for b, _ in batches), "dryRun": dry_run}
     if dry_run:
         return counts
-    publisher = Publisher(config.topic_path, config.publish_timeout_s, config.retry_after_s)
+    publisher = Publisher(publishing.topic_path, publishing.publish_timeout_s, publishing.retry_after_s)
     for batch, ids in batches:
-        data, attributes = encode(batch, config.gzip_level, {"replay": "true"})
+        data, attributes = encode(batch, publishing.gzip_level, {"replay": "true"})
         publisher.publish(data, attributes)
         mark = bigquery.QueryJobConfig(query_parameters=[
             bigquery.ScalarQueryParameter("since", "TIMESTAMP", since),
@@ -83,15 +84,15 @@ def _time(text: str) -> datetime:
 
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point (settings from the same environment variables as the functions)."""
-    p = argparse.ArgumentParser(prog="python -m shared.tools.replay", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m tools.replay", description=__doc__)
     p.add_argument("--since", required=True, type=_time, help="rejections received at or after (ISO 8601)")
     p.add_argument("--until", type=_time, default=None, help="and before (default: now)")
     p.add_argument("--reason", help="only this reason, e.g. bigquery_row_error")
     p.add_argument("--limit", type=int, default=100_000)
     p.add_argument("--dry-run", action="store_true", help="count, publish nothing")
     args = p.parse_args(argv)
-    counts = replay(Config.from_env(), args.since, args.until or datetime.now(UTC), args.reason, args.limit,
-                    args.dry_run)
+    counts = replay(SinkConfig.from_env(), IngestConfig.from_env(), args.since, args.until or datetime.now(UTC),
+                    args.reason, args.limit, args.dry_run)
     verb = "would re-publish" if args.dry_run else "re-published"
     print(f"{verb} {counts['events']} events in {counts['messages']} messages")
     return 0

@@ -11,9 +11,9 @@ from cloudevents.conversion import to_structured
 from cloudevents.http import CloudEvent
 
 from devtools.procs import ROOT
-from shared.config import Config
 from shared.envelope import Batch, Identity, PoisonMessage, encode
-from shared.sink.bq import bigquery_client
+from shared.sink.clients import bigquery_client
+from shared.sink.config import SinkConfig
 from shared.sink.loader import Sink
 from tests.helpers import make_event
 
@@ -40,7 +40,7 @@ def test_message_lands_in_bigquery_and_bad_events_in_rejected(bigquery_env):
     data, attributes = encode(Batch(IDENTITY, "req-l", "2026-11-28T00:00:00+00:00", [good, bad]))
     message_id = f"m-{uuid.uuid4().hex[:8]}"
     assert post(client, pushed(data, attributes, message_id)).status_code == 200
-    bq = bigquery_client(Config.from_env(bigquery_env))
+    bq = bigquery_client(SinkConfig.from_env(bigquery_env))
     dataset = f"{bigquery_env['GOOGLE_CLOUD_PROJECT']}.{bigquery_env['BQ_DATASET']}"
     rows = list(bq.query(f"SELECT event_id, message_id, caller_kind FROM `{dataset}.events`").result())
     assert [(r.event_id, r.message_id, r.caller_kind) for r in rows] == [(good["id"], message_id, "licensed_instance")]
@@ -55,7 +55,7 @@ def test_poison_message_fails_the_delivery(bigquery_env):
 
 def test_null_message_is_poison():
     with pytest.raises(PoisonMessage):
-        Sink(Config.from_env({"TELEMETRY_ENV": "dev"})).handle({"message": None})
+        Sink(SinkConfig.from_env({"TELEMETRY_ENV": "dev"})).handle({"message": None})
 
 
 def test_a_failed_rejected_write_never_rewrites_good_rows(bigquery_env, monkeypatch):
@@ -65,7 +65,7 @@ def test_a_failed_rejected_write_never_rewrites_good_rows(bigquery_env, monkeypa
     from shared.sink.storage_write import TableWriter
 
     monkeypatch.setenv("BQ_RETRY_BUDGET_SECONDS", "0.5")
-    sink = Sink(Config.from_env())
+    sink = Sink(SinkConfig.from_env())
     good, ancient = make_event(), make_event(timestamp="1999-01-01T00:00:00Z")
     data, attributes = encode(Batch(IDENTITY, "req-o", "2026-11-28T00:00:00+00:00", [good, ancient]))
     message = pushed(data, attributes, f"m-{uuid.uuid4().hex[:8]}").data
@@ -82,7 +82,7 @@ def test_a_failed_rejected_write_never_rewrites_good_rows(bigquery_env, monkeypa
         sink.handle(message)
     failing["on"] = False
     assert sink.handle(message) == {"events": 2, "inserted": 1, "rejected": 1}  # Pub/Sub's redelivery
-    bq = bigquery_client(Config.from_env(bigquery_env))
+    bq = bigquery_client(SinkConfig.from_env(bigquery_env))
     dataset = f"{bigquery_env['GOOGLE_CLOUD_PROJECT']}.{bigquery_env['BQ_DATASET']}"
     (row,) = bq.query(f"SELECT COUNT(*) AS n FROM `{dataset}.events` WHERE event_id = '{good['id']}'").result()
     assert row.n == 1

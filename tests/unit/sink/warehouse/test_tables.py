@@ -1,13 +1,17 @@
-"""Table definitions: the additive-migration rule and the one migration statement."""
+"""Table definitions: every table's first-release columns are pinned; later columns are NULLABLE and last."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
-from shared.sink.tables import EVENTS, REJECTED, TableDef, add_column_statements
+from shared.sink.warehouse import TABLES
+from shared.sink.warehouse.columns import Column, TableDef
+from shared.sink.warehouse.tables import EVENTS
 
-# The columns of the first release, in order. A column added after it must come last and be NULLABLE
-# (`bq update` and ALTER TABLE add columns at the end; neither can add a REQUIRED column).
+# The columns of each table's first release, in order. A column added after it must come last and be NULLABLE
+# (ALTER TABLE adds columns at the end and cannot add a REQUIRED column).
 FIRST_RELEASE = {
     "events": ["event_id", "timestamp", "feature", "action", "instance_id", "external_url", "license_fingerprint",
                "license_tags", "environment", "server_version", "client_name", "client_version",
@@ -18,6 +22,14 @@ FIRST_RELEASE = {
     "rejected_events": ["rejection_id", "reason", "detail", "event_id", "raw_event", "event_index", "instance_id",
                         "external_url", "license_fingerprint", "license_tags", "environment", "request_id",
                         "message_id", "received_at", "published_at", "caller_kind", "rejected_at", "replayed_at"],
+    "daily_feature_usage": ["day", "feature", "action", "client_name", "client_version", "events", "instances",
+                            "instances_sketch", "users", "users_sketch"],
+    "daily_active_users": ["day", "instance_id", "users", "users_sketch", "events", "events_without_user", "clients"],
+    "daily_metadata_keys": ["day", "feature", "action", "parameters_version", "key", "events", "integer_events",
+                            "value_sum", "min_value", "max_value"],
+    "instances": ["instance_id", "first_seen", "last_seen", "last_event", "server_version", "server_versions",
+                  "license_fingerprint", "external_url", "caller_kind", "active_days_28", "as_of"],
+    "aggregate_runs": ["kind", "started_at", "finished_at", "days"],
 }
 
 
@@ -27,26 +39,17 @@ def later_columns_problems(table: TableDef, first: list[str]) -> list[str]:
     return problems + [f"{table.name}.{c.name} is REQUIRED" for c in table.columns[len(first):] if c.mode == "REQUIRED"]
 
 
-@pytest.mark.parametrize("table", [EVENTS, REJECTED], ids=lambda t: t.name)
+@pytest.mark.parametrize("table", TABLES, ids=lambda t: t.name)
 def test_columns_added_after_the_first_release_are_nullable_and_last(table):
     assert later_columns_problems(table, FIRST_RELEASE[table.name]) == []
 
 
+def test_every_table_is_pinned():
+    assert set(FIRST_RELEASE) == {t.name for t in TABLES}
+
+
 def test_the_rule_catches_a_column_inserted_in_the_middle_or_required():
-    from dataclasses import replace
-
-    from shared.sink.tables import Column
-
     moved = replace(EVENTS, columns=(EVENTS.columns[0], Column("new", "STRING", "x"), *EVENTS.columns[1:]))
     required = replace(EVENTS, columns=(*EVENTS.columns, Column("new", "STRING", "x", "REQUIRED")))
     assert later_columns_problems(moved, FIRST_RELEASE["events"])[0] == "events: first-release columns changed or moved"
     assert later_columns_problems(required, FIRST_RELEASE["events"]) == ["events.new is REQUIRED"]
-
-
-def test_migration_statements_add_nullable_columns_only():
-    statements = add_column_statements(EVENTS, "p.d.events")
-    assert statements[0] == "ALTER TABLE `p.d.events` ADD COLUMN IF NOT EXISTS `instance_id` STRING"
-    assert "ADD COLUMN IF NOT EXISTS `license_tags` ARRAY<STRING>" in "\n".join(statements)
-    assert not [s for s in statements if "`event_id`" in s or "`inserted_at`" in s]  # REQUIRED: exist since creation
-    with pytest.raises(ValueError, match="REQUIRED"):
-        add_column_statements(EVENTS, "p.d.events", ["event_id"])

@@ -8,8 +8,8 @@ import orjson
 import pytest
 from werkzeug.test import EnvironBuilder
 
-from shared.config import Config
 from shared.errors import TooManyRequests, Unauthorized
+from shared.ingest.config import IngestConfig
 from shared.ingest.licenses.keys import decode_license
 from shared.ingest.licenses.verifier import LicenseVerifier
 from shared.ingest.publisher import Publisher
@@ -22,7 +22,7 @@ from tests.helpers import make_body, make_event
 @pytest.fixture
 def record(pubsub_emulator, keys, topic, monkeypatch) -> RecordEvents:
     monkeypatch.setenv("PUBSUB_EMULATOR_HOST", pubsub_emulator.host)
-    config = Config.from_env({"TELEMETRY_ENV": "dev", "TRUSTED_LICENSE_KEYS_FILE": str(keys["dev"].public_path),
+    config = IngestConfig.from_env({"TELEMETRY_ENV": "dev", "TRUSTED_LICENSE_KEYS_FILE": str(keys["dev"].public_path),
                               "GOOGLE_CLOUD_PROJECT": PROJECT, "PUBSUB_TOPIC": topic})
     publisher = Publisher(config.topic_path, config.publish_timeout_s, config.retry_after_s)
     quota = Quota(0.01, 10)  # 10 events, then almost no refill

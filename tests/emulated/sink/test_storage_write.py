@@ -8,10 +8,11 @@ import pytest
 from google.cloud.bigquery_storage_v1 import types
 from google.rpc import code_pb2, status_pb2
 
-from shared.config import Config
-from shared.sink.bq import bigquery_client, ensure_dataset, live_columns, write_client
+from devtools.pipeline import create_warehouse
+from shared.sink.clients import bigquery_client, live_columns, write_client
+from shared.sink.config import SinkConfig
 from shared.sink.storage_write import Backoff, TableWriter
-from shared.sink.tables import EVENTS, REJECTED, TABLES
+from shared.sink.warehouse.tables import EVENTS, REJECTED, TABLES
 
 FAST = Backoff(budget_s=3.0, initial_s=0.01, maximum_s=0.05)
 
@@ -86,9 +87,9 @@ class Relay:
 
 
 @pytest.fixture
-def config(bigquery_env) -> Config:
-    config = Config.from_env(bigquery_env)
-    ensure_dataset(config)
+def config(bigquery_env) -> SinkConfig:
+    config = SinkConfig.from_env(bigquery_env)
+    create_warehouse(config)
     return config
 
 
@@ -96,7 +97,7 @@ def rejected_rows(writer: TableWriter, ids: list[str]) -> list[bytes]:
     return [writer.serialize({"rejection_id": i, "reason": "test", "received_at": 1, "rejected_at": 1}) for i in ids]
 
 
-def stored(config: Config) -> list[str]:
+def stored(config: SinkConfig) -> list[str]:
     table = f"{config.project}.{config.bq_dataset}.{REJECTED.name}"
     return sorted(r.rejection_id for r in bigquery_client(config).query(f"SELECT rejection_id FROM `{table}`").result())
 

@@ -1,4 +1,4 @@
-"""Erase rows: `python -m shared.tools.erase (--instance-id ID | --license-fingerprint FP) [--dry-run]`.
+"""Erase rows: `python -m tools.erase (--instance-id ID | --license-fingerprint FP) [--dry-run]`.
 
 Deletes every matching row of `events` and `rejected_events` with DML, after counting them, then
 rebuilds the analysts' aggregates for the days those events were on (the daily tables and `instances`
@@ -18,15 +18,15 @@ from google.api_core.exceptions import GoogleAPIError, NotFound
 from google.cloud import bigquery
 
 from shared import logs
-from shared.config import Config
-from shared.sink.bq import bigquery_client, table_id
-from shared.sink.tables import EVENTS, TABLES
-from shared.tools import aggregates
+from shared.sink.clients import bigquery_client, table_id
+from shared.sink.config import SinkConfig
+from shared.sink.warehouse import aggregates, refresh
+from shared.sink.warehouse.tables import EVENTS, TABLES
 
 COLUMNS = {"instance_id": "instance_id", "license_fingerprint": "license_fingerprint"}
 
 
-def erase(config: Config, column: str, value: str, dry_run: bool, who: str) -> tuple[dict[str, int], list[date]]:
+def erase(config: SinkConfig, column: str, value: str, dry_run: bool, who: str) -> tuple[dict[str, int], list[date]]:
     """Rows matched per table (deleted unless dry_run), and the days of the events matched."""
     if column not in COLUMNS or not value.strip():
         raise ValueError("erase needs --instance-id or --license-fingerprint with a value")
@@ -51,21 +51,21 @@ def erase(config: Config, column: str, value: str, dry_run: bool, who: str) -> t
     return matched, sorted(days)
 
 
-def rebuild_aggregates(config: Config, days: list[date]) -> bool:
+def rebuild_aggregates(config: SinkConfig, days: list[date]) -> bool:
     """Rebuild the aggregates of the erased events' days (deletes change no inserted_at, so no refresh
     would); False when the dataset has no aggregates."""
-    client, ds = bigquery_client(config), aggregates.dataset_of(config)
+    client, ds = bigquery_client(config), config.dataset_ref
     try:
         client.get_table(f"{ds}.{aggregates.AGGREGATE_RUNS.name}", timeout=config.bq_timeout_s)
     except NotFound:
         return False
-    aggregates.rebuild(client, ds, days)
+    refresh.rebuild(client, ds, days)
     return True
 
 
 def main(argv: list[str] | None = None) -> int:
     """CLI (settings from the same environment variables as the sink)."""
-    p = argparse.ArgumentParser(prog="python -m shared.tools.erase", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m tools.erase", description=__doc__)
     who = p.add_mutually_exclusive_group(required=True)
     who.add_argument("--instance-id")
     who.add_argument("--license-fingerprint")
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         "license_fingerprint", args.license_fingerprint)
     if not value.strip():
         p.error("the selector needs a value")
-    config = Config.from_env()
+    config = SinkConfig.from_env()
     matched, days = erase(config, column, value, args.dry_run, getpass.getuser())
     verb = "would delete" if args.dry_run else "deleted"
     for table, n in matched.items():
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         done = rebuild_aggregates(config, days)
     except GoogleAPIError as e:  # the rows are gone; the aggregates still count them until rebuilt
-        print(f"aggregates NOT rebuilt ({e}); run: python -m shared.tools.aggregates rebuild "
+        print(f"aggregates NOT rebuilt ({e}); run: python -m tools.aggregates rebuild "
               f"--from {days[0]} --to {days[-1]}", file=sys.stderr)
         return 1
     print(f"aggregates: rebuilt {len(days)} days" if done else "aggregates: none in this dataset")

@@ -15,16 +15,12 @@ from shared.ingest.licenses.keys import (
     SOURCEGRAPH_PRODUCTION_PUBLIC_KEY,
     LicenseFormatError,
     decode_license,
-    encode_license,
-    generate_private_key,
     load_authorized_keys,
-    load_private_key,
     parse_authorized_keys,
-    private_key_pem,
-    public_key_line,
     signature_valid,
 )
-from shared.tools.cli import dispatch
+from tools.cli import dispatch
+from tools.signing import encode_license, generate_private_key, load_private_key, private_key_pem, public_key_line
 
 
 def _rfc3339(moment: datetime) -> str:
@@ -97,7 +93,7 @@ def inspect(args: argparse.Namespace) -> int:
 
 def parser() -> argparse.ArgumentParser:
     """The CLI's argument parser."""
-    p = argparse.ArgumentParser(prog="python -m shared.tools.licenses", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m tools.licenses", description=__doc__)
     sub = p.add_subparsers(dest="verb", required=True)
     k = sub.add_parser("keygen", help="write a license signing key pair")
     k.add_argument("--out", required=True, help="directory for license-key and license-key.pub")

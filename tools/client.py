@@ -1,4 +1,4 @@
-"""Client for instances and operators: `python -m shared.tools.client send|generate` (see README)."""
+"""Client for instances and operators: `python -m tools.client send|generate` (see README)."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from pathlib import Path
 import orjson
 import requests
 
-from shared.tools.cli import dispatch
-from shared.tools.generate import generate
+from tools.cli import dispatch
+from tools.generate import generate
 
 RETRY_STATUSES = {408, 429, 502, 503, 504}
 LICENSE_ENV = "TELEMETRY_LICENSE_KEY"  # a key on a command line would show in ps and shell history
@@ -217,7 +217,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def parser() -> argparse.ArgumentParser:
     """The CLI."""
-    p = argparse.ArgumentParser(prog="python -m shared.tools.client", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m tools.client", description=__doc__)
     sub = p.add_subparsers(dest="verb", required=True)
     s = sub.add_parser("send", help="send events (JSONL) to a gateway", allow_abbrev=False)  # no --license-key
     s.add_argument("file", help="JSONL file of events, or - for stdin")

@@ -7,7 +7,7 @@ import gzip
 import orjson
 import pytest
 
-from shared.config import Config
+from shared.ingest.config import IngestConfig
 from shared.ingest.http import Gateway
 from tests.helpers import make_body, make_event
 
@@ -70,7 +70,7 @@ def test_our_own_bug_is_a_json_500_with_its_traceback_logged(keys, capsys):
         def handle(self, request: object) -> None:
             raise KeyError("a bug of ours")
 
-    config = Config.from_env({"TELEMETRY_ENV": "dev"})
+    config = IngestConfig.from_env({"TELEMETRY_ENV": "dev"})
     import flask
 
     app = flask.Flask(__name__)

@@ -1,0 +1,133 @@
+"""What deploy.sh asks of the warehouse definitions (shared/sink/warehouse): names, and the SQL to run.
+
+Settings (partition expirations, EVENT_MAX_AGE_DAYS) come from the environment, checked as the functions
+check them. Every command prints SQL or names on stdout; a live object's state comes on stdin as the
+BigQuery API resource (`bq show --format=json`, `bq ls --transfer_config --format=json`).
+
+    python -m tools.warehouse tables                      # every table, in creation order
+    python -m tools.warehouse create TABLE P.D            # CREATE TABLE IF NOT EXISTS ...
+    python -m tools.warehouse migrate TABLE P.D < show    # 0-2 statements: missing columns, expiration
+    python -m tools.warehouse views P.D                   # logical views, drops of retired ones
+    python -m tools.warehouse mv-name | mv P.D | mv-current P.D < show   # the materialized view
+    python -m tools.warehouse refresh-script|refresh-params P.D           # the scheduled query
+    python -m tools.warehouse find-config NAME < ls       # the scheduled query's resource name
+    python -m tools.warehouse grant ROLE P.D MEMBER       # a dataset-level grant
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import fields
+
+from shared.ingest.config import IngestConfig
+from shared.settings import Setting
+from shared.sink.config import SinkConfig
+from shared.sink.warehouse import TABLES, aggregates, ddl, refresh, view_statements
+from shared.sink.warehouse.migrate import LiveTable, migration
+from tools.cli import dispatch
+
+BY_NAME = {t.name: t for t in TABLES}
+
+
+def _declared(config: type, env_name: str) -> Setting:
+    (found,) = (f.metadata["setting"] for f in fields(config) if f.metadata["setting"].env == env_name)
+    return found
+
+
+def _sink() -> SinkConfig:
+    return SinkConfig.from_env()
+
+
+def _expiration(table_name: str) -> int | None:
+    table = BY_NAME[table_name]
+    return _sink().expiration_days(table.expiration_setting) if table.expiration_setting else None
+
+
+def _print(statements: list[str]) -> int:
+    if statements:
+        print(";\n".join(statements) + ";")
+    return 0
+
+
+def _stdin_json(what: str) -> object:
+    text = sys.stdin.read().strip()
+    try:
+        return json.loads(text) if text else None
+    except ValueError as e:
+        raise SystemExit(f"tools.warehouse: stdin is not {what}: {e}") from None
+
+
+def _refresh_script(dataset: str) -> str:
+    max_age = _declared(IngestConfig, "EVENT_MAX_AGE_DAYS").value(os.environ)
+    return refresh.refresh_script(dataset, lookback_days=max_age + aggregates.LOOKBACK_SLACK_DAYS)
+
+
+def find_configs(configs: list[dict], display_name: str) -> list[str]:
+    """Resource names of the scheduled queries with this display name (display names are not unique)."""
+    return sorted(c["name"] for c in configs if c.get("displayName") == display_name and c.get("name")
+                  and c.get("dataSourceId", "scheduled_query") == "scheduled_query")
+
+
+def _find_config(args: argparse.Namespace) -> int:
+    configs = _stdin_json("a bq transfer config list") or []  # bq prints nothing when there is none
+    if not isinstance(configs, list) or not all(isinstance(c, dict) for c in configs):
+        print("not a bq transfer config list", file=sys.stderr)
+        return 1
+    found = find_configs(configs, args.display_name)
+    if len(found) > 1:  # stdout is the answer deploy.sh reads; warnings go to stderr
+        print(f"warning: {len(found)} scheduled queries named {args.display_name}: {found}; updating the "
+              "first, delete the others", file=sys.stderr)
+    print(found[0] if found else "")
+    return 0
+
+
+def _mv_current(args: argparse.Namespace) -> int:
+    shown = _stdin_json("a bq show answer")
+    live = shown.get("labels", {}).get("definition") if isinstance(shown, dict) else None
+    return 0 if live == aggregates.definition_label(args.dataset) else 1
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    shown = _stdin_json("a bq show answer")
+    if not isinstance(shown, dict):
+        raise SystemExit("tools.warehouse: migrate needs the table's bq show --format=json on stdin")
+    ref = f"{args.dataset}.{args.table}"
+    return _print(migration(BY_NAME[args.table], ref, LiveTable.from_resource(shown), _expiration(args.table)))
+
+
+COMMANDS = {
+    "tables": (lambda a: print("\n".join(BY_NAME)) or 0, ()),
+    "create": (lambda a: _print([ddl.create_table_sql(BY_NAME[a.table], f"{a.dataset}.{a.table}",
+                                                      _expiration(a.table))]), ("table", "dataset")),
+    "migrate": (_migrate, ("table", "dataset")),
+    "views": (lambda a: _print(view_statements(a.dataset)), ("dataset",)),
+    "mv-name": (lambda a: print(aggregates.MATERIALIZED_VIEW) or 0, ()),
+    "mv": (lambda a: _print([aggregates.materialized_view_ddl(a.dataset)]), ("dataset",)),
+    "mv-current": (_mv_current, ("dataset",)),
+    "refresh-script": (lambda a: print(_refresh_script(a.dataset), end="") or 0, ("dataset",)),
+    "refresh-params": (lambda a: print(json.dumps({"query": _refresh_script(a.dataset)})) or 0, ("dataset",)),
+    "find-config": (_find_config, ("display_name",)),
+    "grant": (lambda a: print(ddl.grant_sql(a.role, a.dataset, a.member)) or 0, ("role", "dataset", "member")),
+}
+HELP = {"table": "a table name (see `tables`)", "dataset": "PROJECT.DATASET", "display_name": "display name",
+        "role": "e.g. roles/bigquery.dataEditor", "member": "e.g. serviceAccount:EMAIL"}
+
+
+def parser() -> argparse.ArgumentParser:
+    """One sub-command per question deploy.sh asks."""
+    p = argparse.ArgumentParser(prog="python -m tools.warehouse", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(required=True)
+    for name, (run, positionals) in COMMANDS.items():
+        cmd = sub.add_parser(name)
+        for arg in positionals:
+            cmd.add_argument(arg, help=HELP[arg], **({"choices": list(BY_NAME)} if arg == "table" else {}))
+        cmd.set_defaults(run=run)
+    return p
+
+
+if __name__ == "__main__":
+    sys.exit(dispatch(parser()))
