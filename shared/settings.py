@@ -31,6 +31,7 @@ class Setting:
     read: Reader
     doc: str
     deploy_file: str = ""  # a file setting: deploy.sh ships the named file to the function's config/<this>
+    local: bool = False  # for this machine only (emulators): never in a deployed function's environment
 
     def value(self, env: Mapping[str, str]) -> Any:
         """The checked value in env, or the default when unset or blank."""
@@ -38,9 +39,9 @@ class Setting:
         return self.read(self.env, raw) if raw else self.default
 
 
-def setting(env: str, default: Any, read: Reader, doc: str, deploy_file: str = "") -> Any:
+def setting(env: str, default: Any, read: Reader, doc: str, deploy_file: str = "", local: bool = False) -> Any:
     """A dataclass field read from the environment variable `env`."""
-    return field(metadata={"setting": Setting(env, default, read, doc, deploy_file)})
+    return field(metadata={"setting": Setting(env, default, read, doc, deploy_file, local)})
 
 
 def integer(minimum: int | None = 0, maximum: int | None = None, why: str = "") -> Reader:

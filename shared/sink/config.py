@@ -25,9 +25,10 @@ class SinkConfig(Settings):
         "REJECTED_PARTITION_EXPIRATION_DAYS", 30, integer(minimum=1), "Days BigQuery keeps a partition of "
         "`rejected_events`.")
     bigquery_emulator_host: str | None = setting(
-        "BIGQUERY_EMULATOR_HOST", None, text, "Use the BigQuery emulator's REST port (anonymous credentials).")
+        "BIGQUERY_EMULATOR_HOST", None, text, "Use the BigQuery emulator's REST port (anonymous credentials).",
+        local=True)
     bigquery_emulator_grpc_host: str | None = setting(
-        "BIGQUERY_EMULATOR_GRPC_HOST", None, text, "Use the BigQuery emulator's Storage Write gRPC port.")
+        "BIGQUERY_EMULATOR_GRPC_HOST", None, text, "Use the BigQuery emulator's Storage Write gRPC port.", local=True)
 
     @property
     def dataset_ref(self) -> str:

@@ -1,0 +1,82 @@
+# shellcheck shell=bash
+# Helpers for deploy.sh (sourced): printing, running or planning commands, and reading gcloud/bq answers.
+# How each tool answers is documented in docs/operations.md ("How deploy.sh reads gcloud and bq").
+
+die() { echo "deploy.sh: error: $*" >&2; exit 1; }
+say() { echo "==> $*"; }
+
+# run CMD...: printed; run unless planning.
+run() {
+  echo "+ $(printf '%q ' "$@")"
+  [ "$PLAN" = 1 ] || "$@"
+}
+
+# retried CMD...: IAM bindings right after an account is created can fail while it propagates.
+retried() {
+  echo "+ $(printf '%q ' "$@")"
+  [ "$PLAN" = 1 ] && return 0
+  local attempt=1
+  until "$@"; do
+    [ "$attempt" -lt 5 ] || die "still failing after $attempt attempts: $*"
+    echo "  retrying in $((attempt * ${DEPLOY_RETRY_SECONDS:-5}))s (new service accounts take a moment to propagate)"
+    sleep "$((attempt * ${DEPLOY_RETRY_SECONDS:-5}))"
+    attempt=$((attempt + 1))
+  done
+}
+
+# exists CMD...: a read-only describe/show. gcloud prints its errors on stderr (exit 1), bq on stdout (exit 2):
+# both are read. Only "not found" counts as missing; any other failure stops the deploy. Plans ask nothing.
+exists() {
+  if [ "$PLAN" = 1 ]; then
+    echo "? $* (checked at deploy time; the plan shows the create)"
+    return 1
+  fi
+  local out
+  if out="$("$@" 2>&1)"; then return 0; fi
+  if grep -qiE 'NOT_FOUND|not found|does not exist' <<<"$out"; then return 1; fi
+  die "$* failed: $out"
+}
+
+ensure() {  # ensure "<describe command>" <create command...>
+  local check="$1"; shift
+  # shellcheck disable=SC2086  # the describe command is a word list on purpose
+  if exists $check; then echo "  exists: ${check}"; else run "$@"; fi
+}
+
+# bq_show REF: the resource as JSON on stdout (exit 0), or exit 1 when BigQuery answers "Not found".
+# bq prints its errors on stdout ("BigQuery error in show operation: Not found: Table ...") and exits 2,
+# with stderr empty; any other failure stops the deploy with bq's own words.
+bq_show() {
+  local out rc=0
+  out="$(bq --project_id="$PROJECT" --format=json show "$1" 2>&1)" || rc=$?
+  if [ "$rc" = 0 ]; then printf '%s\n' "$out"; return 0; fi
+  if grep -q "Not found:" <<<"$out"; then return 1; fi
+  die "bq show $1 failed (exit $rc): $out"
+}
+
+# bq_sql SQL: run a GoogleSQL statement or script (printed; planned in plan mode).
+bq_sql() { run bq --project_id="$PROJECT" query --use_legacy_sql=false --nouse_cache "$1"; }
+
+# The project's own CLIs, run from the staged version (`python -m` puts its folder first on the path).
+warehouse() { (cd "$BUILD/src" && "$PYTHON" -m tools.warehouse "$@"); }
+settings() { (cd "$BUILD/src" && "$PYTHON" -m tools.settings "$@"); }
+
+# deploy_function NAME ARGS...: `gcloud functions deploy`, retried while a new build account's grants
+# propagate. Cloud Functions fails such a build with "missing permission on the build service account"
+# (docs/operations.md); IAM changes take up to 7 minutes to apply.
+deploy_function() {
+  local attempt=1 out rc
+  echo "+ $(printf '%q ' gcloud functions deploy "$@")"
+  [ "$PLAN" = 1 ] && return 0
+  while true; do
+    rc=0
+    out="$(gcloud functions deploy "$@" 2>&1)" || rc=$?
+    printf '%s\n' "$out"
+    [ "$rc" = 0 ] && return 0
+    grep -q "missing permission on the build service account" <<<"$out" || die "deploying $1 failed (exit $rc)"
+    [ "$attempt" -lt "${BUILD_RETRIES:-6}" ] || die "the build of $1 still lacks permissions after $attempt attempts"
+    echo "  the build account's grants are not applied yet; retrying in ${BUILD_RETRY_SECONDS:-60}s"
+    sleep "${BUILD_RETRY_SECONDS:-60}"
+    attempt=$((attempt + 1))
+  done
+}
