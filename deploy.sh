@@ -131,10 +131,10 @@ pubsub() {
 # table is compared with its definition: at most one ALTER adds its missing columns and one sets its
 # partition expiration when it differs (BigQuery allows 5 metadata updates per table per 10 s).
 tables_step() {
-  local table shown sql
+  local table sql
   for table in $(warehouse tables); do
-    if [ "$PLAN" = 0 ] && shown="$(bq_show "$PROJECT:$DATASET.$table")"; then
-      sql="$(printf '%s' "$shown" | warehouse migrate "$table" "$DS")"
+    if [ "$PLAN" = 0 ] && bq_show "$PROJECT:$DATASET.$table"; then
+      sql="$(printf '%s' "$SHOWN" | warehouse migrate "$table" "$DS")"
       if [ -n "$sql" ]; then bq_sql "$sql"; else echo "  current: $DS.$table"; fi
     else
       bq_sql "$(warehouse create "$table" "$DS")"
@@ -155,10 +155,10 @@ warehouse_step() {
 # label changed: a new one is computed over the whole events table.
 aggregates_step() {
   say "aggregates"
-  local mv shown current=0
+  local mv current=0
   mv="$(warehouse mv-name)"
-  if [ "$PLAN" = 0 ] && shown="$(bq_show "$PROJECT:$DATASET.$mv")"; then
-    printf '%s' "$shown" | warehouse mv-current "$DS" && current=1
+  if [ "$PLAN" = 0 ] && bq_show "$PROJECT:$DATASET.$mv"; then
+    printf '%s' "$SHOWN" | warehouse mv-current "$DS" && current=1
   fi
   if [ "$current" = 0 ]; then bq_sql "$(warehouse mv "$DS")"; else say "materialized view $mv is current"; fi
   # BigQuery checks the refresh script before the schedule runs it (a dry run executes nothing).

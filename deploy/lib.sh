@@ -43,15 +43,16 @@ ensure() {  # ensure "<describe command>" <create command...>
   if exists $check; then echo "  exists: ${check}"; else run "$@"; fi
 }
 
-# bq_show REF: the resource as JSON on stdout (exit 0), or exit 1 when BigQuery answers "Not found".
+# bq_show REF: SHOWN is the resource as JSON (return 0), or return 1 when BigQuery answers "Not found".
 # bq prints its errors on stdout ("BigQuery error in show operation: Not found: Table ...") and exits 2,
-# with stderr empty; any other failure stops the deploy with bq's own words.
+# with stderr empty; any other failure stops the deploy with bq's own words. Call it directly (not in
+# a command substitution), so that stopping stops the deploy.
 bq_show() {
-  local out rc=0
-  out="$(bq --project_id="$PROJECT" --format=json show "$1" 2>&1)" || rc=$?
-  if [ "$rc" = 0 ]; then printf '%s\n' "$out"; return 0; fi
-  if grep -q "Not found:" <<<"$out"; then return 1; fi
-  die "bq show $1 failed (exit $rc): $out"
+  local rc=0
+  SHOWN="$(bq --project_id="$PROJECT" --format=json show "$1" 2>"$BUILD/bq-show.err")" || rc=$?
+  [ "$rc" = 0 ] && return 0
+  grep -q "Not found:" <<<"$SHOWN" && return 1
+  die "bq show $1 failed (exit $rc): $SHOWN $(cat "$BUILD/bq-show.err")"
 }
 
 # bq_sql SQL: run a GoogleSQL statement or script (printed; planned in plan mode).
@@ -65,15 +66,15 @@ settings() { (cd "$BUILD/src" && "$PYTHON" -m tools.settings "$@"); }
 # propagate. Cloud Functions fails such a build with "missing permission on the build service account"
 # (docs/operations.md); IAM changes take up to 7 minutes to apply.
 deploy_function() {
-  local attempt=1 out rc
+  local attempt=1 rc err="$BUILD/deploy-$1.err"
   echo "+ $(printf '%q ' gcloud functions deploy "$@")"
   [ "$PLAN" = 1 ] && return 0
   while true; do
     rc=0
-    out="$(gcloud functions deploy "$@" 2>&1)" || rc=$?
-    printf '%s\n' "$out"
+    gcloud functions deploy "$@" 2>"$err" || rc=$?
+    cat "$err" >&2
     [ "$rc" = 0 ] && return 0
-    grep -q "missing permission on the build service account" <<<"$out" || die "deploying $1 failed (exit $rc)"
+    grep -q "missing permission on the build service account" "$err" || die "deploying $1 failed (exit $rc)"
     [ "$attempt" -lt "${BUILD_RETRIES:-6}" ] || die "the build of $1 still lacks permissions after $attempt attempts"
     echo "  the build account's grants are not applied yet; retrying in ${BUILD_RETRY_SECONDS:-60}s"
     sleep "${BUILD_RETRY_SECONDS:-60}"

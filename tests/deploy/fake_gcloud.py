@@ -45,6 +45,12 @@ def save() -> None:
 
 
 def fail(message: str) -> None:
+    """gcloud: `ERROR: (gcloud.x) ...` on stderr, exit 1. bq: `BigQuery error in OP operation: ...` on stdout,
+    exit 2, stderr empty (platform/bq/utils/bq_error_utils.py; seen with the real bq on the emulator)."""
+    if tool == "bq":
+        operation = next((w for w in words if w in ("show", "mk", "query", "update", "ls")), "bq")
+        print(f"BigQuery error in {operation} operation: {message}")
+        sys.exit(2)
     print(f"ERROR: ({tool}) {message}", file=sys.stderr)
     sys.exit(1)
 
@@ -187,11 +193,15 @@ def monitoring() -> None:
 
 def ddl(sql: str) -> None:
     """What a script's DDL statements create and drop, in order."""
-    for statement in sql.split(";"):
+    for statement in re.split(r";\s*(?:\n|$)", sql):
         ref = re.search(r"`([^`]*)`", statement)
         target = ":".join(ref.group(1).split(".", 1)) if ref else ""
         if re.match(r"\s*CREATE TABLE IF NOT EXISTS", statement):
-            kind("bq").setdefault(target, {"args": ["ddl"]})
+            columns = re.findall(r"^\s*`(\w+)` [A-Z<>0-9]+", statement.split("(", 1)[1], re.M)
+            days = re.search(r"partition_expiration_days = (\d+)", statement)
+            kind("bq").setdefault(target, {"args": ["ddl"], "schema": {"fields": [{"name": c} for c in columns]},
+                                           **({"timePartitioning": {"expirationMs": str(int(days.group(1)) * 86400000)}}
+                                              if days else {})})
         elif re.match(r"\s*DROP (MATERIALIZED )?VIEW IF EXISTS", statement):
             kind("bq").pop(target, None)
         elif re.match(r"\s*CREATE (OR REPLACE )?MATERIALIZED VIEW", statement):
@@ -204,6 +214,12 @@ def ddl(sql: str) -> None:
             parts = ref.group(1).split(".") if ref else []  # BigQuery resolves project.dataset.table
             if len(parts) != 3 or f"{parts[0]}:{parts[1]}.{parts[2]}" not in kind("bq"):
                 fail(f"Not found: Table {ref.group(1) if ref else ''} was not found")
+            table = kind("bq")[f"{parts[0]}:{parts[1]}.{parts[2]}"]
+            table.setdefault("schema", {"fields": []})["fields"] += [
+                {"name": c} for c in re.findall(r"ADD COLUMN IF NOT EXISTS `(\w+)`", statement)]
+            days = re.search(r"partition_expiration_days = (\d+)", statement)
+            if days:
+                table["timePartitioning"] = {"expirationMs": str(int(days.group(1)) * 86400000)}
 
 
 def transfer_configs() -> None:
@@ -236,7 +252,7 @@ def bq() -> None:
         transfer_configs()
     elif "show" in words:
         if words[-1] not in kind("bq"):
-            fail(f"Not found: {words[-1]}")
+            fail(f"Not found: Table {words[-1]}")
         if flags.get("format") == "json":
             print(json.dumps({"id": words[-1], **{k: v for k, v in kind("bq")[words[-1]].items() if k != "args"}}))
     elif "mk" in words:

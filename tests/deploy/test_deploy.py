@@ -52,7 +52,7 @@ def sink_subscription(state: dict) -> str:
 
 def assert_aggregates(state: dict, computed: int) -> None:
     """The aggregate tables, the materialized view (computed that many times) and exactly one schedule."""
-    from tools import aggregates
+    from shared.sink.warehouse import aggregates, refresh
 
     dataset = "sourcegraph-telemetry-gateway-dev:telemetry"
     for table in aggregates.TABLES:
@@ -62,7 +62,7 @@ def assert_aggregates(state: dict, computed: int) -> None:
     assert mv["labels"]["definition"] == aggregates.definition_label("sourcegraph-telemetry-gateway-dev.telemetry")
     (schedule,) = state["transfer_configs"].values()
     assert schedule["displayName"] == "telemetry-aggregates-dev" and schedule["schedule"] == "every 3 hours"
-    assert schedule["params"] == {"query": aggregates.refresh_script("sourcegraph-telemetry-gateway-dev.telemetry")}
+    assert schedule["params"] == {"query": refresh.refresh_script("sourcegraph-telemetry-gateway-dev.telemetry")}
     assert schedule["serviceAccount"] == f"telemetry-aggregates@{dataset.split(':')[0]}.iam.gserviceaccount.com"
     assert schedule["dataSourceId"] == "scheduled_query"
     assert state["queries"]["dry_run"][-1] == schedule["params"]["query"].rstrip("\n")  # BigQuery checked it first
@@ -74,21 +74,17 @@ def test_fresh_deploy_creates_everything(repo, fake):
     calls, state = fake["calls"](), fake["state"]()
     assert {"iam.googleapis.com", "bigquerystorage.googleapis.com"} <= set(state["services"])
     assert set(state["topics"]) == {"telemetry-events", "telemetry-events-dead-letter"}
-    tables = has(calls, "bq", "mk", "--table")
-    assert {c[-2].rsplit(".", 1)[-1] for c in tables} == {"events", "rejected_events"}
-    assert "--time_partitioning_field=timestamp" in tables[0]
-    expirations = {c[-2].rsplit(".", 1)[-1]: next(a for a in c if a.startswith("--time_partitioning_expiration="))
-                   for c in tables}
-    assert expirations == {"events": f"--time_partitioning_expiration={730 * 86400}",
-                           "rejected_events": f"--time_partitioning_expiration={30 * 86400}"}
-    assert "--clustering_fields=feature,action,instance_id" in tables[0]
-    names = [c["name"] for c in json.loads(Path(tables[0][-1]).read_text())]
-    assert names[:4] == ["event_id", "timestamp", "feature", "action"]
     queries = state["queries"]["all"]
+    creates = {q.split("`")[1].rsplit(".", 1)[-1]: q for q in queries if q.startswith("CREATE TABLE IF NOT EXISTS")}
+    assert set(creates) == {"events", "rejected_events", "daily_feature_usage", "daily_active_users",
+                            "daily_metadata_keys", "instances", "aggregate_runs"}
+    assert "PARTITION BY `timestamp`" in creates["events"] and "partition_expiration_days = 730" in creates["events"]
+    assert "partition_expiration_days = 30" in creates["rejected_events"]
+    assert "CLUSTER BY feature, action, instance_id" in creates["events"]
     grant = "GRANT `roles/bigquery.dataEditor` ON SCHEMA `sourcegraph-telemetry-gateway-dev.telemetry`"
     assert any(q.startswith(grant) and "serviceAccount:telemetry-sink@" in q for q in queries)
-    assert sum(q.startswith("CREATE OR REPLACE VIEW") for q in queries) == 1  # events_deduped
-    assert sum(q.startswith("DROP VIEW IF EXISTS") for q in queries) == 2  # the retired views
+    (views,) = [q for q in queries if q.startswith("CREATE OR REPLACE VIEW")]  # one script of every view
+    assert views.count("CREATE OR REPLACE VIEW") == 2 and views.count("DROP VIEW IF EXISTS") == 2
     assert not has(calls, "bq", "add-iam-policy-binding")
     assert len(state["accounts"]) == 5 and "retrying" in out.stdout  # a new account's first binding failed once
     assert any(q.startswith(grant) and "serviceAccount:telemetry-aggregates@" in q for q in queries)
@@ -101,12 +97,13 @@ def test_fresh_deploy_creates_everything(repo, fake):
     assert sink["trigger-service-account"].startswith("telemetry-sink-push@")
     source = Path(ingest["source"])
     assert (source / "main.py").exists() and (source / "shared" / "ingest" / "licenses" / "keys.py").exists()
-    assert not (source / "shared" / "sink").exists() and not (source / "shared" / "tools").exists()
+    assert not (source / "shared" / "sink").exists() and not (source / "tools").exists()
     assert (source / "config" / "trusted-license-keys.pub").exists()
     assert "cody.completion:*" in (source / "config" / "private-metadata-allowlist.txt").read_text()
     assert (source / "config" / "marketing-tracking-instances.txt").exists()
     assert "PRIVATE_METADATA_ALLOWLIST_FILE=config/private-metadata-allowlist.txt" in ingest["set-env-vars"]
     assert "EVENTS_PARTITION_EXPIRATION_DAYS=730" in sink["set-env-vars"]
+    assert "PUBSUB_TOPIC" not in sink["set-env-vars"] and "BQ_DATASET" not in ingest["set-env-vars"]
     assert (source / "config" / "managed-services.txt").exists()
     assert ("ID_TOKEN_AUDIENCE=https://us-central1-sourcegraph-telemetry-gateway-dev.cloudfunctions.net/"
             "telemetry-ingest") in ingest["set-env-vars"]
@@ -138,10 +135,7 @@ def test_redeploy_keeps_the_trigger_and_updates_in_place(repo, fake):
     (policy,) = state["policies"].values()
     (dashboard,) = state["dashboards"].values()
     assert policy["updates"] == 1 and dashboard["updates"] == 1
-    alters = [q for q in state["queries"]["all"] if q.startswith("ALTER TABLE")]
-    assert len(alters) == 2 and all("ADD COLUMN IF NOT EXISTS" in q for q in alters)
-    assert any("`redacted_fields` ARRAY<STRING>" in q and "partition_expiration_days = 730" in q for q in alters)
-    assert any("partition_expiration_days = 30" in q for q in alters)
+    assert not [q for q in state["queries"]["all"] if q.startswith("ALTER TABLE")]  # nothing new: no ALTER
     assert all(m == 2 for m in state["metrics"].values())
     assert state["functions"]["telemetry-sink"]["deploys"] == 2
     assert_aggregates(state, computed=1)  # the unchanged materialized view is not recomputed
@@ -153,7 +147,7 @@ def test_redeploy_keeps_the_trigger_and_updates_in_place(repo, fake):
 def test_a_changed_materialized_view_is_recomputed_once(repo, fake):
     assert deploy(repo, fake, "dev").returncode == 0
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
-    source = repo / "shared" / "tools" / "aggregates.py"
+    source = repo / "shared" / "sink" / "warehouse" / "aggregates.py"
     original = source.read_text()
     subprocess.run([*git, "checkout", "-qb", "mv-change"], cwd=repo, check=True)
     source.write_text(original.replace("GROUP BY day_start, instance_id", "GROUP BY instance_id, day_start"))
@@ -167,25 +161,29 @@ def test_a_changed_materialized_view_is_recomputed_once(repo, fake):
     assert fake["state"]()["computations"][mv] == 2  # the same definition again: left alone
 
 
-def test_a_release_from_before_the_aggregates_still_deploys(repo, fake):
-    """A rollback stages a tree without tools/aggregates.py or retired views: the rest deploys."""
+def test_a_release_from_before_the_warehouse_cli_is_refused_clearly(repo, fake):
+    """Such a release is deployed with its own deploy.sh: this one needs the staged tools/warehouse.py."""
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
-    subprocess.run([*git, "checkout", "-qb", "before-aggregates"], cwd=repo, check=True)
-    subprocess.run([*git, "rm", "-q", "tools/aggregates.py"], cwd=repo, check=True)
-    tables = repo / "shared" / "tools" / "tables.py"
-    tables.write_text(tables.read_text().replace('argv == ["list", "retired-views"]', "False"))
+    subprocess.run([*git, "checkout", "-qb", "before-warehouse"], cwd=repo, check=True)
+    subprocess.run([*git, "rm", "-q", "tools/warehouse.py"], cwd=repo, check=True)
     subprocess.run([*git, "commit", "-qam", "an older release"], cwd=repo, check=True)
     subprocess.run([*git, "checkout", "-q", "-"], cwd=repo, check=True)
-    out = deploy(repo, fake, "dev", "--version", "before-aggregates")
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert "transfer_configs" not in fake["state"]() and "==> aggregates" not in out.stdout
-    assert fake["state"]()["functions"]["telemetry-sink"]["deploys"] == 1
+    out = deploy(repo, fake, "dev", "--version", "before-warehouse")
+    assert out.returncode != 0 and "predates tools/warehouse.py" in out.stderr
+    assert not [c for c in fake["calls"]() if mutating(c)]
+
+
+def test_a_missing_table_is_created_and_any_other_show_failure_stops(repo, fake):
+    """bq answers "Not found" on stdout with exit 2: only that means missing."""
+    out = deploy(repo, fake, "dev", FAKE_FAIL="show sourcegraph-telemetry-gateway-dev:telemetry.events")
+    assert out.returncode != 0 and "bq show sourcegraph-telemetry-gateway-dev:telemetry.events failed" in out.stderr
+    assert "fake failure of" in out.stderr  # bq's own words, read from its stdout
 
 
 def test_a_failing_show_of_the_materialized_view_stops_instead_of_recomputing_it(repo, fake):
     assert deploy(repo, fake, "dev").returncode == 0
-    out = deploy(repo, fake, "dev", FAKE_FAIL="show --format=json sourcegraph-telemetry-gateway-dev:telemetry.daily")
-    assert out.returncode != 0 and "bq show" in out.stderr
+    out = deploy(repo, fake, "dev", FAKE_FAIL="show sourcegraph-telemetry-gateway-dev:telemetry.daily_active")
+    assert out.returncode != 0 and "bq show sourcegraph-telemetry-gateway-dev:telemetry.daily_active" in out.stderr
     assert fake["state"]()["computations"]["sourcegraph-telemetry-gateway-dev:telemetry.daily_active_instances"] == 1
 
 
@@ -223,7 +221,7 @@ def test_plan_runs_nothing_and_prints_everything(repo, fake):
     out = deploy(repo, fake, "dev", "--plan")
     assert out.returncode == 0, out.stderr
     assert fake["calls"]() == []
-    for expected in ("gcloud pubsub topics create telemetry-events", "bq --project_id=", "mk --table",
+    for expected in ("gcloud pubsub topics create telemetry-events", "bq --project_id=", "mk --dataset",
                      "gcloud functions deploy telemetry-ingest", "gcloud functions deploy telemetry-sink",
                      "--dead-letter-topic=telemetry-events-dead-letter", "gcloud logging metrics create",
                      "CREATE OR REPLACE VIEW", "CREATE MATERIALIZED VIEW",
@@ -299,6 +297,7 @@ def test_shellcheck_clean():
         if os.environ.get("CI"):
             pytest.fail("shellcheck is not installed (.ci/run installs it from Debian's packages)")
         pytest.skip("shellcheck not installed")
-    out = subprocess.run(["shellcheck", str(ROOT / "deploy.sh"), str(ROOT / ".ci" / "run")],
+    out = subprocess.run(["shellcheck", "-x", str(ROOT / "deploy.sh"), str(ROOT / "deploy" / "lib.sh"),
+                          str(ROOT / ".ci" / "run")], cwd=ROOT,
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stdout

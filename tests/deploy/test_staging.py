@@ -85,7 +85,7 @@ def probe(folder: Path, allowed: set[str], *modules: str) -> dict[str, str]:
 @pytest.mark.parametrize(("function", "other"), [("ingest", "sink"), ("sink", "ingest")])
 def test_function_folder_holds_its_own_part_only(staged, function, other):
     shared = staged / function / "shared"
-    assert (shared / function).is_dir() and (shared / "config.py").exists()
+    assert (shared / function).is_dir() and (shared / "settings.py").exists()
     assert not (shared / other).exists() and not (shared / "tools").exists()
     assert (staged / function / "requirements.txt").read_text() == \
         (staged / "src" / "functions" / function / "requirements.txt").read_text()
