@@ -30,7 +30,8 @@ def split_statements(script: str) -> list[str]:
             end = script.find("*/", i + 2)
             i = len(script) if end == -1 else end + 2
             continue
-        word = re.match(r"[A-Za-z_]+", script[i:]) if (i == 0 or not (script[i - 1].isalnum() or script[i - 1] == "_")) else None
+        starts_word = i == 0 or not (script[i - 1].isalnum() or script[i - 1] == "_")
+        word = re.match(r"[A-Za-z_]+", script[i:]) if starts_word else None
         if word:
             upper = word.group(0).upper()
             if upper == "BEGIN":

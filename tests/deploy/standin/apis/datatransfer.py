@@ -62,8 +62,9 @@ class DataTransfer(Api):
         email = self.account(request)
         name = self.key(f"projects/{project}/locations/{location}/transferConfigs/{uuid.uuid4()}")
         stamp = rfc3339()
-        config = {**body, "name": name, "updateTime": stamp, "state": "ACTIVE", "userId": str(uuid.uuid4().int % 10**18),
-                  "datasetRegion": location.lower(), "nextRunTime": rfc3339(dt.datetime.now(dt.UTC).timestamp() + 3600)}
+        config = {**body, "name": name, "updateTime": stamp, "state": "ACTIVE",
+                  "userId": str(uuid.uuid4().int % 10**18), "datasetRegion": location.lower(),
+                  "nextRunTime": rfc3339(dt.datetime.now(dt.UTC).timestamp() + 3600)}
         if email:
             config["ownerInfo"] = {"email": email}
             self.accounts[name] = email

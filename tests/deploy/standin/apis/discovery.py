@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import ast
 import functools
-import json
 import re
 from pathlib import Path
 
@@ -13,6 +12,9 @@ from tests.deploy.standin.web import Api, Handler, Request, Response, not_found,
 
 SDK = Path("/usr/lib/google-cloud-sdk")
 BIGQUERY_DOC = SDK / "platform/bq/discovery_next/bigquery.json"
+# The standard query parameters every Google discovery document declares (system parameters).
+STANDARD_PARAMETERS = ("$.xgafv", "access_token", "callback", "fields", "key", "oauth_token", "quotaUser",
+                       "upload_protocol", "uploadType")
 DTS_CLIENT = SDK / "lib/googlecloudsdk/generated_clients/apis/bigquerydatatransfer/v1"
 
 
@@ -69,8 +71,8 @@ def datatransfer_document() -> dict:
             "name": "bigquerydatatransfer", "version": "v1", "protocol": "rest",
             "rootUrl": "https://bigquerydatatransfer.googleapis.com/", "servicePath": "",
             "basePath": "", "baseUrl": "https://bigquerydatatransfer.googleapis.com/", "batchPath": "batch",
-            "parameters": {"alt": {"type": "string", "location": "query", "default": "json"},
-                           "fields": {"type": "string", "location": "query"},
+            "parameters": {**{p: {"type": "string", "location": "query"} for p in STANDARD_PARAMETERS},
+                           "alt": {"type": "string", "location": "query", "default": "json"},
                            "prettyPrint": {"type": "boolean", "location": "query", "default": "true"}},
             "schemas": schemas, "resources": resources}
 

@@ -136,7 +136,8 @@ class Functions(Api):
         build["build"] = f"projects/{self.identities.project_number(project)}/locations/{region}/builds/{uuid.uuid4()}"
         build.setdefault("dockerRegistry", "ARTIFACT_REGISTRY")
         service = function.setdefault("serviceConfig", {})
-        service.update({"uri": self.uri(name), "service": f"projects/{project}/locations/{region}/services/{function_id}",
+        service.update({"uri": self.uri(name),
+                        "service": f"projects/{project}/locations/{region}/services/{function_id}",
                         "revision": f"{function_id}-{next(self.revisions):05d}-{uuid.uuid4().hex[:3]}",
                         "allTrafficOnLatestRevision": True})
         service.setdefault("ingressSettings", "ALLOW_ALL")
@@ -151,7 +152,8 @@ class Functions(Api):
                                                                "trigger": previous["eventTrigger"]["trigger"]})
                     return self.store(name, function)
                 self.eventarc.delete(previous["eventTrigger"]["trigger"])
-            push = trigger.get("serviceAccountEmail") or f"{self.identities.project_number(project)}-compute@developer.gserviceaccount.com"
+            default_account = f"{self.identities.project_number(project)}-compute@developer.gserviceaccount.com"
+            push = trigger.get("serviceAccountEmail") or default_account
             made = self.eventarc.create(project, trigger.get("triggerRegion", region), function_id,
                                         trigger["pubsubTopic"], push, service["uri"],
                                         trigger.get("retryPolicy") == "RETRY_POLICY_RETRY")

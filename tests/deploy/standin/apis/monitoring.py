@@ -86,7 +86,8 @@ class Monitoring(Api):
         updated.update({"name": name, "creationRecord": current["creationRecord"], "mutationRecord": self.record()})
         for i, condition in enumerate(updated.get("conditions", [])):
             old = current.get("conditions", [])
-            condition.setdefault("name", old[i]["name"] if i < len(old) else f"{name}/conditions/{uuid.uuid4().int % 10**19}")
+            fresh = f"{name}/conditions/{uuid.uuid4().int % 10**19}"
+            condition.setdefault("name", old[i]["name"] if i < len(old) else fresh)
         self.policies[name] = updated
         self.updates[name] += 1
         return ok(updated)

@@ -23,7 +23,7 @@ class PubSub(Api):
         return policy_routes(self.identities, r"v1/projects/[^/]+/(?:topics|subscriptions)/[^/:]+")
 
     def handle(self, request: Request) -> Response:
-        for method, pattern, handler in self.routes():
+        for method, pattern, _ in self.routes():
             match = re.fullmatch(pattern, request.path)
             if match and method == request.method:
                 if not self.exists(match.group(1)):
