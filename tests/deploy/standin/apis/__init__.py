@@ -1,0 +1,1 @@
+"""One module per Google API family the stand-in serves."""

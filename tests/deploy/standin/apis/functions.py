@@ -1,0 +1,198 @@
+"""Cloud Functions v2: functions.get/create/patch, generateUploadUrl (+ the upload itself), runtimes.list,
+operations.get. An event trigger becomes an Eventarc trigger with its own push subscription."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import threading
+import uuid
+
+from tests.deploy.standin.apis.eventarc import PUBLISHED, Eventarc
+from tests.deploy.standin.clock import rfc3339
+from tests.deploy.standin.identity import Identities
+from tests.deploy.standin.settings import Settings
+from tests.deploy.standin.web import (
+    Api,
+    Handler,
+    Request,
+    Response,
+    already_exists,
+    apply_mask,
+    camel_mask,
+    invalid,
+    not_found,
+    ok,
+)
+
+FUNCTION_TYPE = "type.googleapis.com/google.cloud.functions.v2.Function"
+METADATA_TYPE = "type.googleapis.com/google.cloud.functions.v2.OperationMetadata"
+RUNTIMES = ("python310", "python311", "python312", "python313")
+# Cloud Functions' documented build failure when the build service account lacks a permission
+# (https://cloud.google.com/functions/docs/troubleshooting#build-service-account).
+BUILD_PERMISSION_ERROR = (
+    "Build failed with status: FAILURE. Could not build the function due to a missing permission on the build "
+    "service account. If you didn't revoke that permission explicitly, this could be caused by a change in the "
+    "organization policies. Please refer to the following documentation for more details and resolution: "
+    "https://cloud.google.com/functions/docs/troubleshooting#build-service-account")
+
+
+class Functions(Api):
+    """Functions by full name; create/patch answer an Operation that is done when first polled."""
+
+    name = "cloudfunctions"
+
+    def __init__(self, settings: Settings, identities: Identities, eventarc: Eventarc) -> None:
+        self.settings, self.identities, self.eventarc = settings, identities, eventarc
+        self.functions: dict[str, dict] = {}
+        self.operations: dict[str, dict] = {}
+        self.uploads: dict[str, int] = {}
+        self.deploys: dict[str, int] = {}
+        self.revisions = itertools.count(1)
+        self.lock = threading.RLock()
+
+    def routes(self) -> list[tuple[str, str, Handler]]:
+        loc = r"projects/[^/]+/locations/[^/]+"
+        return [("GET", rf"v2/({loc}/functions/[^/:]+)", self.get),
+                ("POST", rf"v2/({loc})/functions", self.create),
+                ("PATCH", rf"v2/({loc}/functions/[^/:]+)", self.patch),
+                ("POST", rf"v2/({loc})/functions:generateUploadUrl", self.upload_url),
+                ("GET", rf"v2/({loc})/runtimes", self.runtimes),
+                ("GET", rf"v2/({loc}/operations/[^/:]+)", self.operation)]
+
+    def get(self, request: Request, name: str) -> Response:
+        if name not in self.functions:
+            raise not_found(f"Resource '{name}' was not found")
+        return ok(self.functions[name])
+
+    def runtimes(self, request: Request, parent: str) -> Response:
+        return ok({"runtimes": [{"name": r, "displayName": f"Python {r[6]}.{r[7:]}", "stage": "GA",
+                                 "environment": "GEN_2"} for r in RUNTIMES]})
+
+    def upload_url(self, request: Request, parent: str) -> Response:
+        number = self.identities.project_number(parent.split("/")[1])
+        region = parent.split("/")[3]
+        obj = f"{uuid.uuid4()}.zip"
+        self.uploads[obj] = -1
+        return ok({"uploadUrl": f"{request.base_url}/upload/{obj}",
+                   "storageSource": {"bucket": f"gcf-v2-uploads-{number}.{region}.cloudfunctions.appspot.com",
+                                     "object": obj}})
+
+    def receive_upload(self, request: Request) -> Response:
+        """The PUT of a source zip to a generated upload URL (a signed Cloud Storage URL on Google Cloud)."""
+        obj = request.path
+        if obj not in self.uploads or request.method != "PUT":
+            return Response(403, b"<Error><Code>AccessDenied</Code></Error>", "application/xml")
+        if not request.body.startswith(b"PK"):
+            return Response(400, b"<Error><Code>InvalidArgument</Code></Error>", "application/xml")
+        self.uploads[obj] = len(request.body)
+        return Response(200, b"", "text/plain")
+
+    def create(self, request: Request, parent: str) -> Response:
+        function_id = request.arg("functionId") or ""
+        name = f"{parent}/functions/{function_id}"
+        with self.lock:
+            if name in self.functions:
+                raise already_exists(f"Resource '{name}' already exists")
+            body = request.json()
+            self.check_source(body)
+            function = self.materialize(name, body, None)
+            return self.operation_for(name, "create", function)
+
+    def patch(self, request: Request, name: str) -> Response:
+        with self.lock:
+            if name not in self.functions:
+                raise not_found(f"Resource '{name}' was not found")
+            body = request.json()
+            mask = camel_mask(request.arg("updateMask"))
+            if "buildConfig.source" in mask or "buildConfig.source.storageSource" in mask:
+                self.check_source(body)
+            updated = apply_mask(copy.deepcopy(self.functions[name]), body, mask)
+            old = self.functions[name]
+            trigger_changed = any(p == "eventTrigger" or p.startswith("eventTrigger.") for p in mask)
+            function = self.materialize(name, updated, old if not trigger_changed else None, old)
+            return self.operation_for(name, "update", function)
+
+    def check_source(self, body: dict) -> None:
+        obj = body.get("buildConfig", {}).get("source", {}).get("storageSource", {}).get("object")
+        if obj and self.uploads.get(obj, -1) < 0:
+            raise invalid(f"Source object {obj} was not uploaded")
+
+    def uri(self, name: str) -> str:
+        project, region, function = name.split("/")[1], name.split("/")[3], name.split("/")[5]
+        digest = hashlib.sha256(f"{project}/{function}".encode()).hexdigest()[:10]
+        return f"https://{function}-{digest}-{region[:2]}.a.run.app"
+
+    def materialize(self, name: str, body: dict, keep_trigger_of: dict | None, previous: dict | None = None) -> dict:
+        """The stored function: output-only fields filled; the trigger kept or (re)created."""
+        project, region, function_id = name.split("/")[1], name.split("/")[3], name.split("/")[5]
+        stamp = rfc3339()
+        function = copy.deepcopy(body)
+        function.update({"name": name, "environment": "GEN_2", "state": "ACTIVE", "updateTime": stamp,
+                         "url": f"https://{region}-{project}.cloudfunctions.net/{function_id}"})
+        function.setdefault("createTime", (previous or {}).get("createTime", stamp))
+        build = function.setdefault("buildConfig", {})
+        build["build"] = f"projects/{self.identities.project_number(project)}/locations/{region}/builds/{uuid.uuid4()}"
+        build.setdefault("dockerRegistry", "ARTIFACT_REGISTRY")
+        service = function.setdefault("serviceConfig", {})
+        service.update({"uri": self.uri(name),
+                        "service": f"projects/{project}/locations/{region}/services/{function_id}",
+                        "revision": f"{function_id}-{next(self.revisions):05d}-{uuid.uuid4().hex[:3]}",
+                        "allTrafficOnLatestRevision": True})
+        service.setdefault("ingressSettings", "ALLOW_ALL")
+        service.setdefault("timeoutSeconds", 60)
+        trigger = function.get("eventTrigger")
+        if keep_trigger_of is not None and keep_trigger_of.get("eventTrigger"):
+            function["eventTrigger"] = copy.deepcopy(keep_trigger_of["eventTrigger"])
+        elif trigger:
+            if previous and previous.get("eventTrigger", {}).get("trigger"):
+                if not self.settings.recreate_trigger_on_update:
+                    function["eventTrigger"] = copy.deepcopy({**previous["eventTrigger"], **trigger,
+                                                               "trigger": previous["eventTrigger"]["trigger"]})
+                    return self.store(name, function)
+                self.eventarc.delete(previous["eventTrigger"]["trigger"])
+            default_account = f"{self.identities.project_number(project)}-compute@developer.gserviceaccount.com"
+            push = trigger.get("serviceAccountEmail") or default_account
+            made = self.eventarc.create(project, trigger.get("triggerRegion", region), function_id,
+                                        trigger["pubsubTopic"], push, service["uri"],
+                                        trigger.get("retryPolicy") == "RETRY_POLICY_RETRY")
+            trigger.update({"trigger": made["name"], "triggerRegion": trigger.get("triggerRegion", region),
+                            "eventType": trigger.get("eventType", PUBLISHED), "serviceAccountEmail": push})
+            trigger.setdefault("retryPolicy", "RETRY_POLICY_DO_NOT_RETRY")
+        elif previous and previous.get("eventTrigger", {}).get("trigger"):
+            self.eventarc.delete(previous["eventTrigger"]["trigger"])
+        return self.store(name, function)
+
+    def store(self, name: str, function: dict) -> dict:
+        self.functions[name] = function
+        self.deploys[name] = self.deploys.get(name, 0) + 1
+        return function
+
+    def operation_for(self, name: str, verb: str, function: dict) -> Response:
+        """The long-running operation of a deploy: a build that fails while its account's IAM propagates."""
+        parent = name.rsplit("/functions/", 1)[0]
+        op_name = f"{parent}/operations/operation-{uuid.uuid4().hex[:16]}"
+        metadata = {"@type": METADATA_TYPE, "createTime": rfc3339(), "target": name, "verb": verb,
+                    "apiVersion": "v2", "requestedCancellation": False}
+        account = function.get("buildConfig", {}).get("serviceAccount", "").rsplit("/", 1)[-1]
+        operation: dict = {"name": op_name, "metadata": metadata, "done": False}
+        if account and self.identities.changed_within(account, self.settings.build_iam_delay_seconds):
+            operation["_result"] = {"error": {"code": 3, "message": BUILD_PERMISSION_ERROR}}
+            function["state"] = "FAILED"
+        else:
+            operation["_result"] = {"response": {"@type": FUNCTION_TYPE, **copy.deepcopy(function)}}
+        self.operations[op_name] = operation
+        return ok({k: v for k, v in operation.items() if not k.startswith("_")})
+
+    def operation(self, request: Request, name: str) -> Response:
+        operation = self.operations.get(name)
+        if operation is None:
+            raise not_found(f"Operation '{name}' was not found")
+        operation["done"] = True
+        operation["metadata"]["endTime"] = operation["metadata"].get("endTime", rfc3339())
+        return ok({**{k: v for k, v in operation.items() if not k.startswith("_")}, **operation["_result"]})
+
+    def snapshot(self) -> dict:
+        return {"functions": self.functions, "deploys": self.deploys,
+                "uploads": {k: v for k, v in self.uploads.items() if v >= 0}}

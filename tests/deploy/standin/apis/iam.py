@@ -1,0 +1,47 @@
+"""IAM v1: projects.serviceAccounts.create and .get."""
+
+from __future__ import annotations
+
+import hashlib
+
+from tests.deploy.standin.clock import now
+from tests.deploy.standin.identity import Identities, etag
+from tests.deploy.standin.web import Api, Handler, Request, Response, already_exists, invalid, not_found, ok
+
+
+class Iam(Api):
+    """Service accounts; creating one marks it as just changed (IAM is eventually consistent)."""
+
+    name = "iam"
+
+    def __init__(self, identities: Identities) -> None:
+        self.identities = identities
+
+    def routes(self) -> list[tuple[str, str, Handler]]:
+        return [("POST", r"v1/projects/([^/]+)/serviceAccounts", self.create),
+                ("GET", r"v1/projects/([^/]+)/serviceAccounts/([^/:]+)", self.get)]
+
+    def create(self, request: Request, project: str) -> Response:
+        body = request.json()
+        account_id = body.get("accountId", "")
+        if not 6 <= len(account_id) <= 30:
+            raise invalid("Account ID must be between 6 and 30 characters.")
+        email = f"{account_id}@{project}.iam.gserviceaccount.com"
+        with self.identities.lock:
+            if email in self.identities.accounts:
+                raise already_exists(f"Service account {account_id} already exists within project projects/{project}.")
+            unique = str(10**20 + int(hashlib.sha256(email.encode()).hexdigest()[:12], 16))
+            self.identities.accounts[email] = {
+                "name": f"projects/{project}/serviceAccounts/{email}", "projectId": project, "uniqueId": unique,
+                "email": email, "displayName": body.get("serviceAccount", {}).get("displayName", ""),
+                "etag": etag(1), "oauth2ClientId": unique, "_created": now()}
+            self.identities.touch(email)
+        return ok(self.public(email))
+
+    def public(self, email: str) -> dict:
+        return {k: v for k, v in self.identities.accounts[email].items() if not k.startswith("_")}
+
+    def get(self, request: Request, project: str, email: str) -> Response:
+        if email not in self.identities.accounts:
+            raise not_found(f"Unknown service account {email}")
+        return ok(self.public(email))

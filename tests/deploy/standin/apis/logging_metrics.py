@@ -1,0 +1,59 @@
+"""Cloud Logging v2: projects.metrics get / create / update (log-based metrics)."""
+
+from __future__ import annotations
+
+from tests.deploy.standin.clock import rfc3339
+from tests.deploy.standin.web import Api, Handler, Request, Response, already_exists, invalid, not_found, ok
+
+
+class LoggingMetrics(Api):
+    """Log-based metrics by project and name; each counts its updates."""
+
+    name = "logging"
+
+    def __init__(self) -> None:
+        self.metrics: dict[str, dict] = {}
+        self.updates: dict[str, int] = {}
+
+    def routes(self) -> list[tuple[str, str, Handler]]:
+        return [("GET", r"v2/(projects/[^/]+)/metrics/([^/:]+)", self.get),
+                ("POST", r"v2/(projects/[^/]+)/metrics", self.create),
+                ("PUT", r"v2/(projects/[^/]+)/metrics/([^/:]+)", self.update)]
+
+    def get(self, request: Request, parent: str, metric: str) -> Response:
+        key = f"{parent}/metrics/{metric}"
+        if key not in self.metrics:
+            raise not_found(f"Metric {metric} does not exist.")
+        return ok(self.metrics[key])
+
+    def stored(self, key: str, name: str, body: dict, created: str | None) -> dict:
+        if not body.get("filter"):
+            raise invalid("A log-based metric needs a filter.")
+        stamp = rfc3339()
+        metric = {**body, "name": name, "createTime": created or stamp, "updateTime": stamp}
+        descriptor = metric.setdefault("metricDescriptor", {})
+        descriptor.setdefault("metricKind", "DELTA")
+        descriptor.setdefault("valueType", "INT64")
+        descriptor["type"] = f"logging.googleapis.com/user/{name}"
+        descriptor["name"] = f"{key.split('/metrics/')[0]}/metricDescriptors/logging.googleapis.com/user/{name}"
+        self.metrics[key] = metric
+        return metric
+
+    def create(self, request: Request, parent: str) -> Response:
+        body = request.json()
+        name = body.get("name", "")
+        key = f"{parent}/metrics/{name}"
+        if key in self.metrics:
+            raise already_exists(f"Metric {name} already exists.")
+        self.updates[key] = 0
+        return ok(self.stored(key, name, body, None))
+
+    def update(self, request: Request, parent: str, metric: str) -> Response:
+        key = f"{parent}/metrics/{metric}"
+        if key not in self.metrics:
+            raise not_found(f"Metric {metric} does not exist.")
+        self.updates[key] += 1
+        return ok(self.stored(key, metric, request.json(), self.metrics[key]["createTime"]))
+
+    def snapshot(self) -> dict:
+        return {"metrics": self.metrics, "updates": self.updates}
