@@ -1,7 +1,7 @@
 """Cost per million events from measured bytes and request durations, billed the way Google bills them.
 
-Public list prices (USD, us-central1 / tier 1) as named constants; sources in docs/operations.md and
-`../README.md` Performance. Functions (2nd gen) are Cloud Run services billed per request: the allocated
+Public list prices (USD, us-central1 / tier 1) as named constants; sources in docs/performance.md
+("Price sources"). Functions (2nd gen) are Cloud Run services billed per request: the allocated
 vCPU and memory for the request's duration rounded up to 100 ms, plus a per-request fee. This is an upper
 bound when an instance serves several requests at once (their time overlaps and is billed once).
 """

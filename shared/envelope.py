@@ -11,7 +11,6 @@ from shared import jsontext
 
 SCHEMA_VERSION = 1
 ENCODINGS = ("gzip", "identity")
-PUBSUB_MESSAGE_LIMIT = 10_000_000  # Pub/Sub's limit for one message (data + attributes)
 # The largest batch (decompressed request) one message may carry: gzip only shrinks it, and the
 # envelope's head and attributes fit in the remaining headroom.
 MAX_BATCH_BYTES = 9 * 1024 * 1024

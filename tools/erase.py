@@ -3,7 +3,7 @@
 Deletes every matching row of `events` and `rejected_events` with DML, after counting them, then
 rebuilds the analysts' aggregates for the days those events were on (the daily tables and `instances`
 hold instance ids and sketches of them); `--dry-run` counts only. Each run is logged (who, what, when)
-as a structured line. What it cannot reach is in README "Erasing data": copies in the Pub/Sub backlog
+as a structured line. What it cannot reach is in docs/operations.md "Erasing data": copies in the Pub/Sub backlog
 and the dead-letter topic until their retention ends, and BigQuery's time travel and fail-safe windows.
 """
 

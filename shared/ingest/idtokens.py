@@ -50,7 +50,6 @@ class CachingRequest:
         self._clock = clock
         self._cache: dict[str, tuple[float, object]] = {}
         self._lock = threading.Lock()
-        self.fetches = 0
 
     def __call__(self, url: str, method: str = "GET", body: bytes | None = None, headers: dict | None = None,
                  timeout: float | None = None, **kwargs: object) -> object:
@@ -62,7 +61,6 @@ class CachingRequest:
             if hit and hit[0] > self._clock():
                 return hit[1]
             response = self._inner(url, method="GET", headers=headers, timeout=timeout or 10, **kwargs)
-            self.fetches += 1
             if response.status == 200:
                 found = _MAX_AGE.search(str(response.headers.get("cache-control", "")))
                 ttl = int(found.group(1)) if found else DEFAULT_CERTS_TTL_S

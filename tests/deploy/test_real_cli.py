@@ -1,12 +1,12 @@
-"""Acceptance tests: today's `deploy.sh dev` through the real gcloud and bq, against the stand-in and emulators.
+"""Acceptance tests: `deploy.sh dev` through the real gcloud and bq, against the stand-in and the emulators.
 
-The tests assert the desired behaviour; those today's deploy.sh fails are xfail(strict) naming its bug.
-They share one stand-in and emulators (tests.deploy.standin.fixtures) and run in file order: each builds on
-the deployment the previous one left. Select them with `-m deploy`.
+They share one stand-in and the emulators (tests.deploy.standin.fixtures); each test deploys a project of its
+own from scratch, so it passes alone and in any order. Select them with `-m deploy`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -26,22 +26,19 @@ PROJECT = "sourcegraph-telemetry-gateway-dev"
 GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
 RETENTION_7D = "604800s"
 
-MV_SHOW_BUG = ("deploy.sh greps `bq show`'s stderr for 'not found', but real bq prints 'BigQuery error in show "
-               "operation: Not found: table:…' on stdout (exit 2, stderr empty): a deploy without the materialized "
-               "view dies at 'bq show … failed:'")
-ALTER_BUG = ("deploy.sh runs one ALTER TABLE per column (and per aggregate table) on every redeploy: BigQuery allows "
-             "5 table metadata updates per 10 s per table, so the redeploy fails with 'Exceeded rate limits: too many "
-             "table update operations for this table'")
-RETENTION_BUG = ("deploy.sh never sets the sink subscription's retention (Eventarc creates it with 24 h) nor its "
-                 "expiration (Pub/Sub's default 31 days)")
-
-
-@pytest.fixture(scope="module")
-def real_repo(repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A private copy of the committed repository (these tests make branches and change settings)."""
-    dest = tmp_path_factory.mktemp("real-cli") / "repo"
+@pytest.fixture
+def real_repo(repo: Path, tmp_path: Path) -> Path:
+    """A private copy of the committed repository whose dev.env names a project of this test's own."""
+    dest = tmp_path / "repo"
     shutil.copytree(repo, dest, symlinks=True, ignore=shutil.ignore_patterns("build"))
+    settings = dest / "deploy" / "dev.env"
+    settings.write_text(settings.read_text().replace(f"PROJECT={PROJECT}\n", f"PROJECT={project_of(dest)}\n"))
     return dest
+
+
+def project_of(repo: Path) -> str:
+    """The test's project id (6-30 characters, a letter first)."""
+    return "tg-dev-" + hashlib.sha256(str(repo).encode()).hexdigest()[:10]
 
 
 def deploy(repo: Path, environ: dict[str, str], *args: str) -> subprocess.CompletedProcess:
@@ -56,34 +53,34 @@ def output(out: subprocess.CompletedProcess) -> str:
 
 
 def subscription(stack: Stack, path: str) -> dict | None:
-    """A subscription as the Pub/Sub emulator has it (asked directly: not a recorded request)."""
+    """A subscription as Pub/Sub answers it (through the stand-in, which keeps what the emulator cannot)."""
     try:
-        with urllib.request.urlopen(f"{stack.pubsub.url}/v1/{path}", timeout=10) as answer:
+        with urllib.request.urlopen(f"{stack.standin.url}/pubsub/v1/{path}", timeout=10) as answer:
             return json.load(answer)
     except urllib.error.HTTPError:
         return None
 
 
-def sink_subscription(state: dict) -> str:
-    """The push subscription of the sink's Eventarc trigger."""
-    (trigger,) = [t for t in state["eventarc"]["triggers"].values() if t["destination"]["cloudRun"]["service"]
-                  == "telemetry-sink"]
+def sink_subscription(state: dict, project: str) -> str:
+    """The push subscription of the project's sink's Eventarc trigger."""
+    (trigger,) = [t for name, t in state["eventarc"]["triggers"].items() if t["destination"]["cloudRun"]["service"]
+                  == "telemetry-sink" and name.startswith(f"projects/{project}/")]
     return trigger["transport"]["pubsub"]["subscription"]
 
 
-def statements(stack: Stack) -> list[sql.Statement]:
+def statements(stack: Stack, project: str) -> list[sql.Statement]:
     """Every SQL statement of the recorded (non-dry-run) query jobs."""
     found = []
     for request in stack.requests():
         config = (request.get("body") or {}).get("configuration", {}) if request["method"] == "POST" else {}
         if "query" in config.get("query", {}) and not config.get("dryRun"):
-            found += [sql.classify(s, PROJECT) for s in sql.split_statements(config["query"]["query"])]
+            found += [sql.classify(s, project) for s in sql.split_statements(config["query"]["query"])]
     return found
 
 
-def assert_healthy_sink_subscription(stack: Stack, state: dict) -> dict:
+def assert_healthy_sink_subscription(stack: Stack, state: dict, project: str) -> dict:
     """The sink's push subscription keeps 7 days, never expires, and dead-letters after 10 attempts."""
-    sub = subscription(stack, sink_subscription(state))
+    sub = subscription(stack, sink_subscription(state, project))
     assert sub is not None
     assert sub["deadLetterPolicy"]["deadLetterTopic"].endswith("/topics/telemetry-events-dead-letter")
     assert sub["deadLetterPolicy"]["maxDeliveryAttempts"] == 10
@@ -100,46 +97,55 @@ def test_plan_reaches_no_server(real_repo, standin_stack, cli_environ):
     assert standin_stack.requests() == []
 
 
-@pytest.mark.xfail(strict=True, reason=MV_SHOW_BUG)
-def test_fresh_deploy_creates_everything(real_repo, standin_stack, cli_environ):
-    standin_stack.reset_requests()
-    out = deploy(real_repo, cli_environ)
+def fresh_deploy(repo: Path, stack: Stack, environ: dict[str, str]) -> dict:
+    """Deploy a new project; check everything it must create; the stand-in's state."""
+    project = project_of(repo)
+    out = deploy(repo, environ)
     assert out.returncode == 0, output(out)
-    state = standin_stack.state()
-    assert len(state["identities"]["accounts"]) == 5
+    state = stack.state()
+    accounts = {a for a in state["identities"]["accounts"] if a.endswith(f"@{project}.iam.gserviceaccount.com")}
+    assert len(accounts) == 5
     functions = state["cloudfunctions"]["functions"]
-    sink = functions[f"projects/{PROJECT}/locations/us-central1/functions/telemetry-sink"]
+    sink = functions[f"projects/{project}/locations/us-central1/functions/telemetry-sink"]
     assert sink["eventTrigger"]["retryPolicy"] == "RETRY_POLICY_RETRY"
+    assert sink["eventTrigger"]["serviceAccountEmail"] == f"telemetry-sink-push@{project}.iam.gserviceaccount.com"
     assert sink["serviceConfig"]["ingressSettings"] == "ALLOW_INTERNAL_ONLY"
-    assert len(state["monitoring"]["policies"]) == 1 and len(state["monitoring"]["dashboards"]) == 1
-    assert len(state["bigquerydatatransfer"]["configs"]) == 1
-    grants = state["bigquery"]["grants"][f"{PROJECT}.telemetry"]
+    assert sink["serviceConfig"]["environmentVariables"]["BQ_DATASET"] == "telemetry"
+    assert "PUBSUB_TOPIC" not in sink["serviceConfig"]["environmentVariables"]
+    ingest = functions[f"projects/{project}/locations/us-central1/functions/telemetry-ingest"]
+    env = ingest["serviceConfig"]["environmentVariables"]
+    assert env["TRUSTED_LICENSE_KEYS_FILE"] == "config/trusted-license-keys.pub" and env["WORKERS"] == "1"
+    assert env["PRIVATE_METADATA_ALLOWLIST_FILE"] == "config/private-metadata-allowlist.txt"
+    assert "BQ_DATASET" not in env and "BIGQUERY_EMULATOR_HOST" not in env
+    assert ingest["buildConfig"]["serviceAccount"].endswith(f"/telemetry-build@{project}.iam.gserviceaccount.com")
+    mine = [p for p in state["monitoring"]["policies"].values() if project in json.dumps(p)]
+    assert len(mine) == 1
+    grants = state["bigquery"]["grants"][f"{project}.telemetry"]
     assert {g["userByEmail"].split("@")[0] for g in grants} == {"telemetry-sink", "telemetry-aggregates"}
-    assert state["bigquery"]["computations"] == {f"{PROJECT}.telemetry.daily_active_instances": 1}
-    ingest = functions[f"projects/{PROJECT}/locations/us-central1/functions/telemetry-ingest"]
+    assert state["bigquery"]["computations"][f"{project}.telemetry.daily_active_instances"] == 1
     assert f"ingest URL: {ingest['serviceConfig']['uri']}/v1/events" in out.stdout
-    assert_healthy_sink_subscription(stack=standin_stack, state=state)
+    assert_healthy_sink_subscription(stack=stack, state=state, project=project)
+    return state
 
 
-@pytest.mark.xfail(strict=True, reason=f"{MV_SHOW_BUG}; then {ALTER_BUG}; then {RETENTION_BUG}")
-def test_redeploy_changes_nothing_that_exists(real_repo, standin_stack, cli_environ):
-    before = standin_stack.state()
+def test_a_new_project_deploys_then_redeploys_unchanged_then_alters_once_for_a_new_column(real_repo, standin_stack,
+                                                                                         cli_environ):
+    project = project_of(real_repo)
+    before = fresh_deploy(real_repo, standin_stack, cli_environ)
+
     standin_stack.reset_requests()
     out = deploy(real_repo, cli_environ)
     assert out.returncode == 0, output(out)
     state = standin_stack.state()
     assert "trigger is unchanged" in out.stdout
-    assert sink_subscription(state) == sink_subscription(before)  # same push subscription, backlog intact
-    assert_healthy_sink_subscription(standin_stack, state)
-    assert [s.text for s in statements(standin_stack) if s.kind == "ALTER_TABLE"] == []
-    assert len(state["monitoring"]["policies"]) == 1 and len(state["monitoring"]["dashboards"]) == 1
-    assert len(state["bigquerydatatransfer"]["configs"]) == 1
-    assert state["bigquery"]["computations"] == {f"{PROJECT}.telemetry.daily_active_instances": 1}
+    assert sink_subscription(state, project) == sink_subscription(before, project)  # same subscription, backlog kept
+    assert_healthy_sink_subscription(standin_stack, state, project)
+    assert [s.text for s in statements(standin_stack, project) if s.kind == "ALTER_TABLE"] == []
+    assert len([p for p in state["monitoring"]["policies"].values() if project in json.dumps(p)]) == 1
+    assert len([c for c in state["bigquerydatatransfer"]["configs"].values() if project in json.dumps(c)]) == 1
+    assert state["bigquery"]["computations"][f"{project}.telemetry.daily_active_instances"] == 1
 
-
-@pytest.mark.xfail(strict=True, reason=f"{MV_SHOW_BUG}; then {ALTER_BUG}")
-def test_redeploy_after_a_new_column_alters_that_table_once(real_repo, standin_stack, cli_environ):
-    tables = real_repo / "shared" / "sink" / "tables.py"
+    tables = real_repo / "shared" / "sink" / "warehouse" / "tables.py"
     original = tables.read_text()
     anchor = original.index("    Column(\"caller_email\"")
     line_end = original.index("\n", anchor) + 1
@@ -151,47 +157,35 @@ def test_redeploy_after_a_new_column_alters_that_table_once(real_repo, standin_s
     standin_stack.reset_requests()
     out = deploy(real_repo, cli_environ, "--version", "new-column")
     assert out.returncode == 0, output(out)
-    alters = [s for s in statements(standin_stack) if s.kind == "ALTER_TABLE"]
-    assert len(alters) == 1 and alters[0].target == f"{PROJECT}.telemetry.events", [s.text for s in alters]
+    alters = [s for s in statements(standin_stack, project) if s.kind == "ALTER_TABLE"]
+    assert len(alters) == 1 and alters[0].target == f"{project}.telemetry.events", [s.text for s in alters]
     assert "standin_probe" in alters[0].text
 
 
-def change_push_account(repo: Path) -> str:
+def change_push_account(repo: Path) -> None:
     """Point the sink's push identity at another account in dev.env (the trigger then changes)."""
     settings = repo / "deploy" / "dev.env"
-    original = settings.read_text()
-    settings.write_text(original.replace("PUSH_SA=telemetry-sink-push\n", "PUSH_SA=telemetry-sink-pusher\n"))
-    return original
+    text = settings.read_text()
+    settings.write_text(text.replace("PUSH_SA=telemetry-sink-push\n", "PUSH_SA=telemetry-sink-pusher\n"))
 
 
-@pytest.mark.xfail(strict=True, reason=MV_SHOW_BUG)
-def test_a_trigger_change_is_refused_without_allow_trigger_change(real_repo, standin_stack, cli_environ):
-    before = standin_stack.state()
-    original = change_push_account(real_repo)
-    try:
-        standin_stack.reset_requests()
-        out = deploy(real_repo, cli_environ)
-    finally:
-        (real_repo / "deploy" / "dev.env").write_text(original)
+def test_a_trigger_change_is_refused_then_recreates_a_healthy_subscription_when_allowed(real_repo, standin_stack,
+                                                                                       cli_environ):
+    project = project_of(real_repo)
+    before = fresh_deploy(real_repo, standin_stack, cli_environ)
+    change_push_account(real_repo)
+
+    standin_stack.reset_requests()
+    out = deploy(real_repo, cli_environ)
     assert out.returncode != 0 and "the sink's trigger would change" in out.stderr, output(out)
     patches = [r for r in standin_stack.requests() if r["api"] == "cloudfunctions" and r["method"] == "PATCH"
                and "telemetry-sink" in r["path"]]
     assert patches == []
-    assert sink_subscription(standin_stack.state()) == sink_subscription(before)
+    assert sink_subscription(standin_stack.state(), project) == sink_subscription(before, project)
 
-
-@pytest.mark.xfail(strict=True, reason=f"{MV_SHOW_BUG}; then {RETENTION_BUG}")
-def test_an_allowed_trigger_change_recreates_the_subscription_and_configures_it(real_repo, standin_stack,
-                                                                                 cli_environ):
-    before = standin_stack.state()
-    original = change_push_account(real_repo)
-    try:
-        standin_stack.reset_requests()
-        out = deploy(real_repo, cli_environ, "--allow-trigger-change")
-    finally:
-        (real_repo / "deploy" / "dev.env").write_text(original)
+    out = deploy(real_repo, cli_environ, "--allow-trigger-change")
     assert out.returncode == 0, output(out)
     state = standin_stack.state()
-    old, new = sink_subscription(before), sink_subscription(state)
+    old, new = sink_subscription(before, project), sink_subscription(state, project)
     assert new != old and subscription(standin_stack, old) is None  # recreated: the old backlog is gone
-    assert_healthy_sink_subscription(standin_stack, state)
+    assert_healthy_sink_subscription(standin_stack, state, project)

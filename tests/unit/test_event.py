@@ -1,4 +1,4 @@
-"""The event's declared fields: one tree, which the ingest schema and the sink's columns both follow."""
+"""The event's declared fields (shared/event.py): the ingest schema declares exactly that tree."""
 
 from __future__ import annotations
 

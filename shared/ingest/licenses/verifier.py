@@ -125,7 +125,7 @@ class LicenseVerifier:
     def verify(self, key: str) -> License:
         """Return the license, or raise Unauthorized / Forbidden.
 
-        Results are cached under a hash of the key; a refusal is cached as (status, code, message) only.
+        Results are cached under a hash of the key; a refusal is cached as (error class, code, message), never the key.
         """
         digest = hashlib.sha256(key.encode()).digest()
         with self._lock:

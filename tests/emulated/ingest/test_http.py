@@ -44,14 +44,14 @@ def test_heartbeat_fails_when_the_topic_is_missing(ingest_app):
     assert beat.status_code == 503 and beat.json == {"status": "error", "checks": {"pubsub_topic": False}}
 
 
-@pytest.mark.parametrize(("method", "path", "status", "code"), [
-    ("GET", "/v1/events", 405, "method_not_allowed"), ("POST", "/__version__", 405, "method_not_allowed"),
-    ("GET", "/elsewhere", 404, "not_found")])
-def test_routing_errors_are_json(ingest_app, method, path, status, code):
+@pytest.mark.parametrize(("method", "path", "status", "code", "allow"), [
+    ("GET", "/v1/events", 405, "method_not_allowed", "POST"),
+    ("POST", "/__version__", 405, "method_not_allowed", "GET"),
+    ("GET", "/elsewhere", 404, "not_found", None)])
+def test_routing_errors_are_json(ingest_app, method, path, status, code, allow):
     resp = ingest_app().open(path, method=method)
     assert resp.status_code == status and resp.json["error"]["code"] == code
-    if status == 405:
-        assert resp.headers["Allow"] in ("GET", "POST")
+    assert resp.headers.get("Allow") == allow
 
 
 def test_error_answers_carry_retry_after(ingest_app, keys):

@@ -10,6 +10,7 @@ import pytest
 from cloudevents.conversion import to_structured
 from cloudevents.http import CloudEvent
 
+from devtools.pipeline import create_warehouse
 from devtools.procs import ROOT
 from shared.envelope import Batch, Identity, PoisonMessage, encode
 from shared.sink.clients import bigquery_client
@@ -34,7 +35,15 @@ def post(client, event: CloudEvent):
     return client.post("/", headers=headers, data=body)
 
 
-def test_message_lands_in_bigquery_and_bad_events_in_rejected(bigquery_env):
+@pytest.fixture
+def warehouse(bigquery_env) -> SinkConfig:
+    """The test's dataset as deploy.sh makes it (the sink creates nothing)."""
+    config = SinkConfig.from_env(bigquery_env)
+    create_warehouse(config)
+    return config
+
+
+def test_message_lands_in_bigquery_and_bad_events_in_rejected(bigquery_env, warehouse):
     client = functions_framework.create_app("sink", SINK_MAIN, "cloudevent").test_client()
     good, bad = make_event(), make_event(timestamp="1999-01-01T00:00:00Z")
     data, attributes = encode(Batch(IDENTITY, "req-l", "2026-11-28T00:00:00+00:00", [good, bad]))
@@ -48,9 +57,20 @@ def test_message_lands_in_bigquery_and_bad_events_in_rejected(bigquery_env):
     assert (rejected.event_id, rejected.reason) == (bad["id"], "timestamp_out_of_range")
 
 
-def test_poison_message_fails_the_delivery(bigquery_env):
+def test_poison_fails_every_delivery_and_is_logged_as_poison(bigquery_env, warehouse, capsys):
+    """Every delivery of an undecodable message fails (a non-2xx answer, which Pub/Sub counts toward the
+    dead-letter threshold: tests/integration/test_pipeline.py follows it to the dead-letter topic), each is
+    logged as poison for the alert, and nothing is written."""
     client = functions_framework.create_app("sink", SINK_MAIN, "cloudevent").test_client()
-    assert post(client, pushed(b"\x00 not gzip", {"encoding": "gzip"}, "m-poison")).status_code == 500
+    capsys.readouterr()
+    for _ in range(3):
+        assert post(client, pushed(b"\x00 not gzip", {"encoding": "gzip"}, "m-poison")).status_code == 500
+    logged = capsys.readouterr()
+    assert (logged.out + logged.err).count('"poison_message"') == 3 and "m-poison" in logged.out + logged.err
+    bq = bigquery_client(warehouse)
+    for table in ("events", "rejected_events"):
+        (row,) = bq.query(f"SELECT COUNT(*) AS n FROM `{warehouse.dataset_ref}.{table}`").result()
+        assert row.n == 0
 
 
 def test_null_message_is_poison():
@@ -58,7 +78,7 @@ def test_null_message_is_poison():
         Sink(SinkConfig.from_env({"TELEMETRY_ENV": "dev"})).handle({"message": None})
 
 
-def test_a_failed_rejected_write_never_rewrites_good_rows(bigquery_env, monkeypatch):
+def test_a_failed_rejected_write_never_rewrites_good_rows(bigquery_env, warehouse, monkeypatch):
     """rejected_events is written before events: when it fails, the redelivery writes each good row once."""
     from google.api_core import exceptions as gexc
 

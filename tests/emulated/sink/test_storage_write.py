@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from google.cloud.bigquery_storage_v1 import types
@@ -137,9 +138,14 @@ def test_silence_is_retried_then_an_error_within_the_budget():
             return Call(iter(threading.Event().wait, True))  # answers nothing, ever
 
     writer = TableWriter(Silent(), "p", "d", REJECTED, 0.3, backoff=Backoff(budget_s=1.0, initial_s=0.01))
+    started = time.monotonic()
     with pytest.raises(Exception) as exc:
         writer.append(rejected_rows(writer, ["x"]))
+    elapsed = time.monotonic() - started
     assert type(exc.value).__name__ in ("TimeoutError", "Unknown", "StreamClosedError")
+    # Retried on new connections (each silent for its 0.3 s timeout) until the 1 s budget ran out: not once,
+    # not forever.
+    assert Silent.connections >= 2 and 0.9 <= elapsed < 1.0 + 2 * 0.3 + 0.5, (Silent.connections, elapsed)
 
 
 def test_writer_schema_is_what_the_service_sees(config):

@@ -1,7 +1,16 @@
-"""Pub/Sub v1: a pass-through to the Pub/Sub emulator, answering the IAM methods the emulator lacks."""
+"""Pub/Sub v1: a pass-through to the Pub/Sub emulator, answering what the emulator lacks.
+
+The emulator has no IAM methods, and refuses a subscriptions.patch whose update mask names
+`expirationPolicy` ("Updating the expiration_policy field is currently unsupported in the Pub/Sub
+Emulator"). Real Pub/Sub updates it (https://cloud.google.com/pubsub/docs/reference/rest/v1/projects.subscriptions/patch);
+a subscription created without one expires after 31 days of inactivity
+(https://cloud.google.com/pubsub/docs/reference/rest/v1/projects.subscriptions#ExpirationPolicy). Here the
+policy is kept beside the emulator and merged into its answers.
+"""
 
 from __future__ import annotations
 
+import json
 import re
 from urllib.parse import urlencode
 
@@ -16,8 +25,11 @@ class PubSub(Api):
 
     name = "pubsub"
 
+    DEFAULT_EXPIRATION = {"ttl": "2678400s"}  # 31 days, Pub/Sub's default for a new subscription
+
     def __init__(self, identities: Identities, emulator: Upstream) -> None:
         self.identities, self.emulator = identities, emulator
+        self.expirations: dict[str, dict] = {}  # subscription path -> expirationPolicy as last set
 
     def routes(self) -> list[tuple[str, str, Handler]]:
         return policy_routes(self.identities, r"v1/projects/[^/]+/(?:topics|subscriptions)/[^/:]+")
@@ -31,7 +43,31 @@ class PubSub(Api):
                                     "NOT_FOUND").response()
                 return super().handle(request)
         query = f"?{urlencode(request.query, doseq=True)}" if request.query else ""
-        return self.emulator.send(request.method, f"/{request.path}{query}", request.body, request.headers)
+        subscription = re.fullmatch(r"v1/(projects/[^/]+/subscriptions/[^/:]+)", request.path)
+        body = request.body
+        if subscription and request.method in ("PUT", "PATCH") and body:
+            body = self._keep_expiration(subscription.group(1), request.method, json.loads(body))
+        answer = self.emulator.send(request.method, f"/{request.path}{query}", body, request.headers)
+        if subscription and answer.status == 200 and request.method in ("GET", "PUT", "PATCH"):
+            shown = json.loads(answer.body)
+            shown["expirationPolicy"] = self.expirations.get(subscription.group(1), self.DEFAULT_EXPIRATION)
+            answer.body = json.dumps(shown).encode()
+        if subscription and request.method == "DELETE":
+            self.expirations.pop(subscription.group(1), None)
+        return answer
+
+    def _keep_expiration(self, path: str, method: str, body: dict) -> bytes:
+        """Record the expiration policy a create or patch sets; forward the rest to the emulator."""
+        if method == "PUT":
+            if "expirationPolicy" in body:
+                self.expirations[path] = body["expirationPolicy"]
+            return json.dumps(body).encode()
+        mask = [m for m in body.get("updateMask", "").split(",") if m]
+        if "expirationPolicy" in mask or "expiration_policy" in mask:
+            self.expirations[path] = body.get("subscription", {}).get("expirationPolicy", {})
+            body["updateMask"] = ",".join(m for m in mask if m not in ("expirationPolicy", "expiration_policy"))
+            body.get("subscription", {}).pop("expirationPolicy", None)
+        return json.dumps(body).encode()
 
     def exists(self, path: str) -> bool:
         """Whether the emulator has the topic or subscription."""
