@@ -295,6 +295,7 @@ subscription_step() {
     [ -n "$subscription" ] || die "trigger $trigger has no Pub/Sub subscription"
   fi
   echo "  sink subscription: $subscription"
+  SINK_SUBSCRIPTION="${subscription##*/}"  # its id, for the dashboard's lag chart
   run gcloud pubsub subscriptions update "$subscription" --dead-letter-topic="$DEAD_LETTER_TOPIC" \
     --max-delivery-attempts="$MAX_DELIVERY_ATTEMPTS" --ack-deadline="$ACK_DEADLINE_SECONDS" \
     --message-retention-duration="$SUBSCRIPTION_RETENTION" --expiration-period=never \
@@ -345,7 +346,8 @@ monitoring() {
   fi
   monitored "Telemetry gateway: dead-letter backlog ($DLQ_PULL)" policies "$policy"
   sed -e "s/__ENV__/$ENVIRONMENT/g" -e "s/__INGEST__/$INGEST_FUNCTION/g" -e "s/__SINK__/$SINK_FUNCTION/g" \
-    -e "s/__DLQ_PULL__/$DLQ_PULL/g" -e "s/__TOPIC__/$TOPIC/g" "$BUILD/src/deploy/dashboard.json" > "$dashboard"
+    -e "s/__DLQ_PULL__/$DLQ_PULL/g" -e "s/__TOPIC__/$TOPIC/g" -e "s/__SINK_SUBSCRIPTION__/$SINK_SUBSCRIPTION/g" \
+    "$BUILD/src/deploy/dashboard.json" > "$dashboard"
   monitored "Telemetry gateway ($ENVIRONMENT)" dashboards "$dashboard"
 }
 

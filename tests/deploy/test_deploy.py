@@ -61,7 +61,8 @@ def assert_aggregates(state: dict, computed: int) -> None:
     assert mv["materialized"] and state["computations"][f"{dataset}.daily_active_instances"] == computed
     assert mv["labels"]["definition"] == aggregates.definition_label("sourcegraph-telemetry-gateway-dev.telemetry")
     (schedule,) = state["transfer_configs"].values()
-    assert schedule["displayName"] == "telemetry-aggregates-dev" and schedule["schedule"] == "every 3 hours"
+    assert schedule["displayName"] == "telemetry-aggregates-dev"
+    assert schedule["schedule"] == "every 3 hours from 00:17 to 21:17"
     assert schedule["params"] == {"query": refresh.refresh_script("sourcegraph-telemetry-gateway-dev.telemetry")}
     assert schedule["serviceAccount"] == f"telemetry-aggregates@{dataset.split(':')[0]}.iam.gserviceaccount.com"
     assert schedule["dataSourceId"] == "scheduled_query"

@@ -120,6 +120,10 @@ def fresh_deploy(repo: Path, stack: Stack, environ: dict[str, str]) -> dict:
     assert ingest["buildConfig"]["serviceAccount"].endswith(f"/telemetry-build@{project}.iam.gserviceaccount.com")
     mine = [p for p in state["monitoring"]["policies"].values() if project in json.dumps(p)]
     assert len(mine) == 1
+    (board,) = [d for name, d in state["monitoring"]["dashboards"].items() if name.startswith(f"projects/{project}/")]
+    lag = [t for t in board["mosaicLayout"]["tiles"] if "oldest_unacked" in json.dumps(t)]
+    sink_id = sink_subscription(state, project).rsplit("/", 1)[-1]
+    assert len(lag) == 1 and f'subscription_id=\\"{sink_id}\\"' in json.dumps(lag[0])  # the sink's, not the DLQ's
     grants = state["bigquery"]["grants"][f"{project}.telemetry"]
     assert {g["userByEmail"].split("@")[0] for g in grants} == {"telemetry-sink", "telemetry-aggregates"}
     assert state["bigquery"]["computations"][f"{project}.telemetry.daily_active_instances"] == 1

@@ -1,0 +1,56 @@
+"""What operators watch (deploy/): each chart computes what its title says, from the right resource."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from devtools.procs import ROOT
+
+DEPLOY = ROOT / "deploy"
+# Cloud Monitoring aligners that turn a distribution into a number ("Percentiles and distribution-valued
+# metrics"): ALIGN_SUM/REDUCE_SUM of a distribution is a distribution, not a count.
+NUMERIC_FROM_DISTRIBUTION = re.compile(r"ALIGN_PERCENTILE_\d+|ALIGN_COUNT|ALIGN_MEAN")
+
+
+def distribution_metrics() -> set[str]:
+    return {p.stem for p in (DEPLOY / "metrics").glob("*.yaml") if "valueType: DISTRIBUTION" in p.read_text()}
+
+
+def datasets() -> list[tuple[str, dict]]:
+    board = json.loads((DEPLOY / "dashboard.json").read_text())
+    return [(tile["widget"]["title"], ds["timeSeriesQuery"]) for tile in board["mosaicLayout"]["tiles"]
+            for ds in tile["widget"].get("xyChart", {}).get("dataSets", [])]
+
+
+def test_there_are_distribution_metrics_to_check():
+    assert {"telemetry_accepted_events", "telemetry_sink_rejected_events"} <= distribution_metrics()
+
+
+@pytest.mark.parametrize(("title", "query"), datasets(), ids=[t for t, _ in datasets()])
+def test_a_distribution_is_charted_as_a_number(title, query):
+    """A count comes from the distribution's `_sum` series (PromQL mapping), else a percentile aligner."""
+    text = query.get("timeSeriesFilter", {}).get("filter", "") + query.get("prometheusQuery", "")
+    for metric in distribution_metrics():
+        if f"user/{metric}\"" in text:
+            aligner = query["timeSeriesFilter"]["aggregation"]["perSeriesAligner"]
+            assert NUMERIC_FROM_DISTRIBUTION.fullmatch(aligner), (title, aligner)
+        if f"user_{metric}_" in text:
+            assert re.search(rf"logging_googleapis_com:user_{metric}_(sum|count)\b", query["prometheusQuery"])
+
+
+def test_sink_lag_watches_the_sinks_own_subscription():
+    """Not the dead-letter pull subscription or any other: deploy.sh fills in the trigger's subscription."""
+    (lag,) = [q for t, q in datasets() if "oldest_unacked_message_age" in json.dumps(q)]
+    assert 'resource.label.subscription_id="__SINK_SUBSCRIPTION__"' in lag["timeSeriesFilter"]["filter"]
+    assert "__SINK_SUBSCRIPTION__" in (ROOT / "deploy.sh").read_text()
+
+
+@pytest.mark.parametrize("environment", ["dev", "prod"])
+def test_the_aggregates_schedule_is_off_the_hour(environment):
+    """Scheduled queries running exactly on the hour might trigger multiple times (Scheduling queries)."""
+    (schedule,) = re.findall(r'^AGGREGATES_SCHEDULE="(.*)"$', (DEPLOY / f"{environment}.env").read_text(), re.M)
+    times = re.findall(r"\b(\d\d):(\d\d)\b", schedule)
+    assert times and all(minute != "00" for _, minute in times), schedule
