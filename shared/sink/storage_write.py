@@ -42,6 +42,12 @@ TRANSIENT = (gexc.ServiceUnavailable, gexc.InternalServerError, gexc.Aborted, ge
              gexc.DeadlineExceeded, gexc.Unknown, bqstorage_exceptions.StreamClosedError, TimeoutError)
 
 
+# Causes that a retry cannot mend: the sink's account lacks a right, the table is gone, the request is wrong.
+PERMANENT = (gexc.PermissionDenied, gexc.Unauthenticated, gexc.NotFound, gexc.FailedPrecondition,
+             gexc.InvalidArgument)
+# google-cloud-bigquery-storage replaces the first error of a stream that fails to open with this Unknown.
+OPEN_FAILED = "There was a problem opening the stream"
+
 UNNAMED = "INVALID_ARGUMENT"  # the code given to a row found bad by halving (the service named no row)
 # How often a response future is checked: the library's default waits a second before its first look.
 ANSWER_POLLING = DEFAULT_POLLING.with_delay(initial=0.001, maximum=0.02, multiplier=2.0)
@@ -238,11 +244,21 @@ class TableWriter:
             if self._opening is not None and self._opening.is_alive():
                 raise TimeoutError("an earlier AppendRows connection is still opening")
             stream = self._connection()
-            future = self._start(stream, request)
+            try:
+                future = self._start(stream, request)
+            except BaseException as exc:
+                if self._stream is stream:  # a connection that failed to send is never reused
+                    self._stream = None
+                    _close_quietly(stream)
+                if isinstance(exc, gexc.Unknown) and OPEN_FAILED in str(exc):
+                    self._raise_permanent_open_cause(exc)
+                raise
         try:
             response = future.result(timeout=self._timeout, polling=ANSWER_POLLING)
-        except TRANSIENT:
+        except TRANSIENT as exc:
             self._discard(stream)  # the retry goes over a fresh connection, never one that failed or went quiet
+            if isinstance(exc, gexc.Unknown) and OPEN_FAILED in str(exc):
+                self._raise_permanent_open_cause(exc)
             raise
         except gexc.GoogleAPICallError as exc:
             found = getattr(exc, "response", None)
@@ -260,6 +276,19 @@ class TableWriter:
         if response.updated_schema.fields:
             self.refresh_schema()  # later requests use the columns the service now sees
         return [], None
+
+    def _raise_permanent_open_cause(self, exc: gexc.Unknown) -> None:
+        """The library hides why a stream did not open: ask the service about the stream (a unary call that
+        answers with the real status). A permanent cause is logged and raised, so the delivery fails at once
+        instead of retrying for its whole budget; anything else leaves the failure transient."""
+        try:
+            self._client.get_write_stream(request={"name": self.stream}, timeout=self._timeout)
+        except PERMANENT as cause:
+            logs.error("append_stream_refused", table=self._table.name, reasonCode=type(cause).__name__,
+                       detail=str(cause)[:500])
+            raise cause from exc
+        except gexc.GoogleAPIError:
+            return
 
     @staticmethod
     def _row_errors(response: types.AppendRowsResponse) -> list[RowError]:

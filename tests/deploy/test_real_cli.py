@@ -61,6 +61,18 @@ def subscription(stack: Stack, path: str) -> dict | None:
         return None
 
 
+def project_number(stack: Stack, project: str) -> str:
+    """The project's number, as Resource Manager answers (alert policies and schedules are named with it)."""
+    with urllib.request.urlopen(f"{stack.standin.url}/cloudresourcemanager/v1/projects/{project}", timeout=10) as got:
+        return json.load(got)["projectNumber"]
+
+
+def owned(resources: dict, stack: Stack, project: str) -> list[dict]:
+    """The resources (by name) of this project."""
+    number = project_number(stack, project)
+    return [r for name, r in resources.items() if name.startswith((f"projects/{project}/", f"projects/{number}/"))]
+
+
 def sink_subscription(state: dict, project: str) -> str:
     """The push subscription of the project's sink's Eventarc trigger."""
     (trigger,) = [t for name, t in state["eventarc"]["triggers"].items() if t["destination"]["cloudRun"]["service"]
@@ -118,9 +130,9 @@ def fresh_deploy(repo: Path, stack: Stack, environ: dict[str, str]) -> dict:
     assert env["PRIVATE_METADATA_ALLOWLIST_FILE"] == "config/private-metadata-allowlist.txt"
     assert "BQ_DATASET" not in env and "BIGQUERY_EMULATOR_HOST" not in env
     assert ingest["buildConfig"]["serviceAccount"].endswith(f"/telemetry-build@{project}.iam.gserviceaccount.com")
-    mine = [p for p in state["monitoring"]["policies"].values() if project in json.dumps(p)]
-    assert len(mine) == 1
-    (board,) = [d for name, d in state["monitoring"]["dashboards"].items() if name.startswith(f"projects/{project}/")]
+    assert len(owned(state["monitoring"]["policies"], stack, project)) == 1
+    assert len(owned(state["bigquerydatatransfer"]["configs"], stack, project)) == 1
+    (board,) = owned(state["monitoring"]["dashboards"], stack, project)
     lag = [t for t in board["mosaicLayout"]["tiles"] if "oldest_unacked" in json.dumps(t)]
     sink_id = sink_subscription(state, project).rsplit("/", 1)[-1]
     assert len(lag) == 1 and f'subscription_id=\\"{sink_id}\\"' in json.dumps(lag[0])  # the sink's, not the DLQ's
@@ -145,8 +157,9 @@ def test_a_new_project_deploys_then_redeploys_unchanged_then_alters_once_for_a_n
     assert sink_subscription(state, project) == sink_subscription(before, project)  # same subscription, backlog kept
     assert_healthy_sink_subscription(standin_stack, state, project)
     assert [s.text for s in statements(standin_stack, project) if s.kind == "ALTER_TABLE"] == []
-    assert len([p for p in state["monitoring"]["policies"].values() if project in json.dumps(p)]) == 1
-    assert len([c for c in state["bigquerydatatransfer"]["configs"].values() if project in json.dumps(c)]) == 1
+    assert len(owned(state["monitoring"]["policies"], standin_stack, project)) == 1
+    assert len(owned(state["monitoring"]["dashboards"], standin_stack, project)) == 1
+    assert len(owned(state["bigquerydatatransfer"]["configs"], standin_stack, project)) == 1
     assert state["bigquery"]["computations"][f"{project}.telemetry.daily_active_instances"] == 1
 
     tables = real_repo / "shared" / "sink" / "warehouse" / "tables.py"
