@@ -18,6 +18,9 @@ numbers are exact locally where BigQuery's are estimates (about 0.5% error at th
 DuckDB takes one ALTER command per statement ("Only one ALTER command per statement is supported") where
 BigQuery takes several (the warehouse adds every missing column in one statement: one table metadata
 update). This launcher runs such a statement as a script of one-clause statements.
+
+bqemulator records a `CREATE TABLE`'s partitioning from its DDL but not its `CLUSTER BY` (a table made
+through tables.insert keeps both); this launcher records the DDL's clustering too, as BigQuery does.
 """
 
 from __future__ import annotations
@@ -31,8 +34,12 @@ from collections.abc import Callable
 from bqemulator import server
 from bqemulator.api import app as api_app
 from bqemulator.api.routes import jobs as job_routes
+from bqemulator.catalog import ddl_sync
+from bqemulator.catalog.models import Clustering
 from bqemulator.cli import main
 from bqemulator.grpc_api.write_servicer import BigQueryWriteHandler
+from bqemulator.jobs import executor
+from bqemulator.scripting import interpreter
 from bqemulator.storage.engine import DuckDBEngine
 
 DUCKDB = threading.RLock()
@@ -138,6 +145,32 @@ def split_alters(execute: Callable) -> Callable:
 
 
 job_routes.execute_query_job = split_alters(job_routes.execute_query_job)
+
+_CLUSTER_BY = re.compile(r"\bCLUSTER\s+BY\s+((?:`?\w+`?\s*,\s*)*`?\w+`?)", re.I)
+
+
+def with_clustering(sync: Callable) -> Callable:
+    """The catalog sync of a created table, plus the DDL's CLUSTER BY columns."""
+
+    @functools.wraps(sync)
+    def wrapper(bq_sql: str, project_id: str, ctx: object) -> None:
+        sync(bq_sql, project_id, ctx)
+        target = ddl_sync._detect_plain_create_table(bq_sql)
+        code = re.sub(r"'(?:\\.|[^'\\])*'", "''", bq_sql)  # string literals (descriptions) left out
+        found = _CLUSTER_BY.search(code) if target is not None else None
+        if found is None:
+            return
+        p_id, d_id, t_id = ddl_sync._split_target(target, project_id)
+        meta = ctx.catalog.get_table(p_id, d_id, t_id)
+        if meta is not None:
+            fields = tuple(f.strip(" `") for f in found.group(1).split(","))
+            ctx.catalog.update_table(meta.model_copy(update={"clustering": Clustering(fields=fields)}))
+
+    return wrapper
+
+
+executor.sync_created_table = with_clustering(executor.sync_created_table)
+interpreter.sync_created_table = with_clustering(interpreter.sync_created_table)
 DuckDBEngine._register_builtin_udfs = with_sketches(DuckDBEngine._register_builtin_udfs)
 APPEND_CONNECTION_LINE = "append_rows_connection_opened"
 BigQueryWriteHandler._handle_append_rows = counted(BigQueryWriteHandler._handle_append_rows)

@@ -33,6 +33,7 @@ def real_repo(repo: Path, tmp_path: Path) -> Path:
     shutil.copytree(repo, dest, symlinks=True, ignore=shutil.ignore_patterns("build"))
     settings = dest / "deploy" / "dev.env"
     settings.write_text(settings.read_text().replace(f"PROJECT={PROJECT}\n", f"PROJECT={project_of(dest)}\n"))
+    subprocess.run([*GIT, "commit", "-qam", "this test's project"], cwd=dest, check=True)  # on every branch made later
     return dest
 
 
