@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -62,7 +63,9 @@ def pubsub_fix_classes(jar: Path) -> Path | None:
         subprocess.run([javac, "-nowarn", "-d", str(classes), str(source), str(stub)], check=True,
                        capture_output=True, timeout=120)
         built.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(classes / PUBSUB_PACKAGE / built.name, built)
+        partial = built.with_name(f"{built.name}.{os.getpid()}")
+        shutil.copyfile(classes / PUBSUB_PACKAGE / built.name, partial)
+        os.replace(partial, built)  # atomic: another process starting an emulator never sees half a class
     return out
 
 

@@ -52,29 +52,30 @@ class MessageBacklog$ExpireOutstandingMessagesRunnable implements Runnable {
     }
   }
 
-  private static void report(int stale) {
-    if (stale > 0) {
-      LOG.info("pubsub_emulator_fix: dropped " + stale + " delayed redelivery entries of ack ids already"
-          + " redelivered (the stock emulator's nackMessage throws NullPointerException on them and its"
-          + " redelivery task stops)");
+  private static void report(int[] dropped) {
+    if (dropped[0] + dropped[1] > 0) {
+      LOG.info("pubsub_emulator_fix: dropped " + dropped[0] + " duplicate and " + dropped[1] + " stale delayed"
+          + " redelivery entries (deliveries that failed together; the stock emulator's nackMessage throws"
+          + " NullPointerException on them and its redelivery task stops)");
     }
   }
 
-  /** Drop duplicate and no-longer-outstanding ack ids from the delayed map; return the stale count. */
+  /** Drop duplicate and no-longer-outstanding ack ids from the delayed map; return both counts. */
   @SuppressWarnings("unchecked")
-  private int prune() throws IllegalAccessException {
+  private int[] prune() throws IllegalAccessException {
     Map<String, ?> outstanding = (Map<String, ?>) delivered.get(backlog);
     SortedMap<Long, Set<String>> byTime = (SortedMap<Long, Set<String>>) delayed.get(backlog);
     Set<String> seen = new HashSet<>();
-    int stale = 0;
+    int[] dropped = {0, 0};
     for (Iterator<Map.Entry<Long, Set<String>>> times = byTime.entrySet().iterator(); times.hasNext(); ) {
       Set<String> ackIds = times.next().getValue();
       for (Iterator<String> ids = ackIds.iterator(); ids.hasNext(); ) {
         String ackId = ids.next();
         if (!outstanding.containsKey(ackId)) {
-          stale++;
+          dropped[1]++;
           ids.remove();
         } else if (!seen.add(ackId)) {
+          dropped[0]++;
           ids.remove();
         }
       }
@@ -82,6 +83,6 @@ class MessageBacklog$ExpireOutstandingMessagesRunnable implements Runnable {
         times.remove();
       }
     }
-    return stale;
+    return dropped;
   }
 }
