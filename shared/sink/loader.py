@@ -100,6 +100,13 @@ class Sink:
             self._writers.update(writers)
             self._ready = True
 
+    def close(self) -> None:
+        """Close the writers' AppendRows connections (a later delivery opens new ones)."""
+        with self._lock:
+            writers = list(self._writers.values())
+        for writer in writers:
+            writer.close()
+
     def handle(self, data: object) -> dict:
         """Load one pushed message; return counts. Raises on poison (-> dead letter) or transient errors."""
         started = time.perf_counter()

@@ -56,13 +56,16 @@ def test_cold_sink_fails_a_delivery_in_bounded_time_while_bigquery_is_frozen(big
     assert outcome["seconds"] < 5, outcome
 
     deadline = time.monotonic() + 90  # Pub/Sub's redeliveries, until the preparation completes
-    while True:
-        try:
-            assert sink.handle(message) == {"events": 1, "inserted": 1, "rejected": 0}
-            break
-        except TimeoutError:
-            assert time.monotonic() < deadline, "the sink never became ready after the thaw"
-            time.sleep(1)
+    try:
+        while True:
+            try:
+                assert sink.handle(message) == {"events": 1, "inserted": 1, "rejected": 0}
+                break
+            except TimeoutError:
+                assert time.monotonic() < deadline, "the sink never became ready after the thaw"
+                time.sleep(1)
+    finally:
+        sink.close()  # the session's emulator serves few connections at once: leave none open
     dataset = f"{bigquery_env['GOOGLE_CLOUD_PROJECT']}.{bigquery_env['BQ_DATASET']}"
     (row,) = bigquery_client(Config.from_env(bigquery_env)).query(
         f"SELECT COUNT(*) AS n FROM `{dataset}.events` WHERE event_id = '{event['id']}'").result(timeout=30)
