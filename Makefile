@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test test-unit lint run bench fuzz clean
+.PHONY: setup test test-unit lint run bench fuzz faults clean
 
 $(STAMP): requirements.txt requirements-dev.txt functions/ingest/requirements.txt functions/sink/requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,12 @@ bench: $(STAMP)
 
 fuzz: $(STAMP)
 	FUZZ_EXAMPLES=100000 FUZZ_HTTP_EXAMPLES=5000 $(BIN)/python -m pytest tests/integration/test_fuzz.py
+
+# The fault tests FAULTS_RUNS times, each run a fresh pytest process, with 2 CPU burners (stopped by pid):
+# one line per run (sent, rows, deduped, lost, seconds); exits non-zero if any run loses anything.
+FAULTS_RUNS ?= 10
+faults: $(STAMP)
+	$(BIN)/python -m devtools.faults --runs $(FAULTS_RUNS) --burners 2
 
 clean:
 	rm -rf $(VENV) .local .pytest_cache .ruff_cache .hypothesis

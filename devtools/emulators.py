@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,11 +23,68 @@ def pubsub_emulator_bin() -> str:
     return str(path)
 
 
-def start_pubsub(port: int | None = None) -> Service:
-    """Start the Pub/Sub emulator on 127.0.0.1 (a free port unless given) and wait for it."""
+PUBSUB_FIX_SOURCE = Path(__file__).resolve().parent / "pubsub_emulator_fix"
+PUBSUB_FIX_CLASS = "MessageBacklog$ExpireOutstandingMessagesRunnable"
+PUBSUB_FIX_VERSIONS = ("0.8.20",)  # emulator versions whose MessageBacklog the fix was written against
+PUBSUB_PACKAGE = "com/google/cloud/pubsub/testing/v1"
+
+
+def pubsub_emulator_jar() -> Path:
+    """The emulator's jar (lib/cloud-pubsub-emulator-VERSION-all.jar beside its bin/)."""
+    jars = sorted((Path(pubsub_emulator_bin()).parent.parent / "lib").glob("cloud-pubsub-emulator-*-all.jar"))
+    if not jars:
+        raise RuntimeError("Pub/Sub emulator jar not found beside its launcher")
+    return jars[-1]
+
+
+def pubsub_fix_classes(jar: Path) -> Path | None:
+    """Compile devtools/pubsub_emulator_fix once per emulator version; its class directory, or None.
+
+    None (with a warning) when the emulator is a version the fix was not written for, or no javac is found.
+    """
+    version = jar.name.removeprefix("cloud-pubsub-emulator-").removesuffix("-all.jar")
+    source = PUBSUB_FIX_SOURCE / f"{PUBSUB_FIX_CLASS}.java"
+    javac = shutil.which("javac")
+    if version not in PUBSUB_FIX_VERSIONS or javac is None:
+        print(f"warning: Pub/Sub emulator {version} runs without devtools/pubsub_emulator_fix "
+              f"({'javac not found' if javac is None else 'untested version'}): it may stop redelivering "
+              "failed pushes", file=sys.stderr)
+        return None
+    out = ROOT / ".local" / "pubsub-emulator-fix" / version
+    built = out / PUBSUB_PACKAGE / f"{PUBSUB_FIX_CLASS}.class"
+    if built.exists() and built.stat().st_mtime >= source.stat().st_mtime:
+        return out
+    with tempfile.TemporaryDirectory() as tmp:
+        # Compiled against a stub MessageBacklog: javac 17 crashes resolving the real one's inner class.
+        stub = Path(tmp) / "stub" / PUBSUB_PACKAGE / "MessageBacklog.java"
+        stub.parent.mkdir(parents=True)
+        stub.write_text("package com.google.cloud.pubsub.testing.v1; class MessageBacklog {}\n")
+        classes = Path(tmp) / "classes"
+        subprocess.run([javac, "-nowarn", "-d", str(classes), str(source), str(stub)], check=True,
+                       capture_output=True, timeout=120)
+        built.parent.mkdir(parents=True, exist_ok=True)
+        partial = built.with_name(f"{built.name}.{os.getpid()}")
+        shutil.copyfile(classes / PUBSUB_PACKAGE / built.name, partial)
+        os.replace(partial, built)  # atomic: another process starting an emulator never sees half a class
+    return out
+
+
+def start_pubsub(port: int | None = None, *, patched: bool = True) -> Service:
+    """Start the Pub/Sub emulator on 127.0.0.1 (a free port unless given) and wait for it.
+
+    patched: with devtools/pubsub_emulator_fix ahead of the emulator's jar (when it can be built), so
+    failed pushes keep being redelivered; `service.patched` says whether it is.
+    """
     port = port or free_port()
-    cmd = [pubsub_emulator_bin(), "--host=127.0.0.1", f"--port={port}"]
-    return start("pubsub-emulator", cmd, port, {"JAVA_OPTS": "-Xmx512m"}).wait_ready(60)
+    jar = pubsub_emulator_jar()
+    fix = pubsub_fix_classes(jar) if patched else None
+    java = shutil.which("java") or "java"
+    classpath = f"{fix}:{jar}" if fix else str(jar)
+    cmd = [java, "-Xmx512m", "-cp", classpath, "com.google.cloud.pubsub.testing.v1.Main", "--host=127.0.0.1",
+           f"--port={port}"]
+    service = start("pubsub-emulator", cmd, port).wait_ready(60)
+    service.patched = fix is not None
+    return service
 
 
 def ensure_spatial_extension() -> Path:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 from shared import logs
 from shared.envelope import Batch, PoisonMessage, decode
@@ -24,6 +25,21 @@ from shared.sink.storage_write import Backoff, TableWriter
 from shared.sink.warehouse.tables import EVENTS, REJECTED, TABLES
 
 
+class _Preparation:
+    """One run of work in a helper thread; its exception is kept for every delivery that waited on it."""
+
+    def __init__(self, work: Callable[[], None]) -> None:
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, args=(work,), name="sink-prepare", daemon=True)
+        self.thread.start()
+
+    def _run(self, work: Callable[[], None]) -> None:
+        try:
+            work()
+        except BaseException as exc:  # handed to the waiting deliveries by Sink.prepare()
+            self.error = exc
+
+
 class Sink:
     """Writes batches through the Storage Write API; transient failures raise so Pub/Sub redelivers."""
 
@@ -32,25 +48,60 @@ class Sink:
         self._ready = False
         self._lock = threading.Lock()
         self._writers: dict[str, TableWriter] = {}
+        self._preparing: _Preparation | None = None  # the preparation under way, if any
         logs.configure(version=config.version, environment=config.environment, function="sink")
 
-    def prepare(self) -> None:
-        """Once per function instance: add the columns a newer release defines (deploy.sh creates the rest)."""
+    def prepare(self, wait_s: float | None = None) -> None:
+        """Once per function instance: add the columns a newer release defines, open the writers (deploy.sh
+        creates the dataset and tables; the sink creates nothing).
+
+        It runs in a helper thread (the BigQuery clients' own retries last up to 600 s): a delivery waits
+        for it at most wait_s (handle(): the larger of BQ_RETRY_BUDGET_SECONDS and BQ_TIMEOUT_SECONDS, the
+        appends then get their own budget, both well inside the ack deadline) and then raises TimeoutError,
+        so a BigQuery outage on a cold instance fails deliveries in bounded time instead of holding them
+        until BigQuery answers. The preparation carries on for a later delivery; after a failure the next
+        delivery starts a new one.
+        """
         with self._lock:
             if self._ready:
                 return
-            client = bigquery_client(self.config)
-            for table in TABLES:
-                add_missing_columns(client, self.config, table)
-            writes = write_client(self.config)
-            backoff = Backoff(budget_s=self.config.bq_retry_budget_s)
-            for table in TABLES:
-                writer = TableWriter(writes, self.config.project, self.config.bq_dataset, table,
-                                     self.config.bq_timeout_s, backoff=backoff,
-                                     live_columns=lambda t=table: live_columns(writes, self.config, t))
-                writer.refresh_schema()
-                self._writers[table.name] = writer
+            if self._preparing is None:
+                self._preparing = _Preparation(self._prepare_now)
+            preparing = self._preparing
+        preparing.thread.join(wait_s)
+        with self._lock:
+            if self._ready:
+                return
+            if preparing.thread.is_alive():
+                raise TimeoutError(f"BigQuery preparation (tables, columns, writers) not done within {wait_s:g}s; "
+                                   "it carries on for the next delivery")
+            if self._preparing is preparing:
+                self._preparing = None  # it failed: the next delivery starts a new one
+        raise preparing.error or RuntimeError("BigQuery preparation ended without a result")
+
+    def _prepare_now(self) -> None:
+        client = bigquery_client(self.config)
+        for table in TABLES:
+            add_missing_columns(client, self.config, table)
+        writes = write_client(self.config)
+        backoff = Backoff(budget_s=self.config.bq_retry_budget_s)
+        writers = {}
+        for table in TABLES:
+            writer = TableWriter(writes, self.config.project, self.config.bq_dataset, table,
+                                 self.config.bq_timeout_s, backoff=backoff,
+                                 live_columns=lambda t=table: live_columns(writes, self.config, t))
+            writer.refresh_schema()
+            writers[table.name] = writer
+        with self._lock:
+            self._writers.update(writers)
             self._ready = True
+
+    def close(self) -> None:
+        """Close the writers' AppendRows connections (a later delivery opens new ones)."""
+        with self._lock:
+            writers = list(self._writers.values())
+        for writer in writers:
+            writer.close()
 
     def handle(self, data: object) -> dict:
         """Load one pushed message; return counts. Raises on poison (-> dead letter) or transient errors."""
@@ -62,7 +113,7 @@ class Sink:
             logs.error("poison_message", reasonCode="poison_message", detail=str(exc), messageId=message_id(data))
             raise
         try:
-            self.prepare()
+            self.prepare(max(self.config.bq_retry_budget_s, self.config.bq_timeout_s))
             counts = self.load(batch, message)
         except PoisonMessage:
             raise  # logged as poison where it was found

@@ -353,3 +353,8 @@ class TableWriter:
         if stream is not None:
             _close_quietly(stream)
 
+    def close(self) -> None:
+        """Close the connection (a later append opens a new one)."""
+        with self._lock:
+            self._close_locked()
+
