@@ -183,10 +183,24 @@ def main() -> int:
     return 0
 
 
+LATE_EVENT_AGE_DAYS = 300  # a late event this old arrives beside the usual changed days
+
+
+def late_event_refresh_bytes(sizes: dict[str, float], changed_days: int = 2) -> tuple[float, float]:
+    """A refresh after one event LATE_EVENT_AGE_DAYS old arrived beside `changed_days` recent changed days:
+    what it reads with each MERGE filtering exactly those partitions (its days as literal ranges), and what it
+    would read were the days between read too (one range from the oldest day to today)."""
+    return refresh_bytes(sizes, changed_days + 1), refresh_bytes(sizes, LATE_EVENT_AGE_DAYS + 1)
+
+
 def refresh_lines(sizes: dict[str, float]) -> list[str]:
-    """The refresh's cost per run (2 and 10 changed days) and per day at one run every 3 hours."""
+    """The refresh's cost per run (2 and 10 changed days; 2 and one late event) and per day every 3 hours."""
     usd = {d: refresh_bytes(sizes, d) / 1024**4 * ON_DEMAND_USD_PER_TIB for d in (2, 10)}
+    late, between = late_event_refresh_bytes(sizes)
     return [f"refresh with {d} changed days: {human(refresh_bytes(sizes, d))} (${usd[d]:.3f})" for d in usd] + [
+        f"refresh with 2 changed days and one late event {LATE_EVENT_AGE_DAYS} days old: {human(late)} "
+        f"(${late / 1024**4 * ON_DEMAND_USD_PER_TIB:.3f}); reading the {LATE_EVENT_AGE_DAYS - 1} days between "
+        f"too would be {human(between)}",
         f"every 3 hours with 2 changed days: ${8 * usd[2]:.2f} a day"]
 
 

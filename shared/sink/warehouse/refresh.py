@@ -2,11 +2,20 @@
 
 It rebuilds only the days that received rows since the last run (by `inserted_at`), each aggregate
 with one atomic MERGE per run, and records the run last so a failed run is redone by the next one.
+
+Every statement that reads `events` filters its partitioning column with literals only: BigQuery prunes
+partitions for a constant filter expression, and a script variable is not documented to be one. The refresh
+learns its days at run time, so it runs those statements with `EXECUTE IMMEDIATE`, their text built in the
+script with the days written as literals (runs of consecutive days as ranges: a late event 300 days old
+reads its own partition, not the 300 between); a rebuild knows its days when the script is written, so its
+statements carry the literals directly (and BigQuery's dry run of a rebuild sees them).
 """
 
 from __future__ import annotations
 
-from datetime import date
+import re
+from collections.abc import Iterable
+from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
 from shared import logs
@@ -28,8 +37,7 @@ if TYPE_CHECKING:  # deploy.sh prints the script many times: it loads no Google 
 _EVENTS_OF_DAYS = """
   SELECT DATE(`timestamp`) AS day, feature, action, instance_id{columns}
   FROM `{ds}.events`
-  WHERE `timestamp` >= TIMESTAMP(first_day) AND `timestamp` < TIMESTAMP(DATE_ADD(last_day, INTERVAL 1 DAY))
-    AND DATE(`timestamp`) IN UNNEST(days)
+  WHERE ({event_days})
   GROUP BY license_fingerprint, instance_id, event_id, `timestamp`, feature, action"""
 _USER_KEY = ("ANY_VALUE(CASE WHEN user_id IS NOT NULL THEN CONCAT(instance_id, '/u:', CAST(user_id AS STRING)) "
              "WHEN anonymous_user_id IS NOT NULL THEN CONCAT(instance_id, '/a:', anonymous_user_id) END) AS user_key")
@@ -81,70 +89,156 @@ SELECT l.instance_id, l.first_seen, l.last_seen, l.last_event, l.server_version,
 FROM latest AS l LEFT JOIN versions AS v ON v.instance_id = l.instance_id"""
 
 
+# Holes in the text of the refresh's dynamic statements, filled in the script (and by `executed_statements`).
+EVENT_DAYS = "__EVENT_DAYS__"    # the days' filter on events.`timestamp`
+TARGET_DAYS = "__TARGET_DAYS__"  # the days' filter on a daily table's `day` (alias t)
+FROM_DAY = "__FROM_DAY__"        # the first day the changed days are looked for in
+
+_EPOCH = "DATE '1970-01-01'"
+
+
+def day_runs(days: Iterable[date]) -> list[tuple[date, date]]:
+    """The days as runs of consecutive days: (first, last) each, in order."""
+    runs: list[tuple[date, date]] = []
+    for day in sorted(set(days)):
+        if runs and runs[-1][1] + timedelta(days=1) == day:
+            runs[-1] = (runs[-1][0], day)
+        else:
+            runs.append((day, day))
+    return runs
+
+
+def _event_range(first: str, after: str) -> str:
+    return f"`timestamp` >= TIMESTAMP '{first}' AND `timestamp` < TIMESTAMP '{after}'"
+
+
+def _target_range(first: str, last: str) -> str:
+    return f"t.day BETWEEN DATE '{first}' AND DATE '{last}'"
+
+
+def day_filters(days: Iterable[date]) -> dict[str, str]:
+    """The literal text of EVENT_DAYS and TARGET_DAYS for these days (FALSE for none)."""
+    runs = day_runs(days)
+    return {
+        EVENT_DAYS: " OR ".join(_event_range(a.isoformat(), (b + timedelta(days=1)).isoformat()) for a, b in runs)
+        or "FALSE",
+        TARGET_DAYS: " OR ".join(_target_range(a.isoformat(), b.isoformat()) for a, b in runs) or "FALSE",
+    }
+
+
+def _sql_text(template: str) -> str:
+    """GoogleSQL: a CONCAT of the template's text, with `{first}`, `{after}` and `{last}` as DATE expressions."""
+    parts = re.split(r"\{(first|after|last)\}", template)
+    exprs = {"first": "first", "last": "last", "after": "DATE_ADD(last, INTERVAL 1 DAY)"}
+    pieces = [f'"{p}"' if i % 2 == 0 else f"CAST({exprs[p]} AS STRING)" for i, p in enumerate(parts) if p]
+    return f"CONCAT({', '.join(pieces)})"
+
+
+def _runs_sql(template: str) -> str:
+    """GoogleSQL computing in the script what `day_filters` computes here, from the variable `days`."""
+    return (f"(SELECT IFNULL(STRING_AGG({_sql_text(template)}, ' OR ' ORDER BY first), 'FALSE') FROM (\n"
+            "    SELECT MIN(d) AS first, MAX(d) AS last FROM (\n"
+            f"      SELECT d, DATE_DIFF(d, {_EPOCH}, DAY) - ROW_NUMBER() OVER (ORDER BY d) AS run\n"
+            "      FROM (SELECT DISTINCT d FROM UNNEST(days) AS d))\n"
+            "    GROUP BY run))")
+
+
+FILTERS_SQL = {EVENT_DAYS: _runs_sql(_event_range("{first}", "{after}")),
+               TARGET_DAYS: _runs_sql(_target_range("{first}", "{last}"))}
+_FILTER_VARIABLES = {EVENT_DAYS: "event_days", TARGET_DAYS: "target_days"}
+
+
 def _names(table: TableDef, prefix: str = "") -> str:
     return ", ".join(f"{prefix}`{c.name}`" for c in table.columns)
 
 
-def _replace(table: TableDef, ds: str, source: str, days_only: bool) -> str:
-    """One atomic MERGE: the source's rows replace the target's rows (on the rebuilt days only, if days_only)."""
-    scope = " AND t.day IN UNNEST(days)" if days_only else ""
+def _replace(table: TableDef, ds: str, source: str, scope: str | None) -> str:
+    """One atomic MERGE: the source's rows replace the target's rows (on the rows `scope` selects, if given)."""
+    condition = f" AND ({scope})" if scope else ""
     return (f"MERGE `{ds}.{table.name}` AS t\nUSING ({source}\n) AS s\nON FALSE\n"
-            f"WHEN NOT MATCHED BY SOURCE{scope} THEN DELETE\n"
+            f"WHEN NOT MATCHED BY SOURCE{condition} THEN DELETE\n"
             f"WHEN NOT MATCHED THEN INSERT ({_names(table)}) VALUES ({_names(table, 's.')})")
 
 
-def _statements(ds: str) -> list[str]:
-    """The rebuild of every aggregate for the days in the script variable `days`, in dependency order.
+def _daily_merges(ds: str, filters: dict[str, str]) -> list[str]:
+    """Each daily table's MERGE, its days given by `filters` (literal text, or the holes themselves)."""
+    merges = []
+    for table in DAILY_TABLES:
+        columns, query = _SOURCES[table.name]
+        events = _EVENTS_OF_DAYS.format(ds=ds, columns=f",\n    {columns}", event_days=filters[EVENT_DAYS])
+        merges.append(_replace(table, ds, query.format(events=events), scope=filters[TARGET_DAYS]))
+    return merges
+
+
+def _triple_quoted(text: str) -> str:
+    if '"""' in text or "\\" in text or ";\n" in text:
+        raise ValueError("not a statement this script can quote")
+    return f'"""{text}"""'
+
+
+def _dynamic(template: str, holes: dict[str, str]) -> str:
+    """EXECUTE IMMEDIATE of the template, each hole replaced by the value of its SQL expression."""
+    text = _triple_quoted(template)
+    for hole, value in holes.items():
+        text = f"REPLACE({text}, '{hole}', {value})"
+    return f"EXECUTE IMMEDIATE {text}"
+
+
+def _statements(ds: str, filters: dict[str, str] | None) -> list[str]:
+    """The rebuild of every aggregate for the days `filters` names (None: the script variable `days`).
 
     The daily tables change together in one transaction. `instances` follows outside it: inside a
     transaction a materialized view is read like a logical view, i.e. computed over all of `events`.
     """
-    statements = ["BEGIN TRANSACTION"]
-    for table in DAILY_TABLES:
-        columns, query = _SOURCES[table.name]
-        events = _EVENTS_OF_DAYS.format(ds=ds, columns=f",\n    {columns}")
-        statements.append(_replace(table, ds, query.format(events=events), days_only=True))
-    statements.append("COMMIT TRANSACTION")
-    statements.append(_replace(INSTANCES, ds, _INSTANCES_SOURCE.format(ds=ds), days_only=False))
-    return statements
+    if filters is None:  # days known only at run time: each MERGE's text gets them as literals first
+        holes = {h: _FILTER_VARIABLES[h] for h in (EVENT_DAYS, TARGET_DAYS)}
+        merges = [_dynamic(m, holes) for m in _daily_merges(ds, {h: h for h in holes})]
+    else:
+        merges = _daily_merges(ds, filters)
+    return ["BEGIN TRANSACTION", *merges, "COMMIT TRANSACTION",
+            _replace(INSTANCES, ds, _INSTANCES_SOURCE.format(ds=ds), scope=None)]
 
 
-def _script(ds: str, kind: str, days_sql: str, *declares: str) -> str:
-    """The rebuild script for the days `days_sql` names; `declares` come before it (BigQuery wants them first)."""
-    head = [
-        "DECLARE run_started TIMESTAMP DEFAULT CURRENT_TIMESTAMP()",
-        *declares,
-        f"DECLARE days ARRAY<DATE> DEFAULT ({days_sql})",
-        "DECLARE first_day DATE DEFAULT (SELECT MIN(d) FROM UNNEST(days) AS d)",
-        "DECLARE last_day DATE DEFAULT (SELECT MAX(d) FROM UNNEST(days) AS d)",
-    ]
+def _script(ds: str, kind: str, head: list[str], filters: dict[str, str] | None) -> str:
+    """`head` (its DECLAREs first: BigQuery wants them first) leaves the days in `days`; then the rebuild."""
     record = (f"INSERT INTO `{ds}.{AGGREGATE_RUNS.name}` ({_names(AGGREGATE_RUNS)}) "
               f"VALUES ('{kind}', run_started, CURRENT_TIMESTAMP(), IFNULL(days, []))")
     answer = "SELECT IFNULL(days, []) AS days"  # a script's result is its last statement's: this run's days
-    return ";\n".join([*head, *_statements(ds), record, answer]) + ";\n"
+    return ";\n".join([*head, *_statements(ds, filters), record, answer]) + ";\n"
 
 
 def refresh_script(ds: str, overlap_minutes: int = OVERLAP_MINUTES, lookback_days: int = LOOKBACK_DAYS) -> str:
     """The scheduled query: rebuild the days that received rows since the last refresh (first run: all days).
 
-    `days` is a script variable, a constant to the statements after it, so BigQuery prunes `events` to
-    those partitions (a subquery in the filter would not prune).
+    Finding the days reads `timestamp` and `inserted_at` from the first day of the lookback on (its date a
+    literal in the executed text); each daily MERGE then reads exactly those days' partitions.
     """
-    dirty = f"""
-    SELECT ARRAY_AGG(DISTINCT DATE(`timestamp`) ORDER BY DATE(`timestamp`))
+    find = f"""SELECT ARRAY_AGG(DISTINCT DATE(`timestamp`) ORDER BY DATE(`timestamp`))
     FROM `{ds}.events`
-    WHERE `timestamp` >= TIMESTAMP_SUB(run_started, INTERVAL IF(since IS NULL, {FIRST_RUN_LOOKBACK_DAYS},
-                                                                  {int(lookback_days)}) DAY)
-      AND (since IS NULL OR inserted_at >= since)"""
-    since = (f"DECLARE since TIMESTAMP DEFAULT (SELECT TIMESTAMP_SUB(MAX(started_at), INTERVAL {int(overlap_minutes)} "
-             f"MINUTE) FROM `{ds}.{AGGREGATE_RUNS.name}` WHERE kind = 'refresh')")
-    return _script(ds, "refresh", dirty.strip(), since)
+    WHERE `timestamp` >= TIMESTAMP '{FROM_DAY}'
+      AND (? IS NULL OR inserted_at >= ?)"""
+    from_day = (f"CAST(DATE_SUB(DATE(run_started), INTERVAL IF(since IS NULL, {FIRST_RUN_LOOKBACK_DAYS}, "
+                f"{int(lookback_days)}) DAY) AS STRING)")
+    head = [
+        "DECLARE run_started TIMESTAMP DEFAULT CURRENT_TIMESTAMP()",
+        f"DECLARE since TIMESTAMP DEFAULT (SELECT TIMESTAMP_SUB(MAX(started_at), INTERVAL {int(overlap_minutes)} "
+        f"MINUTE) FROM `{ds}.{AGGREGATE_RUNS.name}` WHERE kind = 'refresh')",
+        "DECLARE days ARRAY<DATE>",
+        "DECLARE event_days STRING",  # the days' filters, written with literals (day_filters)
+        "DECLARE target_days STRING",
+        f"{_dynamic(find, {FROM_DAY: from_day})} INTO days USING since, since",
+        f"SET event_days = {FILTERS_SQL[EVENT_DAYS]}",
+        f"SET target_days = {FILTERS_SQL[TARGET_DAYS]}",
+    ]
+    return _script(ds, "refresh", head, filters=None)
 
 
 def rebuild_script(ds: str, days: list[date]) -> str:
     """Rebuild exactly these days (after an erasure, or for late rows older than the refresh looks back)."""
     literal = ", ".join(f"DATE '{d.isoformat()}'" for d in sorted(set(days)))
-    return _script(ds, "rebuild", f"SELECT [{literal}]" if literal else "SELECT CAST(NULL AS ARRAY<DATE>)")
+    head = ["DECLARE run_started TIMESTAMP DEFAULT CURRENT_TIMESTAMP()",
+            f"DECLARE days ARRAY<DATE> DEFAULT {f'[{literal}]' if literal else 'CAST(NULL AS ARRAY<DATE>)'}"]
+    return _script(ds, "rebuild", head, filters=day_filters(days))
 
 
 def _run(client: bigquery.Client, ds: str, kind: str, script: str) -> list[date]:

@@ -27,3 +27,11 @@ def test_dedup_reads_the_window_columns_and_small_reads_pay_the_minimum():
     deduped = query_cost.read_bytes("events_deduped", ("timestamp", "feature"), 30, sizes)
     assert deduped > 2 * raw
     assert query_cost.read_bytes("instances", ("instance_id",), 1, sizes) == query_cost.MINIMUM_BILLED
+
+
+def test_a_late_event_costs_its_own_partition_not_the_days_between():
+    sizes = query_cost.event_column_bytes(200)
+    late, between = query_cost.late_event_refresh_bytes(sizes)
+    assert late == query_cost.refresh_bytes(sizes, 3)  # today, yesterday and the late event's day
+    assert between == query_cost.refresh_bytes(sizes, query_cost.LATE_EVENT_AGE_DAYS + 1)
+    assert late - query_cost.refresh_bytes(sizes, 2) < between / 100  # one partition more, not 299
