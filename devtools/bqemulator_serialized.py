@@ -19,8 +19,9 @@ DuckDB takes one ALTER command per statement ("Only one ALTER command per statem
 BigQuery takes several (the warehouse adds every missing column in one statement: one table metadata
 update). This launcher runs such a statement as a script of one-clause statements.
 
-bqemulator records a `CREATE TABLE`'s partitioning from its DDL but not its `CLUSTER BY` (a table made
-through tables.insert keeps both); this launcher records the DDL's clustering too, as BigQuery does.
+bqemulator records a `CREATE TABLE`'s partitioning from its DDL but not its `CLUSTER BY`, and reads the
+columns' types back from DuckDB, where a JSON column is text (a table made through tables.insert keeps
+both); this launcher records the DDL's clustering and JSON columns too, as BigQuery does.
 """
 
 from __future__ import annotations
@@ -147,6 +148,7 @@ def split_alters(execute: Callable) -> Callable:
 job_routes.execute_query_job = split_alters(job_routes.execute_query_job)
 
 _CLUSTER_BY = re.compile(r"\bCLUSTER\s+BY\s+((?:`?\w+`?\s*,\s*)*`?\w+`?)", re.I)
+_JSON_COLUMN = re.compile(r"^\s*`?(\w+)`?\s+(?:ARRAY<\s*)?JSON\b", re.I | re.M)
 
 
 def with_clustering(sync: Callable) -> Callable:
@@ -156,15 +158,24 @@ def with_clustering(sync: Callable) -> Callable:
     def wrapper(bq_sql: str, project_id: str, ctx: object) -> None:
         sync(bq_sql, project_id, ctx)
         target = ddl_sync._detect_plain_create_table(bq_sql)
-        code = re.sub(r"'(?:\\.|[^'\\])*'", "''", bq_sql)  # string literals (descriptions) left out
-        found = _CLUSTER_BY.search(code) if target is not None else None
-        if found is None:
+        if target is None:
             return
+        code = re.sub(r"'(?:\\.|[^'\\])*'", "''", bq_sql)  # string literals (descriptions) left out
         p_id, d_id, t_id = ddl_sync._split_target(target, project_id)
         meta = ctx.catalog.get_table(p_id, d_id, t_id)
-        if meta is not None:
-            fields = tuple(f.strip(" `") for f in found.group(1).split(","))
-            ctx.catalog.update_table(meta.model_copy(update={"clustering": Clustering(fields=fields)}))
+        if meta is None:
+            return
+        update: dict = {}
+        found = _CLUSTER_BY.search(code)
+        if found:
+            update["clustering"] = Clustering(fields=tuple(f.strip(" `") for f in found.group(1).split(",")))
+        json_columns = set(_JSON_COLUMN.findall(code.split("(", 1)[-1]))
+        if json_columns:
+            fields = tuple(f.model_copy(update={"type": "JSON"}) if f.name in json_columns else f
+                           for f in meta.schema_.fields)
+            update["schema_"] = meta.schema_.model_copy(update={"fields": fields})
+        if update:
+            ctx.catalog.update_table(meta.model_copy(update=update))
 
     return wrapper
 
