@@ -84,17 +84,26 @@ SKETCH_MACROS = {  # HLL_COUNT.<name> -> the DuckDB macro (the emulator calls it
 }
 
 
+def register_sketches(connection: object, project: str) -> None:
+    """The HLL_COUNT macros for one project (the emulator names a routine after the query's project)."""
+    prefix = project.replace("-", "_h_")  # the emulator's routine naming
+    for name, body in SKETCH_MACROS.items():
+        connection.execute(f"CREATE OR REPLACE MACRO {prefix}__hll_count__{name}{body}")
+
+
 def with_sketches(register: Callable) -> Callable:
     """The engine's built-in UDF registration, plus the HLL_COUNT macros for the emulator's project."""
 
     @functools.wraps(register)
     def wrapper(self: DuckDBEngine) -> None:
         register(self)
-        project = self._settings.default_project_id.replace("-", "_h_")  # the emulator's routine naming
-        for name, body in SKETCH_MACROS.items():
-            self._connection.execute(f"CREATE OR REPLACE MACRO {project}__hll_count__{name}{body}")
+        register_sketches(self._connection, self._settings.default_project_id)
+        SKETCH_PROJECTS.add(self._settings.default_project_id)
 
     return wrapper
+
+
+SKETCH_PROJECTS: set[str] = set()  # projects whose queries have the macros
 
 
 _ALTER = re.compile(r"^\s*ALTER\s+TABLE\s+(`[^`]+`|\S+)\s+(.*?)\s*;?\s*$", re.S | re.I)
@@ -113,11 +122,17 @@ def one_alter_per_statement(sql: str) -> str:
 
 
 def split_alters(execute: Callable) -> Callable:
-    """The query job runner, with multi-clause ALTERs split for DuckDB."""
+    """The query job runner, with multi-clause ALTERs split for DuckDB and the sketch macros for the job's
+    project (a project other than the emulator's default, e.g. one per deploy test)."""
 
     @functools.wraps(execute)
-    async def wrapper(project_id: str, job_id: str, bq_sql: str, *args: object, **kwargs: object) -> object:
-        return await execute(project_id, job_id, one_alter_per_statement(bq_sql), *args, **kwargs)
+    async def wrapper(project_id: str, job_id: str, bq_sql: str, query_params: object, ctx: object,
+                      *args: object, **kwargs: object) -> object:
+        if project_id not in SKETCH_PROJECTS:
+            with DUCKDB:
+                register_sketches(ctx.engine._connection, project_id)
+            SKETCH_PROJECTS.add(project_id)
+        return await execute(project_id, job_id, one_alter_per_statement(bq_sql), query_params, ctx, *args, **kwargs)
 
     return wrapper
 
