@@ -165,6 +165,40 @@ aggregates_step() {
   run bq --project_id="$PROJECT" query --use_legacy_sql=false --dry_run "$(warehouse refresh-script "$DS")"
 }
 
+# The analysts' dataset (docs/analysts.md "Who may read what"): a materialized view needs read access to its
+# base table, so analysts are never granted the aggregates in $DATASET (that would take `events` too). They get
+# ANALYSTS_DATASET: views over the aggregates, authorized on $DATASET as an authorized dataset (its views, not
+# its readers, read the source). A patch replaces a dataset's whole access list: the live list is read and
+# kept, and the source dataset is updated only when the authorization is missing.
+analysts_step() {
+  if [ -z "${ANALYSTS_DATASET:-}" ] || [ "$ANALYSTS_DATASET" = "$DATASET" ]; then
+    die "ANALYSTS_DATASET must name a dataset other than $DATASET in $SETTINGS"
+  fi
+  say "analysts' dataset $PROJECT:$ANALYSTS_DATASET"
+  local analysts="$PROJECT.$ANALYSTS_DATASET" access="$BUILD/$DATASET-access.json"
+  ensure "bq --project_id=$PROJECT show --format=none $PROJECT:$ANALYSTS_DATASET" \
+    bq --project_id="$PROJECT" --location="$BQ_LOCATION" mk --dataset \
+    --description="Telemetry Gateway: what analysts read ($ENVIRONMENT)" "$PROJECT:$ANALYSTS_DATASET"
+  bq_sql "$(warehouse analyst-views "$DS" "$analysts")"
+  if [ "$PLAN" = 1 ]; then
+    echo '{}' | warehouse authorize "$analysts" > "$access"
+  elif bq_show "$PROJECT:$DATASET"; then
+    printf '%s' "$SHOWN" | warehouse authorize "$analysts" > "$access" || die "could not read $DS's access list"
+  else
+    die "dataset $PROJECT:$DATASET not found"
+  fi
+  if [ -s "$access" ]; then
+    run bq --project_id="$PROJECT" update --source="$access" "$PROJECT:$DATASET"
+  else
+    echo "  authorized: $analysts's views on $DS"
+  fi
+  if [ -n "${ANALYSTS_GROUP:-}" ]; then
+    bq_sql "$(warehouse grant "$(warehouse analyst-role)" "$analysts" "$ANALYSTS_GROUP")"
+  else
+    echo "  ANALYSTS_GROUP is empty: nobody is granted $analysts"
+  fi
+}
+
 service_accounts() {
   say "service accounts"
   local sa display
@@ -380,6 +414,7 @@ main() {
   pubsub
   warehouse_step
   aggregates_step
+  analysts_step
   service_accounts
   schedule_step
   functions_step

@@ -12,6 +12,9 @@ BigQuery API resource (`bq show --format=json`, `bq ls --transfer_config --forma
     python -m tools.warehouse refresh-script|refresh-params P.D           # the scheduled query
     python -m tools.warehouse find-config NAME < ls       # the scheduled query's resource name
     python -m tools.warehouse grant ROLE P.D MEMBER       # a dataset-level grant
+    python -m tools.warehouse analyst-views P.D P.A       # the analysts' views (in P.A) over P.D's aggregates
+    python -m tools.warehouse authorize P.A < show        # P.D's access list authorizing P.A's views, or nothing
+    python -m tools.warehouse analyst-role                # the role analysts get on P.A (never on P.D)
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from dataclasses import fields
 from shared.ingest.config import IngestConfig
 from shared.settings import Setting
 from shared.sink.config import SinkConfig
-from shared.sink.warehouse import TABLES, aggregates, ddl, refresh, view_statements
+from shared.sink.warehouse import TABLES, aggregates, analysts, ddl, refresh, view_statements
 from shared.sink.warehouse.migrate import LiveTable, migration
 from tools.cli import dispatch
 
@@ -98,6 +101,18 @@ def _migrate(args: argparse.Namespace) -> int:
     return _print(migration(BY_NAME[args.table], ref, LiveTable.from_resource(shown), _expiration(args.table)))
 
 
+def _authorize(args: argparse.Namespace) -> int:
+    """The `bq update --source` file: the source dataset's whole access list plus the analysts' dataset
+    (views); nothing when it is already authorized (a redeploy updates nothing)."""
+    shown = _stdin_json("a bq show answer")
+    if not isinstance(shown, dict):
+        raise SystemExit("tools.warehouse: authorize needs the source dataset's bq show --format=json on stdin")
+    access = analysts.authorized_access(shown, args.analysts)
+    if access is not None:
+        print(json.dumps({"access": access}, indent=1))
+    return 0
+
+
 COMMANDS = {
     "tables": (lambda a: print("\n".join(BY_NAME)) or 0, ()),
     "create": (lambda a: _print([ddl.create_table_sql(BY_NAME[a.table], f"{a.dataset}.{a.table}",
@@ -111,9 +126,13 @@ COMMANDS = {
     "refresh-params": (lambda a: print(json.dumps({"query": _refresh_script(a.dataset)})) or 0, ("dataset",)),
     "find-config": (_find_config, ("display_name",)),
     "grant": (lambda a: print(ddl.grant_sql(a.role, a.dataset, a.member)) or 0, ("role", "dataset", "member")),
+    "analyst-views": (lambda a: _print(analysts.view_statements(a.dataset, a.analysts)), ("dataset", "analysts")),
+    "authorize": (_authorize, ("analysts",)),
+    "analyst-role": (lambda a: print(analysts.READER_ROLE) or 0, ()),
 }
 HELP = {"table": "a table name (see `tables`)", "dataset": "PROJECT.DATASET", "display_name": "display name",
-        "role": "e.g. roles/bigquery.dataEditor", "member": "e.g. serviceAccount:EMAIL"}
+        "role": "e.g. roles/bigquery.dataEditor", "member": "e.g. serviceAccount:EMAIL",
+        "analysts": "PROJECT.DATASET of the analysts' views"}
 
 
 def parser() -> argparse.ArgumentParser:

@@ -9,7 +9,8 @@ behaviours of the real tools (docs/operations.md cites each):
 - a new service account is eventually consistent: the first IAM binding naming it fails once;
 - `bq add-iam-policy-binding` does not support datasets (it fails, as documented);
 - a dashboard update must carry the dashboard's current etag;
-- `bq update` is not how this project migrates (ALTER TABLE ADD COLUMN); a call fails loudly;
+- `bq update` is not how this project migrates (ALTER TABLE ADD COLUMN); a call fails loudly, except
+  `bq update --source FILE DATASET`, whose `access` replaces the dataset's whole access list;
 - `bq query` DDL: CREATE TABLE IF NOT EXISTS / CREATE MATERIALIZED VIEW / DROP ... IF EXISTS change what
   exists (a materialized view remembers its labels and how often it was computed: creating one computes it
   over the whole base table); CREATE [OR REPLACE] of an existing materialized view fails; `--dry_run`
@@ -267,6 +268,10 @@ def bq() -> None:
             return
         ddl(sql)
         kind("queries").setdefault("all", []).append(sql)
+    elif "update" in words and "source" in flags and words[-1] in kind("bq"):
+        # A dataset's access list: the file's replaces the whole list (Dataset.access, on a patch).
+        kind("bq")[words[-1]]["access"] = json.loads(Path(flags["source"]).read_text())["access"]
+        kind("access_updates")[words[-1]] = kind("access_updates").get(words[-1], 0) + 1
     elif "update" in words:
         fail("bq update with a schema file is not how this project migrates (ALTER TABLE ADD COLUMN)")
 

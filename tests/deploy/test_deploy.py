@@ -84,7 +84,8 @@ def test_fresh_deploy_creates_everything(repo, fake):
     assert "CLUSTER BY feature, action, instance_id" in creates["events"]
     grant = "GRANT `roles/bigquery.dataEditor` ON SCHEMA `sourcegraph-telemetry-gateway-dev.telemetry`"
     assert any(q.startswith(grant) and "serviceAccount:telemetry-sink@" in q for q in queries)
-    (views,) = [q for q in queries if q.startswith("CREATE OR REPLACE VIEW")]  # one script of every view
+    (views,) = [q for q in queries  # one script of every view of the sink's dataset
+                if q.startswith("CREATE OR REPLACE VIEW `sourcegraph-telemetry-gateway-dev.telemetry.")]
     assert views.count("CREATE OR REPLACE VIEW") == 2 and views.count("DROP VIEW IF EXISTS") == 2
     assert not has(calls, "bq", "add-iam-policy-binding")
     assert len(state["accounts"]) == 5 and "retrying" in out.stdout  # a new account's first binding failed once
@@ -117,6 +118,31 @@ def test_fresh_deploy_creates_everything(repo, fake):
     assert dashboard["displayName"] == "Telemetry gateway (dev)"
     assert len(dashboard["doc"]["mosaicLayout"]["tiles"]) == 8
     assert "ingest URL: https://ingest.example.run.app/v1/events" in out.stdout
+
+
+def test_analysts_get_views_authorized_on_the_source_dataset_and_a_redeploy_authorizes_nothing_twice(repo, fake,
+                                                                                                   tmp_path):
+    from shared.sink.warehouse import analysts
+
+    copy = tmp_path / "repo"
+    shutil.copytree(repo, copy, symlinks=True, ignore=shutil.ignore_patterns("build"))
+    settings = copy / "deploy" / "dev.env"
+    settings.write_text(settings.read_text().replace("ANALYSTS_GROUP=\n",
+                                                     "ANALYSTS_GROUP=group:analysts@example.com\n"))
+    out = deploy(copy, fake, "dev")
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    state, project = fake["state"](), "sourcegraph-telemetry-gateway-dev"
+    assert f"{project}:telemetry_analysts" in state["bq"]
+    (views,) = [q for q in state["queries"]["all"] if f"VIEW `{project}.telemetry_analysts." in q]
+    assert views.count("CREATE OR REPLACE VIEW") == len(analysts.OBJECTS) and "telemetry.events`" not in views
+    entry = analysts.authorized_dataset_entry(f"{project}.telemetry_analysts")
+    assert state["bq"][f"{project}:telemetry"]["access"] == [entry]
+    grants = [q for q in state["queries"]["all"] if q.startswith("GRANT") and "group:analysts@" in q]
+    assert grants == [f'GRANT `roles/bigquery.dataViewer` ON SCHEMA `{project}.telemetry_analysts` '
+                      f'TO "group:analysts@example.com"']
+    out = deploy(copy, fake, "dev")
+    assert out.returncode == 0 and f"authorized: {project}.telemetry_analysts's views" in out.stdout
+    assert fake["state"]()["access_updates"] == {f"{project}:telemetry": 1}
 
 
 def test_redeploy_keeps_the_trigger_and_updates_in_place(repo, fake):

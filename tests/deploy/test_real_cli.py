@@ -207,3 +207,55 @@ def test_a_trigger_change_is_refused_then_recreates_a_healthy_subscription_when_
     old, new = sink_subscription(before, project), sink_subscription(state, project)
     assert new != old and subscription(standin_stack, old) is None  # recreated: the old backlog is gone
     assert_healthy_sink_subscription(standin_stack, state, project)
+
+
+def bq_resource(stack: Stack, path: str) -> dict:
+    """A BigQuery v2 resource as bq would read it through the stand-in (path after bigquery/v2/projects/)."""
+    with urllib.request.urlopen(f"{stack.standin.url}/bigquery/bigquery/v2/projects/{path}", timeout=10) as answer:
+        return json.load(answer)
+
+
+def test_analysts_read_the_aggregates_through_an_authorized_dataset_and_are_never_granted_the_source(
+        real_repo, standin_stack, cli_environ):
+    """BigQuery needs the base table to read a materialized view, so analysts are granted a dataset of views
+    authorized on the source dataset, never the source dataset (docs/analysts.md "Who may read what")."""
+    from shared.sink.warehouse import analysts
+
+    project = project_of(real_repo)
+    source, mine = f"{project}.telemetry", f"{project}.telemetry_analysts"
+    settings = real_repo / "deploy" / "dev.env"
+    settings.write_text(settings.read_text().replace("ANALYSTS_GROUP=\n",
+                                                     "ANALYSTS_GROUP=group:analysts@example.com\n"))
+    standin_stack.reset_requests()
+    out = deploy(real_repo, cli_environ)
+    assert out.returncode == 0, output(out)
+    state = standin_stack.state()["bigquery"]
+    created = [s.text for s in statements(standin_stack, project) if s.text.startswith("CREATE OR REPLACE VIEW")]
+    for name in analysts.OBJECTS:  # one logical view per aggregate, reading it in the source dataset
+        view = bq_resource(standin_stack, f"{project}/datasets/telemetry_analysts/tables/{name}")
+        assert view["type"] == "VIEW", view
+        assert [t for t in created if t.startswith(f"CREATE OR REPLACE VIEW `{mine}.{name}`")
+                and t.endswith(f"SELECT * FROM `{source}.{name}`")], name
+    assert not [t for t in created if t.startswith(f"CREATE OR REPLACE VIEW `{mine}.") and ".events" in t]
+    entry = analysts.authorized_dataset_entry(mine)
+    assert entry == {"dataset": {"dataset": {"projectId": project, "datasetId": "telemetry_analysts"},
+                                 "targetTypes": ["VIEWS"]}}
+    source_access = state["access"][source]
+    assert source_access.count(entry) == 1
+    # The patch replaced the whole list: the dataset's default entries were read and kept.
+    assert {"role": "OWNER", "specialGroup": "projectOwners"} in source_access
+    shown = bq_resource(standin_stack, f"{project}/datasets/telemetry")
+    assert shown["access"] == source_access  # what bq show reads back
+    analyst = {"role": "roles/bigquery.dataViewer", "groupByEmail": "analysts@example.com"}
+    assert state["grants"][mine] == [analyst]
+    assert not [e for e in source_access if "analysts@example.com" in json.dumps(e)]  # never on the source
+    assert {g["userByEmail"].split("@")[0] for g in state["grants"][source]} == {"telemetry-sink",
+                                                                                  "telemetry-aggregates"}
+    assert state["access_updates"] == {**state["access_updates"], source: 1}
+
+    out = deploy(real_repo, cli_environ)  # a redeploy finds it authorized and changes no access list
+    assert out.returncode == 0, output(out)
+    again = standin_stack.state()["bigquery"]
+    assert again["access"][source] == source_access and again["access_updates"][source] == 1
+    assert again["grants"][mine] == [analyst]
+    assert f"authorized: {mine}'s views on {source}" in out.stdout

@@ -48,9 +48,10 @@ def partition_expiration_sql(table_ref: str, days: int) -> str:
     return f"ALTER TABLE `{table_ref}` SET OPTIONS (partition_expiration_days = {int(days)})"
 
 
-def create_view_sql(view_ref: str, query: str) -> str:
+def create_view_sql(view_ref: str, query: str, description: str | None = None) -> str:
     """A logical view, replaced in place (its readers keep their grants)."""
-    return f"CREATE OR REPLACE VIEW `{view_ref}` AS {query}"
+    options = f" OPTIONS (description = {sql_string(description)})" if description else ""
+    return f"CREATE OR REPLACE VIEW `{view_ref}`{options} AS {query}"
 
 
 def drop_view_sql(view_ref: str) -> str:

@@ -105,3 +105,20 @@ def test_grant_and_table_names(cli):
                                         "daily_metadata_keys", "instances", "aggregate_runs"]
     with pytest.raises(SystemExit):
         cli("create", "no_such_table", DS)
+
+
+def test_authorize_prints_the_whole_access_list_or_nothing(cli):
+    live = {"etag": "e1", "access": [{"role": "READER", "specialGroup": "projectReaders"}]}
+    code, out, _ = cli("authorize", "proj.telemetry_analysts", stdin=json.dumps(live))
+    entry = {"dataset": {"dataset": {"projectId": "proj", "datasetId": "telemetry_analysts"}, "targetTypes": ["VIEWS"]}}
+    assert code == 0 and json.loads(out) == {"access": [*live["access"], entry]}  # only access: bq keeps the rest
+    assert cli("authorize", "proj.telemetry_analysts", stdin=out)[:2] == (0, "")
+    with pytest.raises(SystemExit):
+        cli("authorize", "proj.telemetry_analysts", stdin="")
+
+
+def test_analyst_views_and_role(cli):
+    code, out, _ = cli("analyst-views", DS, "proj.telemetry_analysts")
+    assert code == 0 and out.count("CREATE OR REPLACE VIEW `proj.telemetry_analysts.") == 7
+    assert "FROM `proj.telemetry.daily_active_instances`" in out and "telemetry.events`" not in out
+    assert cli("analyst-role")[1].strip() == "roles/bigquery.dataViewer"

@@ -1,6 +1,9 @@
 """BigQuery v2 in front of the BigQuery emulator: what DuckDB cannot run is answered or rewritten here.
 
-GRANT … ON SCHEMA goes to the dataset's access list; CREATE/DROP MATERIALIZED VIEW run as plain views on the
+Datasets' access lists are kept here, as BigQuery keeps them: a new dataset gets the default entries, GRANT … ON
+SCHEMA adds a member, datasets.patch / update replace the whole list (after an If-Match etag check) and may
+authorize views or a dataset's views (`{"view": …}`, `{"dataset": {"dataset": …, "targetTypes": [...]}}`, which
+the emulator does not keep in that shape); CREATE/DROP MATERIALIZED VIEW run as plain views on the
 emulator (the materialized view's labels and computations are remembered here); a multi-clause ALTER TABLE runs
 as one statement per clause; table metadata updates are limited per table as BigQuery's quota documents.
 """
@@ -9,6 +12,7 @@ from __future__ import annotations
 
 import collections
 import copy
+import hashlib
 import json
 import re
 import threading
@@ -20,10 +24,17 @@ from tests.deploy.standin import sql
 from tests.deploy.standin.clock import now
 from tests.deploy.standin.settings import Settings
 from tests.deploy.standin.upstream import Upstream
-from tests.deploy.standin.web import Api, ApiError, Request, Response, ok
+from tests.deploy.standin.web import Api, ApiError, Request, Response, invalid, ok
 
 RATE_LIMIT = ("Exceeded rate limits: too many table update operations for this table. For more information, see "
               "https://cloud.google.com/bigquery/docs/troubleshoot-quotas")
+# "If unspecified at dataset creation time, BigQuery adds default dataset access for the following entities"
+# (Dataset.access; the creator's own OWNER entry is not modelled: the stand-in does not resolve the caller).
+DEFAULT_ACCESS = ({"role": "READER", "specialGroup": "projectReaders"},
+                  {"role": "WRITER", "specialGroup": "projectWriters"},
+                  {"role": "OWNER", "specialGroup": "projectOwners"})
+MEMBER_KEYS = ("userByEmail", "groupByEmail", "domain", "specialGroup", "iamMember")
+TARGET_TYPES = ("VIEWS", "ROUTINES")
 DDL_KINDS = {"GRANT": "GRANT", "CREATE_MATERIALIZED_VIEW": "CREATE_MATERIALIZED_VIEW",
              "DROP_MATERIALIZED_VIEW": "DROP_MATERIALIZED_VIEW", "ALTER_TABLE": "ALTER_TABLE"}
 
@@ -43,7 +54,8 @@ class BigQuery(Api):
 
     def __init__(self, settings: Settings, emulator: Upstream) -> None:
         self.settings, self.emulator = settings, emulator
-        self.grants: dict[str, list[dict]] = {}
+        self.access: dict[str, list[dict]] = {}  # project.dataset -> its access list (as BigQuery keeps it)
+        self.access_updates: dict[str, int] = {}  # project.dataset -> datasets.patch/update calls that changed it
         self.materialized: dict[str, dict] = {}
         self.computations: dict[str, int] = {}
         self.updates: dict[str, collections.deque] = {}
@@ -61,18 +73,88 @@ class BigQuery(Api):
             job = re.fullmatch(r"bigquery/v2/projects/[^/]+/(?:jobs|queries)/([^/]+)", path)
             if job and job.group(1) in self.jobs and request.method == "GET":
                 return self.synthetic(job.group(1), path.split("/")[4])
+            created = re.fullmatch(r"bigquery/v2/projects/([^/]+)/datasets", path)
+            if created and request.method == "POST":
+                return self.insert_dataset(created.group(1), request)
+            dataset = re.fullmatch(r"bigquery/v2/projects/([^/]+)/datasets/([^/]+)", path)
+            if dataset and request.method in ("PATCH", "PUT"):
+                return self.update_dataset(".".join(dataset.groups()), request)
             table = re.fullmatch(r"bigquery/v2/projects/([^/]+)/datasets/([^/]+)/tables/([^/]+)", path)
             if table and request.method in ("PATCH", "PUT"):
                 self.count_update(".".join(table.groups()))
             answer = self.forward(request)
             if table and request.method == "GET" and answer.status == 200:
                 return self.as_materialized(".".join(table.groups()), answer)
-            dataset = re.fullmatch(r"bigquery/v2/projects/([^/]+)/datasets/([^/]+)", path)
             if dataset and request.method == "GET" and answer.status == 200:
-                return self.with_grants(".".join(dataset.groups()), answer)
+                return self.with_access(".".join(dataset.groups()), answer)
             return answer
         except ApiError as error:
             return error.response()
+
+    # ---- datasets' access lists ---------------------------------------------------------------------------
+    def insert_dataset(self, project: str, request: Request) -> Response:
+        """datasets.insert: the emulator creates it; its access list (given, or the defaults) is kept here."""
+        body = request.json()
+        access = self.checked_access(body["access"], project) if "access" in body else [*map(dict, DEFAULT_ACCESS)]
+        answer = self.forward(request, json.dumps({k: v for k, v in body.items() if k != "access"}).encode())
+        if answer.status != 200:
+            return answer
+        ref = json.loads(answer.body)["datasetReference"]
+        with self.lock:
+            self.access[f"{ref['projectId']}.{ref['datasetId']}"] = access
+        return self.with_access(f"{ref['projectId']}.{ref['datasetId']}", answer)
+
+    def update_dataset(self, dataset: str, request: Request) -> Response:
+        """datasets.patch / update: "If you patch a dataset, then this field is overwritten by the patched
+        dataset's access field" (Dataset.access). An If-Match etag other than the current one is refused."""
+        body = request.json()
+        with self.lock:
+            current = self.forward(Request("GET", request.path, {}, b"", request.headers, request.base_url))
+            if current.status != 200:
+                return current
+            etag = json.loads(self.with_access(dataset, current).body)["etag"]
+            wanted = {k.lower(): v for k, v in request.headers.items()}.get("if-match")
+            if wanted and wanted.strip('"') != etag:
+                raise ApiError(412, f"Precondition check failed: dataset {dataset.replace('.', ':', 1)} changed "
+                               "since it was read (its etag differs)", "FAILED_PRECONDITION",
+                               reason="failedPrecondition")
+            access = self.checked_access(body["access"], dataset.split(".")[0]) if "access" in body else None
+            rest = {k: v for k, v in body.items() if k not in ("access", "etag")}
+            answer = self.forward(request, json.dumps(rest).encode())
+            if answer.status != 200:
+                return answer
+            if access is not None and access != self.access.get(dataset):
+                self.access[dataset] = access
+                self.access_updates[dataset] = self.access_updates.get(dataset, 0) + 1
+            return self.with_access(dataset, answer)
+
+    @staticmethod
+    def checked_access(entries: object, project: str) -> list[dict]:
+        """The access list as BigQuery takes it: each entry one member with a role, or one view, dataset or
+        routine; a dataset entry names its dataset (`dataset.dataset`) and target types (DatasetAccessEntry)."""
+        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+            raise invalid("Invalid value for access: an array of access entries is expected")
+        checked = []
+        for entry in entries:
+            kinds = [k for k in (*MEMBER_KEYS, "view", "dataset", "routine") if k in entry]
+            if len(kinds) != 1:
+                raise invalid(f"An access entry needs exactly one of userByEmail, groupByEmail, domain, specialGroup, "
+                              f"iamMember, view, dataset, routine: {json.dumps(entry)}")
+            if kinds[0] in MEMBER_KEYS and not entry.get("role"):
+                raise invalid(f"Access entry {json.dumps(entry)} has no role")
+            if kinds[0] == "dataset":
+                granted = entry["dataset"]
+                ref = granted.get("dataset") if isinstance(granted, dict) else None
+                types = granted.get("targetTypes") if isinstance(granted, dict) else None
+                if not isinstance(ref, dict) or not ref.get("datasetId") or not types \
+                        or any(t not in TARGET_TYPES for t in types) or "role" in entry:
+                    raise invalid("A dataset access entry needs dataset.dataset (projectId, datasetId) and "
+                                  f"dataset.targetTypes (VIEWS, ROUTINES), and no role: {json.dumps(entry)}")
+                granted = {**granted, "dataset": {"projectId": ref.get("projectId", project),
+                                                  "datasetId": ref["datasetId"]}}
+                entry = {"dataset": granted}
+            checked.append(copy.deepcopy(entry))
+        return checked
 
     def forward(self, request: Request, body: bytes | None = None) -> Response:
         query = f"?{urlencode(request.query, doseq=True)}" if request.query else ""
@@ -151,7 +233,7 @@ class BigQuery(Api):
                 self.computations[statement.target] = self.computations.get(statement.target, 0) + 1
 
     def grant(self, statement: sql.Statement) -> None:
-        entries = self.grants.setdefault(statement.target, [])
+        entries = self.access.setdefault(statement.target, [*map(dict, DEFAULT_ACCESS)])
         for member in statement.members:
             kind, _, email = member.partition(":")
             key = {"serviceAccount": "userByEmail", "user": "userByEmail", "group": "groupByEmail"}.get(kind)
@@ -203,14 +285,19 @@ class BigQuery(Api):
                                          "lastRefreshTime": str(int(mv["created"] * 1000))}})
         return ok(doc)
 
-    def with_grants(self, dataset: str, answer: Response) -> Response:
-        if dataset not in self.grants:
-            return answer
+    def with_access(self, dataset: str, answer: Response) -> Response:
+        """The emulator's dataset with the access list kept here and an etag that changes with it."""
         doc = json.loads(answer.body)
-        access = doc.setdefault("access", [])
-        access += [e for e in self.grants[dataset] if e not in access]
+        with self.lock:
+            if dataset in self.access:
+                doc["access"] = copy.deepcopy(self.access[dataset])
+            digest = hashlib.sha256(json.dumps([doc.get("etag"), doc.get("access")], sort_keys=True).encode())
+        doc["etag"] = digest.hexdigest()[:24]
         return ok(doc)
 
     def snapshot(self) -> dict:
-        return {"grants": self.grants, "materialized": self.materialized, "computations": self.computations,
-                "table_updates": self.update_counts, "statements": self.statements}
+        members = {ds: [e for e in entries if e.get("role") and any(k in e for k in MEMBER_KEYS if k != "specialGroup")]
+                   for ds, entries in self.access.items()}
+        return {"grants": {ds: found for ds, found in members.items() if found}, "access": self.access,
+                "access_updates": self.access_updates, "materialized": self.materialized,
+                "computations": self.computations, "table_updates": self.update_counts, "statements": self.statements}
