@@ -57,7 +57,7 @@ POISON_REASONS = (
     ("events is not a list", "events_not_a_list"),
     ("redactedFields does not match", "redacted_fields_mismatch"),
 )
-PULL_TIMEOUT_S = 10.0  # one pull's wait; an empty subscription answers within it
+PULL_TIMEOUT_S = 4.0  # one pull's wait; an empty subscription answers within it
 IDLE_PULLS = 2  # consecutive pulls bringing nothing new: the subscription is drained
 RPC_TIMEOUT_S = 10.0  # ack, modify_ack_deadline, get_subscription
 RPC_RETRY = gretry.Retry(initial=0.2, maximum=2.0, multiplier=2.0, timeout=30.0,
