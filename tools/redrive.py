@@ -38,6 +38,7 @@ from google.api_core import exceptions as gexc
 from google.api_core import retry as gretry
 
 from shared.envelope import PoisonMessage, decode
+from shared.errors import ConfigError
 from shared.ingest.config import IngestConfig
 from shared.ingest.publisher import Publisher
 from shared.sink.rows import RowProblem, context_columns
@@ -441,7 +442,10 @@ def main(argv: list[str] | None = None) -> int:
     """CLI entry point (settings from the same environment variables as the ingest function)."""
     p = parser()
     args = p.parse_args(argv)
-    config = IngestConfig.from_env()
+    try:
+        config = IngestConfig.from_env()
+    except ConfigError as exc:
+        p.error(str(exc))
     if not 10 <= args.lease <= 600:
         p.error("--lease must be between 10 and 600 seconds")
     if args.lease < config.publish_timeout_s + 5:

@@ -40,7 +40,9 @@ class Topology:
         self.topic_name = f"redrive-{marker}"
         self.topic = ensure_topic(p, project, self.topic_name)
         self.dead = ensure_topic(p, project, f"{self.topic_name}-dead-letter")
-        self.dead_pull = ensure_subscription(s, project, f"{self.topic_name}-dead-letter-pull", self.dead)
+        # As deploy.sh creates it: no retry policy (redelivery at once), the default 10 s ack deadline.
+        self.dead_pull = s.subscription_path(project, f"{self.topic_name}-dead-letter-pull")
+        s.create_subscription(request={"name": self.dead_pull, "topic": self.dead})
         self.dead_watch = ensure_subscription(s, project, f"{self.topic_name}-dead-letter-watch", self.dead)
         ensure_subscription(s, project, f"{self.topic_name}-sink", self.topic, push_endpoint=pipeline.sink.url,
                             dead_letter_topic=ensure_topic(p, project, f"{self.topic_name}-sink-dead"),
