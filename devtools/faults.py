@@ -1,7 +1,8 @@
 """`make faults`: the fault tests, RUNS times in a row, while CPU burners keep both cores busy.
 
 Each run is a fresh pytest process (its own emulators and functions) running the tests of
-tests/integration/test_faults.py in an order shuffled per run (`--alone`: one pytest process per test).
+tests/integration/test_faults.py and test_fault_worker_kill.py in an order shuffled per run (`--alone`: one
+pytest process per test).
 The tests append their figures to a file per run ($FAULTS_RECORD); this prints one line per run and
 exits 1 if any run lost an event, failed, or left a test without figures. Burners are stopped by pid.
 """
@@ -21,8 +22,10 @@ from pathlib import Path
 from devtools.procs import ROOT
 
 TESTS_FILE = "tests/integration/test_faults.py"
-TESTS = ("test_pubsub_stall_under_client_load_loses_nothing", "test_bigquery_stall_is_redelivered_and_lands_once",
-         "test_sink_crash_mid_batch_is_redelivered_and_deduplicated")
+TESTS = (f"{TESTS_FILE}::test_pubsub_stall_under_client_load_loses_nothing",
+         f"{TESTS_FILE}::test_bigquery_stall_is_redelivered_and_lands_once",
+         f"{TESTS_FILE}::test_sink_crash_mid_batch_is_redelivered_and_deduplicated",
+         "tests/integration/test_fault_worker_kill.py::test_worker_killed_while_publishing_loses_nothing")
 RUN_TIMEOUT_S = 1200.0  # one pytest process; each test is also bounded by pytest-timeout (300 s)
 BURN = "import time\nend = time.monotonic() + {seconds}\nwhile time.monotonic() < end:\n    pass\n"
 
@@ -57,7 +60,7 @@ def stop(procs: list[subprocess.Popen]) -> None:
 
 def pytest_run(tests: list[str], record: Path, log: Path) -> int:
     """One pytest process over these tests (in this order); its exit code (124 on timeout)."""
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *(f"{TESTS_FILE}::{t}" for t in tests)]
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests]
     env = {**os.environ, "FAULTS_RECORD": str(record)}
     with log.open("ab") as out:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
@@ -86,7 +89,7 @@ def run_once(number: int, tests: list[str], alone: bool, workdir: Path) -> tuple
     total = {k: sum(f[k] for f in figures) for k in ("sent", "rows", "deduped", "lost")}
     missing = len(tests) - len(figures)
     ok = not any(codes) and missing == 0 and total["lost"] == 0
-    order = ",".join(t.removeprefix("test_").split("_")[0] for t in tests)
+    order = ",".join(t.rsplit("::", 1)[1].removeprefix("test_").split("_")[0] for t in tests)
     line = (f"run {number:2d}: sent {total['sent']:5d}  rows {total['rows']:5d}  deduped {total['deduped']:5d}  "
             f"lost {total['lost']}  seconds {seconds:4.0f}  order {order}  "
             + ("ok" if ok else f"FAILED (pytest exit {codes}, {missing} tests without figures; {log})"))

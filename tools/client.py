@@ -76,8 +76,8 @@ class Sender:
         try:
             return self.session.post(self.url, data=gzip.compress(orjson.dumps(body), 5), headers=self.headers,
                                      timeout=self.timeout_s)
-        except (requests.ConnectionError, requests.Timeout):
-            return None
+        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError):
+            return None  # no answer, or a connection broken mid-answer (a killed worker): re-send the batch
 
     def _wait(self, attempt: int, retry_after: str | None, deadline: float) -> bool:
         """Sleep before a retry (Retry-After, else exponential backoff with full jitter); False if out of time."""
