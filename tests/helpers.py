@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import gzip
+import os
+import subprocess
+import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
 
+from devtools.procs import ROOT
 from tools.signing import encode_license, generate_private_key, private_key_pem, public_key_line
 
 
@@ -98,3 +102,12 @@ class TokenIssuer:
         payload = {"iss": issuer, "aud": audience, "sub": "1234567890", "email": email, "email_verified": verified,
                    "iat": now - 10, "exp": now + expires_in}
         return jwt.encode(crypt.RSASigner.from_string(self.key_pem, self.kid), payload).decode()
+
+
+def cli(*args: str, stdin: bytes | None = None, license_key: str | None = None) -> subprocess.CompletedProcess:
+    """Run `python -m tools.client ARGS` as an instance operator would (the license only in the environment)."""
+    env = {k: v for k, v in os.environ.items() if k != "TELEMETRY_LICENSE_KEY"}
+    if license_key is not None:
+        env["TELEMETRY_LICENSE_KEY"] = license_key
+    return subprocess.run([sys.executable, "-m", "tools.client", *args], input=stdin, capture_output=True,
+                          cwd=ROOT, timeout=180, env=env)

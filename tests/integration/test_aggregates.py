@@ -18,7 +18,7 @@ from google.cloud import bigquery
 from shared.ingest.licenses.keys import decode_license
 from shared.sink.warehouse import aggregates, refresh
 from tests.helpers import make_body, make_event
-from tests.integration.test_pipeline import publish_batch, wait_rows
+from tests.integration.rows import publish_batch, wait_rows
 
 pytestmark = pytest.mark.integration
 

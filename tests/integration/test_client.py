@@ -2,28 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 import requests
 
-from devtools.procs import ROOT, free_port
+from devtools.procs import free_port
 from shared.envelope import decode
-from tests.helpers import make_body, make_event
+from tests.helpers import cli, make_body, make_event
 from tools.client import Sender
 from tools.generate import generate
 
 pytestmark = pytest.mark.integration
-
-
-def cli(*args: str, stdin: bytes | None = None, license_key: str | None = None) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "TELEMETRY_LICENSE_KEY"}
-    if license_key is not None:
-        env["TELEMETRY_LICENSE_KEY"] = license_key
-    return subprocess.run([sys.executable, "-m", "tools.client", *args], input=stdin, capture_output=True,
-                          cwd=ROOT, timeout=180, env=env)
 
 
 def test_generate_piped_into_send(dev_server, keys, subscription):

@@ -20,16 +20,13 @@ import requests
 
 from devtools.functions import start_function
 from devtools.procs import Service
-from tests.integration.test_faults import (
-    ids_in,
-    record,
-    redelivering_emulator,  # noqa: F401 - autouse: the patched emulator
-    wait_for_ids,
-)
+from tests.integration import faults
+from tests.integration.faults import ids_in, record, wait_for_ids
 from tools.client import Report, Sender
 from tools.generate import generate
 
 pytestmark = pytest.mark.integration
+redelivering_emulator = faults.redelivering_emulator  # autouse: the patched emulator
 
 SENDERS, PER_SENDER, BATCH = 4, 1500, 100
 # Two kills, each of the worker holding the most client requests, once this many events are answered:

@@ -7,7 +7,6 @@ reads them.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import threading
@@ -16,60 +15,19 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
-from google.cloud import bigquery
 
 from devtools.functions import start_function
 from devtools.topology import ensure_subscription, ensure_topic
 from shared.envelope import Batch, Identity, encode
+from tests.integration import faults
+from tests.integration.faults import ids_in, record, unloaded_messages, wait_for_ids
 from tools.client import Sender
 from tools.generate import generate
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(autouse=True)
-def redelivering_emulator(pipeline):
-    """These tests need failed pushes redelivered until acked, which the stock emulator stops doing."""
-    assert pipeline.pubsub.patched, "the Pub/Sub emulator runs without devtools/pubsub_emulator_fix (see its README)"
-
-
-def record(test: str, sent: int, rows: int, deduped: int, started: float) -> None:
-    """Append this test's figures to $FAULTS_RECORD (if set); lost = sent - deduped."""
-    path = os.environ.get("FAULTS_RECORD")
-    if path:
-        figures = {"test": test, "sent": sent, "rows": rows, "deduped": deduped, "lost": sent - deduped,
-                   "seconds": round(time.monotonic() - started, 1)}
-        with open(path, "a") as out:
-            out.write(json.dumps(figures) + "\n")
-
-
-def unloaded_messages(log: str) -> list[str]:
-    """Message ids whose delivery failed and that were never loaded afterwards, from a sink log excerpt."""
-    failed, loaded = [], set()
-    for line in log.splitlines():
-        entry = json.loads(line) if line.startswith("{") else {}
-        if entry.get("message") == "sink_failed":
-            failed.append(entry.get("messageId"))
-        elif entry.get("message") == "batch_loaded":
-            loaded.add(entry.get("messageId"))
-    return sorted(set(failed) - loaded)
-
-
-def ids_in(pipeline, view: str, instance_id: str) -> list[str]:
-    query = (f"SELECT event_id FROM `{pipeline.project}.{pipeline.dataset}.{view}` "
-             "WHERE instance_id = @instance")
-    config = bigquery.QueryJobConfig(query_parameters=[bigquery.ScalarQueryParameter("instance", "STRING",
-                                                                                     instance_id)])
-    return [r.event_id for r in pipeline.bq().query(query, job_config=config, timeout=30).result(timeout=60)]
-
-
-def wait_for_ids(pipeline, instance_id: str, expected: set[str], timeout: float = 180) -> list[str]:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = ids_in(pipeline, "events_deduped", instance_id)
-        if set(got) >= expected or time.monotonic() > deadline:
-            return got
-        time.sleep(1)
+redelivering_emulator = faults.redelivering_emulator  # autouse: the patched emulator
 
 
 def test_pubsub_stall_under_client_load_loses_nothing(pipeline):

@@ -93,7 +93,7 @@ def test_without_managed_services_configured_tokens_and_identifiers_are_refused(
 
 def test_managed_service_rows_in_bigquery(pipeline, google_certs):
     """End to end: the row carries caller_kind, the service id, its environment and the token's email."""
-    from tests.integration.test_pipeline import wait_rows
+    from tests.integration.rows import wait_rows
 
     event = make_event()
     token = google_certs["issuer"].token(SERVICE_EMAIL, pipeline.env["ID_TOKEN_AUDIENCE"])
@@ -107,7 +107,7 @@ def test_managed_service_rows_in_bigquery(pipeline, google_certs):
 
 
 def test_client_sends_as_a_managed_service(server, google_certs, tmp_path):
-    from tests.integration.test_client import cli
+    from tests.helpers import cli
 
     token_file = tmp_path / "id-token"
     token_file.write_text(google_certs["issuer"].token(SERVICE_EMAIL, AUDIENCE))

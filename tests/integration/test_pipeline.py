@@ -11,50 +11,15 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
-import requests
 from google.cloud import bigquery
 
 from devtools.procs import ROOT
 from shared.envelope import Batch, Identity, encode
 from shared.ingest.licenses.keys import decode_license
-from tests.helpers import make_body, make_event
+from tests.helpers import make_event
+from tests.integration.rows import publish_batch, rows_for, send, table, wait_rows
 
 pytestmark = pytest.mark.integration
-
-
-def table(pipeline, name: str) -> str:
-    return f"`{pipeline.project}.{pipeline.dataset}.{name}`"
-
-
-def rows_for(pipeline, name: str, ids: list[str], column: str = "event_id") -> list:
-    query = f"SELECT * FROM {table(pipeline, name)} WHERE {column} IN UNNEST(@ids)"
-    config = bigquery.QueryJobConfig(query_parameters=[bigquery.ArrayQueryParameter("ids", "STRING", ids)])
-    return list(pipeline.bq().query(query, job_config=config, timeout=30).result(timeout=60))
-
-
-def wait_rows(pipeline, name: str, ids: list[str], expected: int, timeout: float = 60, column="event_id") -> list:
-    deadline = time.monotonic() + timeout
-    while True:
-        rows = rows_for(pipeline, name, ids, column)
-        if len(rows) >= expected or time.monotonic() > deadline:
-            return rows
-        time.sleep(0.3)
-
-
-def send(pipeline, events: list, instance_id: str = "inst-e2e", license_key: str | None = None) -> dict:
-    resp = requests.post(f"{pipeline.ingest.url}/v1/events", json=make_body(events, instance_id), timeout=30,
-                         headers={"Authorization": f"Bearer {license_key or pipeline.issue_license()}"})
-    assert resp.status_code == 200, resp.text
-    return resp.json()
-
-
-def publish_batch(pipeline, events: list, instance_id: str = "inst-direct", times: int = 1,
-                  fingerprint: str = "fp-direct") -> None:
-    """Publish a message as ingest would (bypassing its validation), `times` times."""
-    identity = Identity(instance_id, "https://x.example.com", fingerprint, ("dev",), "dev", "licensed_instance")
-    data, attributes = encode(Batch(identity, "req-direct", datetime.now(UTC).isoformat(), events))
-    for _ in range(times):
-        pipeline.publisher.publish(pipeline.topic_path, data, **attributes).result(timeout=10)
 
 
 def test_events_land_with_their_columns_and_partition(pipeline):

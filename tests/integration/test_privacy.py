@@ -14,7 +14,7 @@ from devtools.procs import ROOT
 from shared.sink.config import SinkConfig
 from shared.sink.warehouse import refresh
 from tests.helpers import make_event
-from tests.integration.test_pipeline import rows_for, send, table, wait_rows
+from tests.integration.rows import rows_for, send, table, wait_rows
 
 pytestmark = pytest.mark.integration
 SECRET = "do-not-store-" + uuid.uuid4().hex
@@ -63,7 +63,7 @@ def test_erase_removes_exactly_one_instance(pipeline):
     events = {gone: [make_event(), make_event(timestamp="1999-01-01T00:00:00Z")], kept: [make_event()]}
     for instance, batch in events.items():
         send(pipeline, batch[:1], instance)
-    from tests.integration.test_pipeline import publish_batch
+    from tests.integration.rows import publish_batch
 
     publish_batch(pipeline, events[gone][1:], gone)  # lands in rejected_events
     wait_rows(pipeline, "events", [events[gone][0]["id"], events[kept][0]["id"]], 2)

@@ -15,7 +15,7 @@ import pytest
 import requests
 from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory, struct_pb2, timestamp_pb2
 
-from tests.integration.test_pipeline import wait_rows
+from tests.integration.rows import wait_rows
 
 pytestmark = pytest.mark.integration
 F = descriptor_pb2.FieldDescriptorProto

@@ -63,3 +63,13 @@ def test_the_guard_refuses_processes_and_servers_in_unit_tests():
     with socket.socket() as s, pytest.raises(StartedAProcess, match="listening socket"):
         s.bind(("127.0.0.1", 0))
         s.listen()
+
+
+TESTS = ROOT / "tests"
+
+
+@pytest.mark.parametrize("path", sorted(TESTS.rglob("test_*.py")), ids=lambda p: str(p.relative_to(TESTS)))
+def test_a_test_module_imports_no_other_test_module(path):
+    """Shared test code lives in helper modules (tests/helpers.py, tests/integration/rows.py, ...)."""
+    names = imported(path)
+    assert not [n for n in names if n.startswith("tests.") and n.rsplit(".", 1)[-1].startswith("test_")], names

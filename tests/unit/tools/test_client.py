@@ -105,3 +105,19 @@ def test_too_large_splits_batch():
     report = s.send(EVENTS)
     assert [len(b) for b in session.batches] == [4, 2, 2, 1]
     assert report.succeeded == 5
+
+def test_connection_broken_mid_answer_is_resent():
+    session = ScriptedSession(requests.exceptions.ChunkedEncodingError("Connection broken: IncompleteRead"), ok())
+    s, sleeps = sender(session)
+    report = s.send(EVENTS)
+    assert session.batches[0] == session.batches[1] == EVENTS
+    assert (report.succeeded, report.retries, report.requests, report.gave_up) == (5, 1, 2, 0)
+    assert len(sleeps) == 1
+
+
+def test_connection_reset_before_the_answer_is_resent():
+    session = ScriptedSession(requests.ConnectionError(ConnectionResetError(104, "Connection reset by peer")), ok())
+    s, _ = sender(session)
+    report = s.send(EVENTS)
+    assert session.batches[0] == session.batches[1] == EVENTS
+    assert (report.succeeded, report.retries, report.gave_up) == (5, 1, 0)
