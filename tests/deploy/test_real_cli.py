@@ -110,8 +110,8 @@ def test_plan_reaches_no_server(real_repo, standin_stack, cli_environ):
     assert standin_stack.requests() == []
 
 
-def fresh_deploy(repo: Path, stack: Stack, environ: dict[str, str]) -> dict:
-    """Deploy a new project; check everything it must create; the stand-in's state."""
+def fresh_deploy(repo: Path, stack: Stack, environ: dict[str, str]) -> tuple[dict, str]:
+    """Deploy a new project; check everything it must create; the stand-in's state and the deploy's output."""
     project = project_of(repo)
     out = deploy(repo, environ)
     assert out.returncode == 0, output(out)
@@ -142,13 +142,13 @@ def fresh_deploy(repo: Path, stack: Stack, environ: dict[str, str]) -> dict:
     assert state["bigquery"]["computations"][f"{project}.telemetry.daily_active_instances"] == 1
     assert f"ingest URL: {ingest['serviceConfig']['uri']}/v1/events" in out.stdout
     assert_healthy_sink_subscription(stack=stack, state=state, project=project)
-    return state
+    return state, out.stdout + out.stderr
 
 
 def test_a_new_project_deploys_then_redeploys_unchanged_then_alters_once_for_a_new_column(real_repo, standin_stack,
                                                                                          cli_environ):
     project = project_of(real_repo)
-    before = fresh_deploy(real_repo, standin_stack, cli_environ)
+    before, _ = fresh_deploy(real_repo, standin_stack, cli_environ)
 
     standin_stack.reset_requests()
     out = deploy(real_repo, cli_environ)
@@ -190,7 +190,12 @@ def change_push_account(repo: Path) -> None:
 def test_a_trigger_change_is_refused_then_recreates_a_healthy_subscription_when_allowed(real_repo, standin_stack,
                                                                                        cli_environ):
     project = project_of(real_repo)
-    before = fresh_deploy(real_repo, standin_stack, cli_environ)
+    # New accounts' grants take minutes to apply: the first builds fail with the documented permission error
+    # and deploy.sh retries them (here with 3 s between tries, against a 6 s propagation).
+    with standin_stack.behaviour(build_iam_delay_seconds=6.0):
+        before, said = fresh_deploy(real_repo, standin_stack, {**cli_environ, "BUILD_RETRY_SECONDS": "3"})
+    assert "missing permission on the build service account" in said
+    assert "the build account's grants are not applied yet; retrying" in said
     change_push_account(real_repo)
 
     standin_stack.reset_requests()

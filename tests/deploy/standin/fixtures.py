@@ -3,9 +3,11 @@ that runs deploy.sh through the real gcloud and bq. Import them in a conftest or
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +45,24 @@ class Stack:
         """The stand-in's state."""
         return state(self.standin)
 
+    @contextlib.contextmanager
+    def behaviour(self, **settings: object) -> Iterator[None]:
+        """Change stand-in settings (tests/deploy/standin/settings.py) for the block; restored after."""
+        before = self._settings({})
+        self._settings(settings)
+        try:
+            yield
+        finally:
+            self._settings({k: before[k] for k in settings})
+
+    def _settings(self, changes: dict) -> dict:
+        """Apply changes (none: just read); the settings as they are then."""
+        request = urllib.request.Request(f"{self.standin.url}/__standin/settings", method="POST",
+                                         data=json.dumps(changes).encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return json.load(answer)
+
     def stop(self) -> None:
         """Stop every process by its pid."""
         for service in (self.standin, self.pubsub):
@@ -66,7 +86,8 @@ def start_stack(home: Path, settings: Settings | None = None, project: str = BQ_
         for service in reversed(started):
             service.stop()
         raise
-    env = {**cli_env(standin.url, home), "PYTHON": sys.executable, "DEPLOY_RETRY_SECONDS": "0"}
+    env = {**cli_env(standin.url, home), "PYTHON": sys.executable, "DEPLOY_RETRY_SECONDS": "0",
+           "BUILD_RETRY_SECONDS": "2"}
     stack = Stack(pubsub, bigquery, standin, log, env)
     try:
         activate_account(env, home, standin.url)

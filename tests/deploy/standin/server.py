@@ -36,6 +36,7 @@ class Router:
     """Every API family by its path prefix, sharing the identities (accounts, IAM policies)."""
 
     def __init__(self, settings: Settings, pubsub_host: str, bigquery_host: str, log_path: Path) -> None:
+        self.settings = settings
         self.identities = Identities(settings)
         pubsub = PubSub(self.identities, Upstream(pubsub_host))
         self.eventarc = Eventarc(settings, pubsub)
@@ -66,6 +67,10 @@ class Router:
             return "oauth2", ok({"access_token": "standin-token", "expires_in": 3600, "token_type": "Bearer"})
         if request.path == "__standin/state":
             return "standin", ok(self.snapshot())
+        if request.path == "__standin/settings" and request.method == "POST":  # tests change a behaviour
+            for name, value in request.json().items():
+                setattr(self.settings, name, type(getattr(self.settings, name))(value))
+            return "standin", ok(vars(self.settings))
         return "unknown", not_found(f"The stand-in serves no API at /{request.path}").response()
 
     @staticmethod
