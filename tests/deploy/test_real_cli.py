@@ -165,10 +165,10 @@ def test_a_new_project_deploys_then_redeploys_unchanged_then_alters_once_for_a_n
 
     tables = real_repo / "shared" / "sink" / "warehouse" / "tables.py"
     original = tables.read_text()
-    anchor = original.index("    Column(\"caller_email\"")
-    line_end = original.index("\n", anchor) + 1
+    # The last column of `events` only (its tuple ends with the caller columns it shares with rejected_events).
+    line_end = original.index("        *_CALLER,\n", original.index("EVENTS = TableDef(")) + len("        *_CALLER,\n")
     subprocess.run([*GIT, "checkout", "-qb", "new-column"], cwd=real_repo, check=True)
-    tables.write_text(original[:line_end] + '    Column("standin_probe", STRING, "A column added by a test."),\n'
+    tables.write_text(original[:line_end] + '        Column("standin_probe", STRING, "A column added by a test."),\n'
                       + original[line_end:])
     subprocess.run([*GIT, "commit", "-qam", "a new column"], cwd=real_repo, check=True)
     subprocess.run([*GIT, "checkout", "-q", "-"], cwd=real_repo, check=True)
