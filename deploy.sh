@@ -50,7 +50,7 @@ load_settings() {
   local name
   for name in PROJECT REGION BQ_LOCATION DATASET TOPIC DEAD_LETTER_TOPIC INGEST_FUNCTION SINK_FUNCTION \
               INGEST_SA SINK_SA PUSH_SA BUILD_SA AGGREGATES_SA AGGREGATES_SCHEDULE INGEST_MAX_INSTANCES INGEST_MEMORY \
-              INGEST_CPU INGEST_WORKERS INGEST_THREADS SINK_MAX_INSTANCES SINK_MEMORY SINK_TIMEOUT ACK_DEADLINE_SECONDS \
+              INGEST_CPU INGEST_WORKERS INGEST_THREADS SINK_MAX_INSTANCES SINK_MEMORY SINK_CPU SINK_CONCURRENCY SINK_TIMEOUT ACK_DEADLINE_SECONDS \
               MAX_DELIVERY_ATTEMPTS SUBSCRIPTION_RETENTION; do
     [ -n "${!name:-}" ] || die "setting $name is missing in $SETTINGS"
   done
@@ -303,12 +303,13 @@ trigger_step() {
     die "the sink's trigger would change ($have -> $want), which recreates its push subscription and drops its \
 backlog. Drain it first (docs/operations.md 'Changing the sink's trigger'), then rerun with --allow-trigger-change"
   fi
-  sink_env="$(settings env sink)" || die "the sink's settings are invalid (above)"
+  # The sink's gunicorn serves one worker x SINK_CONCURRENCY threads, the same number as --concurrency.
+  sink_env="$(WORKERS=1 THREADS="$SINK_CONCURRENCY" settings env sink)" || die "the sink's settings are invalid (above)"
   deploy_function "$SINK_FUNCTION" --gen2 --runtime=python311 --region="$REGION" \
     --source="$BUILD/sink" --entry-point=sink ${flags[@]+"${flags[@]}"} --ingress-settings=internal-only \
     --service-account="$SINK_SA_EMAIL" --build-service-account="$BUILD_IDENTITY" \
     --set-env-vars="$sink_env" --max-instances="$SINK_MAX_INSTANCES" --memory="$SINK_MEMORY" \
-    --timeout="$SINK_TIMEOUT" "${G[@]}"
+    --cpu="$SINK_CPU" --concurrency="$SINK_CONCURRENCY" --timeout="$SINK_TIMEOUT" "${G[@]}"
   # Eventarc pushes as its own account, which may invoke the sink and nothing else.
   retried gcloud functions add-invoker-policy-binding "$SINK_FUNCTION" --region="$REGION" \
     --member="serviceAccount:$PUSH_SA_EMAIL" "${G[@]}"
@@ -333,7 +334,7 @@ subscription_step() {
   run gcloud pubsub subscriptions update "$subscription" --dead-letter-topic="$DEAD_LETTER_TOPIC" \
     --max-delivery-attempts="$MAX_DELIVERY_ATTEMPTS" --ack-deadline="$ACK_DEADLINE_SECONDS" \
     --message-retention-duration="$SUBSCRIPTION_RETENTION" --expiration-period=never \
-    --min-retry-delay=5s --max-retry-delay=600s "${G[@]}"
+    --min-retry-delay=10s --max-retry-delay=600s "${G[@]}"
   retried gcloud pubsub subscriptions add-iam-policy-binding "$subscription" --member="$PUBSUB_AGENT" \
     --role=roles/pubsub.subscriber "${G[@]}"
 }

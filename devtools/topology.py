@@ -33,14 +33,19 @@ def ensure_subscription(
     dead_letter_topic: str | None = None,
     max_delivery_attempts: int = 5,
     ack_deadline_s: int = 60,
+    retry_backoff_s: tuple[int, int] = (1, 10),
 ) -> str:
-    """Create a pull (or push, with an endpoint) subscription with retry and dead-letter policies."""
+    """Create a pull (or push, with an endpoint) subscription with retry and dead-letter policies.
+
+    retry_backoff_s: the retry policy's (minimum, maximum) backoff in seconds.
+    """
     path = subscriber.subscription_path(project, name)
     request: dict = {
         "name": path,
         "topic": topic_path,
         "ack_deadline_seconds": ack_deadline_s,
-        "retry_policy": {"minimum_backoff": {"seconds": 1}, "maximum_backoff": {"seconds": 10}},
+        "retry_policy": {"minimum_backoff": {"seconds": retry_backoff_s[0]},
+                         "maximum_backoff": {"seconds": retry_backoff_s[1]}},
     }
     if push_endpoint:
         request["push_config"] = {"push_endpoint": push_endpoint}

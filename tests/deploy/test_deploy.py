@@ -96,6 +96,8 @@ def test_fresh_deploy_creates_everything(repo, fake):
     assert ingest["build-service-account"].endswith("/serviceAccounts/telemetry-build@"
                                                      "sourcegraph-telemetry-gateway-dev.iam.gserviceaccount.com")
     assert sink["ingress-settings"] == "internal-only"
+    # the sink takes SINK_CONCURRENCY requests per instance, served by as many gunicorn threads, on a whole vCPU
+    assert sink["concurrency"] == "8" and sink["cpu"] == "1" and "WORKERS=1@THREADS=8" in sink["set-env-vars"]
     assert sink["trigger-service-account"].startswith("telemetry-sink-push@")
     source = Path(ingest["source"])
     assert (source / "main.py").exists() and (source / "shared" / "ingest" / "licenses" / "keys.py").exists()
@@ -112,7 +114,8 @@ def test_fresh_deploy_creates_everything(repo, fake):
     assert (source / "shared" / "VERSION").read_text().strip() in out.stdout
     subscription = state["subscriptions"][sink_subscription(state)]
     assert subscription["dead-letter-topic"] == "telemetry-events-dead-letter"
-    assert subscription["max-delivery-attempts"] == "10"
+    assert subscription["max-delivery-attempts"] == "20"
+    assert subscription["min-retry-delay"] == "10s" and subscription["max-retry-delay"] == "600s"
     assert len(state["metrics"]) == 6 and len(state["policies"]) == 1 and len(state["dashboards"]) == 1
     (dashboard,) = state["dashboards"].values()
     assert dashboard["displayName"] == "Telemetry gateway (dev)"
