@@ -131,6 +131,11 @@ class Settings:
     project: str = setting("GOOGLE_CLOUD_PROJECT", "telemetry-local", text, "Google Cloud project.")
     version: str = setting("GATEWAY_VERSION", None, _version, "Release label in logs and rows (deploy.sh sets "
                            "it; default: the staged VERSION file, else dev-local).")
+    workers: int | None = setting("WORKERS", None, integer(minimum=1), "gunicorn worker processes, read by "
+                                  "functions-framework (deploy.sh: ingest INGEST_WORKERS, sink 1).")
+    threads: int | None = setting("THREADS", None, integer(minimum=1), "Threads per gunicorn worker, read by "
+                                  "functions-framework; deploy.sh sets --concurrency to WORKERS x THREADS "
+                                  "(ingest INGEST_THREADS, sink SINK_CONCURRENCY).")
 
     @classmethod
     def declared(cls) -> list[Setting]:

@@ -86,10 +86,6 @@ class IngestConfig(Settings):
         "QUOTA_EVENTS_PER_SECOND", 2000.0, positive, "Token bucket per license fingerprint, per function instance.")
     quota_burst_events: int = setting(
         "QUOTA_BURST_EVENTS", 20_000, integer(minimum=1), "The bucket's size (>= MAX_EVENTS_PER_REQUEST).")
-    workers: int = setting(
-        "WORKERS", None, integer(minimum=1), "gunicorn worker processes (read by functions-framework; deploy.sh "
-        "derives --concurrency = WORKERS x THREADS).")
-    threads: int = setting("THREADS", None, integer(minimum=1), "Threads per gunicorn worker (functions-framework).")
 
     def __post_init__(self) -> None:
         """The rules between settings."""

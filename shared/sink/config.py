@@ -24,12 +24,6 @@ class SinkConfig(Settings):
     rejected_partition_expiration_days: int = setting(
         "REJECTED_PARTITION_EXPIRATION_DAYS", 30, integer(minimum=1), "Days BigQuery keeps a partition of "
         "`rejected_events`.")
-    workers: int = setting(
-        "WORKERS", None, integer(minimum=1), "gunicorn worker processes (read by functions-framework; deploy.sh "
-        "sets 1).")
-    threads: int = setting(
-        "THREADS", None, integer(minimum=1), "Threads per gunicorn worker (functions-framework); deploy.sh sets "
-        "SINK_CONCURRENCY, the sink's --concurrency.")
     bigquery_emulator_host: str | None = setting(
         "BIGQUERY_EMULATOR_HOST", None, text, "Use the BigQuery emulator's REST port (anonymous credentials).",
         local=True)
