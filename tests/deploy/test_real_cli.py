@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import subprocess
 import urllib.request
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from devtools.procs import ROOT
 from tests.deploy.standin import fixtures, sql
 from tests.deploy.standin.fixtures import Stack
 
@@ -91,12 +93,18 @@ def statements(stack: Stack, project: str) -> list[sql.Statement]:
     return found
 
 
+def dev_setting(name: str) -> str:
+    """A value of deploy/dev.env (the settings deploy.sh reads)."""
+    (value,) = re.findall(rf"^{name}=(.*)$", (ROOT / "deploy" / "dev.env").read_text(), re.M)
+    return value
+
+
 def assert_healthy_sink_subscription(stack: Stack, state: dict, project: str) -> dict:
-    """The sink's push subscription keeps 7 days, never expires, and dead-letters after 10 attempts."""
+    """The sink's push subscription keeps 7 days, never expires, and dead-letters after the set attempts."""
     sub = subscription(stack, sink_subscription(state, project))
     assert sub is not None
     assert sub["deadLetterPolicy"]["deadLetterTopic"].endswith("/topics/telemetry-events-dead-letter")
-    assert sub["deadLetterPolicy"]["maxDeliveryAttempts"] == 10
+    assert sub["deadLetterPolicy"]["maxDeliveryAttempts"] == int(dev_setting("MAX_DELIVERY_ATTEMPTS"))
     assert sub.get("messageRetentionDuration") == RETENTION_7D, sub
     assert sub.get("expirationPolicy") == {}, sub  # {} (no ttl): never expires
     return sub
