@@ -73,7 +73,7 @@ class Sink:
             if self._ready:
                 return
             if preparing.thread.is_alive():
-                raise TimeoutError(f"BigQuery preparation (tables, columns, writers) not done within {wait_s:g}s; "
+                raise TimeoutError(f"BigQuery preparation (columns, writers) not done within {wait_s:g}s; "
                                    "it carries on for the next delivery")
             if self._preparing is preparing:
                 self._preparing = None  # it failed: the next delivery starts a new one
