@@ -134,7 +134,7 @@ tables_step() {
   local table sql
   for table in $(warehouse tables); do
     if [ "$PLAN" = 0 ] && bq_show "$PROJECT:$DATASET.$table"; then
-      sql="$(printf '%s' "$SHOWN" | warehouse migrate "$table" "$DS")"
+      sql="$(printf '%s' "$ANSWER" | warehouse migrate "$table" "$DS")"
       if [ -n "$sql" ]; then bq_sql "$sql"; else echo "  current: $DS.$table"; fi
     else
       bq_sql "$(warehouse create "$table" "$DS")"
@@ -158,7 +158,7 @@ aggregates_step() {
   local mv current=0
   mv="$(warehouse mv-name)"
   if [ "$PLAN" = 0 ] && bq_show "$PROJECT:$DATASET.$mv"; then
-    printf '%s' "$SHOWN" | warehouse mv-current "$DS" && current=1
+    printf '%s' "$ANSWER" | warehouse mv-current "$DS" && current=1
   fi
   if [ "$current" = 0 ]; then bq_sql "$(warehouse mv "$DS")"; else say "materialized view $mv is current"; fi
   # BigQuery checks the refresh script before the schedule runs it (a dry run executes nothing).
@@ -183,7 +183,7 @@ analysts_step() {
   if [ "$PLAN" = 1 ]; then
     echo '{}' | warehouse authorize "$analysts" > "$access"
   elif bq_show "$PROJECT:$DATASET"; then
-    printf '%s' "$SHOWN" | warehouse authorize "$analysts" > "$access" || die "could not read $DS's access list"
+    printf '%s' "$ANSWER" | warehouse authorize "$analysts" > "$access" || die "could not read $DS's access list"
   else
     die "dataset $PROJECT:$DATASET not found"
   fi
@@ -281,16 +281,12 @@ functions_step() {
 # subscription, and the backlog with it. They are passed only when the trigger is new, or changed on
 # purpose (--allow-trigger-change, after draining: docs/operations.md "Changing the sink's trigger").
 trigger_step() {
-  local want="projects/$PROJECT/topics/$TOPIC	RETRY_POLICY_RETRY	$PUSH_SA_EMAIL" have="" out rc=0 sink_env
+  local want="projects/$PROJECT/topics/$TOPIC	RETRY_POLICY_RETRY	$PUSH_SA_EMAIL" have="" sink_env
   local flags=(--trigger-topic="$TOPIC" --retry --trigger-service-account="$PUSH_SA_EMAIL")
-  if [ "$PLAN" = 0 ]; then
-    out="$(gcloud functions describe "$SINK_FUNCTION" --gen2 --region="$REGION" "${G[@]}" \
-      --format='value(eventTrigger.pubsubTopic,eventTrigger.retryPolicy,eventTrigger.serviceAccountEmail)' 2>&1)" \
-      || rc=$?
-    # Only "no such function" means a new trigger; any other failure must not pass trigger flags by mistake.
-    if [ "$rc" = 0 ]; then have="$out"
-    elif ! grep -qiE 'NOT_FOUND|does not exist|not found' <<<"$out"; then die "cannot describe $SINK_FUNCTION: $out"
-    fi
+  # Only "no such function" means a new trigger; any other failure stops (never trigger flags by mistake).
+  if [ "$PLAN" = 0 ] && answer gcloud functions describe "$SINK_FUNCTION" --gen2 --region="$REGION" "${G[@]}" \
+      --format='value(eventTrigger.pubsubTopic,eventTrigger.retryPolicy,eventTrigger.serviceAccountEmail)'; then
+    have="$ANSWER"
   fi
   if [ -z "$have" ]; then
     echo "  the sink's trigger is new: creating it"

@@ -24,17 +24,26 @@ retried() {
   done
 }
 
-# exists CMD...: a read-only describe/show. gcloud prints its errors on stderr (exit 1), bq on stdout (exit 2):
-# both are read. Only "not found" counts as missing; any other failure stops the deploy. Plans ask nothing.
+# answer CMD...: a read-only describe/show. ANSWER is what it printed on stdout (return 0), or return 1 when
+# the resource is not there. gcloud says so on stderr (`NOT_FOUND`, exit 1), bq on stdout ("BigQuery error in
+# show operation: Not found: …", exit 2, stderr empty): both streams are read, but only stdout is the answer.
+# Any other failure stops the deploy with the tool's own words (and DESCRIBING, if set). Call it directly (not in a command
+# substitution), so that stopping stops the deploy.
+answer() {
+  local rc=0 err="$BUILD/answer.err"
+  ANSWER="$("$@" 2>"$err")" || rc=$?
+  [ "$rc" = 0 ] && return 0
+  if grep -qiE 'NOT_FOUND|not found|does not exist' <<<"$ANSWER $(cat "$err")"; then return 1; fi
+  die "${DESCRIBING:-$*} failed (exit $rc): $ANSWER $(cat "$err")"
+}
+
+# exists CMD...: whether the resource is there (answer's rule). In plan mode nothing is asked: missing.
 exists() {
   if [ "$PLAN" = 1 ]; then
     echo "? $* (checked at deploy time; the plan shows the create)"
     return 1
   fi
-  local out
-  if out="$("$@" 2>&1)"; then return 0; fi
-  if grep -qiE 'NOT_FOUND|not found|does not exist' <<<"$out"; then return 1; fi
-  die "$* failed: $out"
+  answer "$@"
 }
 
 ensure() {  # ensure "<describe command>" <create command...>
@@ -43,17 +52,8 @@ ensure() {  # ensure "<describe command>" <create command...>
   if exists $check; then echo "  exists: ${check}"; else run "$@"; fi
 }
 
-# bq_show REF: SHOWN is the resource as JSON (return 0), or return 1 when BigQuery answers "Not found".
-# bq prints its errors on stdout ("BigQuery error in show operation: Not found: Table ...") and exits 2,
-# with stderr empty; any other failure stops the deploy with bq's own words. Call it directly (not in
-# a command substitution), so that stopping stops the deploy.
-bq_show() {
-  local rc=0
-  SHOWN="$(bq --project_id="$PROJECT" --format=json show "$1" 2>"$BUILD/bq-show.err")" || rc=$?
-  [ "$rc" = 0 ] && return 0
-  grep -q "Not found:" <<<"$SHOWN" && return 1
-  die "bq show $1 failed (exit $rc): $SHOWN $(cat "$BUILD/bq-show.err")"
-}
+# bq_show REF: ANSWER is the resource as JSON (return 0), or return 1 when BigQuery answers "Not found".
+bq_show() { DESCRIBING="bq show $1" answer bq --project_id="$PROJECT" --format=json show "$1"; }
 
 # bq_sql SQL: run a GoogleSQL statement or script (printed; planned in plan mode).
 bq_sql() { run bq --project_id="$PROJECT" query --use_legacy_sql=false --nouse_cache "$1"; }
