@@ -103,10 +103,6 @@ def choice(*allowed: str) -> Reader:
     return read
 
 
-def _version(_name: str, raw: str) -> str:
-    return raw
-
-
 def staged_version() -> str:
     """The version deploy.sh wrote beside the staged package, else dev-local."""
     staged = Path(__file__).resolve().parent / "VERSION"
@@ -129,7 +125,7 @@ class Settings:
     environment: str = setting("TELEMETRY_ENV", None, choice(*ENVIRONMENTS), "Which deployment this is: prod or dev "
                                "(required).")
     project: str = setting("GOOGLE_CLOUD_PROJECT", "telemetry-local", text, "Google Cloud project.")
-    version: str = setting("GATEWAY_VERSION", None, _version, "Release label in logs and rows (deploy.sh sets "
+    version: str = setting("GATEWAY_VERSION", None, text, "Release label in logs and rows (deploy.sh sets "
                            "it; default: the staged VERSION file, else dev-local).")
     workers: int | None = setting("WORKERS", None, integer(minimum=1), "gunicorn worker processes, read by "
                                   "functions-framework (deploy.sh: ingest INGEST_WORKERS, sink 1).")
@@ -141,6 +137,12 @@ class Settings:
     def declared(cls) -> list[Setting]:
         """Every setting of this class, in declaration order."""
         return [f.metadata["setting"] for f in fields(cls)]
+
+    @classmethod
+    def setting_for(cls, env_name: str) -> tuple[str, Setting]:
+        """The field, and the declaration, that read the environment variable env_name."""
+        (found,) = ((f.name, f.metadata["setting"]) for f in fields(cls) if f.metadata["setting"].env == env_name)
+        return found
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Self:

@@ -31,17 +31,22 @@ def deploy_name(s: Setting) -> str:
     return s.env.removesuffix("_FILE")
 
 
+def shipped(s: Setting, env: Mapping[str, str]) -> bool:
+    """Whether the settings file names a file for this file setting."""
+    return bool(s.deploy_file and env.get(deploy_name(s), "").strip())
+
+
 def files(function: str, env: Mapping[str, str]) -> list[tuple[str, str]]:
     """(repository path, path in the function's folder) of each file its settings name."""
     return [(env[deploy_name(s)], f"config/{s.deploy_file}") for s in FUNCTIONS[function].declared()
-            if s.deploy_file and env.get(deploy_name(s), "").strip()]
+            if shipped(s, env)]
 
 
 def function_env(function: str, env: Mapping[str, str]) -> dict[str, str]:
     """The function's environment: every setting set here (files at their deployed paths), checked."""
     values = {}
     for s in FUNCTIONS[function].declared():
-        if s.deploy_file and env.get(deploy_name(s), "").strip():
+        if shipped(s, env):
             values[s.env] = f"config/{s.deploy_file}"
         elif not s.local and not s.deploy_file and env.get(s.env, "").strip():
             values[s.env] = env[s.env].strip()

@@ -23,21 +23,14 @@ import argparse
 import json
 import os
 import sys
-from dataclasses import fields
 
 from shared.ingest.config import IngestConfig
-from shared.settings import Setting
 from shared.sink.config import SinkConfig
 from shared.sink.warehouse import TABLES, aggregates, analysts, ddl, refresh, view_statements
 from shared.sink.warehouse.migrate import LiveTable, migration
 from tools.cli import dispatch
 
 BY_NAME = {t.name: t for t in TABLES}
-
-
-def _declared(config: type, env_name: str) -> Setting:
-    (found,) = (f.metadata["setting"] for f in fields(config) if f.metadata["setting"].env == env_name)
-    return found
 
 
 def _sink() -> SinkConfig:
@@ -64,7 +57,7 @@ def _stdin_json(what: str) -> object:
 
 
 def _refresh_script(dataset: str) -> str:
-    max_age = _declared(IngestConfig, "EVENT_MAX_AGE_DAYS").value(os.environ)
+    max_age = IngestConfig.setting_for("EVENT_MAX_AGE_DAYS")[1].value(os.environ)
     return refresh.refresh_script(dataset, lookback_days=max_age + aggregates.LOOKBACK_SLACK_DAYS)
 
 

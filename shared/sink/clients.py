@@ -14,7 +14,7 @@ from shared import logs
 from shared.sink.config import SinkConfig
 from shared.sink.storage_write import default_stream
 from shared.sink.warehouse.columns import TableDef
-from shared.sink.warehouse.migrate import LiveTable, migration
+from shared.sink.warehouse.migrate import LiveTable, migration, missing_columns
 
 
 class WarehouseMissing(RuntimeError):
@@ -56,10 +56,10 @@ def add_missing_columns(client: bigquery.Client, config: SinkConfig, table: Tabl
     except gexc.NotFound as exc:
         raise WarehouseMissing(f"{table_id(config, table)} does not exist: run deploy.sh for this environment "
                                f"({exc.message})") from None
-    statements = migration(table, table_id(config, table), LiveTable.from_resource(live.to_api_repr()))
-    for ddl in statements:
+    current = LiveTable.from_resource(live.to_api_repr())
+    for ddl in migration(table, table_id(config, table), current):
         client.query(ddl, timeout=config.bq_timeout_s).result(timeout=config.bq_timeout_s)
-    added = [c.name for c in table.columns if c.name not in {f.name for f in live.schema}]
+    added = missing_columns(table, current.columns)
     if added:
         logs.info("columns_added", table=table.name, columns=added)
     return added

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 from shared.settings import Settings, integer, positive, setting, text
 
@@ -37,5 +37,4 @@ class SinkConfig(Settings):
 
     def expiration_days(self, setting_name: str) -> int:
         """A table's partition expiration, by the name of its setting (TableDef.expiration_setting)."""
-        (name,) = (f.name for f in fields(self) if f.metadata["setting"].env == setting_name)
-        return getattr(self, name)
+        return getattr(self, self.setting_for(setting_name)[0])

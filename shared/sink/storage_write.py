@@ -248,17 +248,14 @@ class TableWriter:
                 future = self._start(stream, request)
             except BaseException as exc:
                 if self._stream is stream:  # a connection that failed to send is never reused
-                    self._stream = None
-                    _close_quietly(stream)
-                if isinstance(exc, gexc.Unknown) and OPEN_FAILED in str(exc):
-                    self._raise_permanent_open_cause(exc)
+                    self._close_locked()
+                self._raise_if_refused(exc)
                 raise
         try:
             response = future.result(timeout=self._timeout, polling=ANSWER_POLLING)
         except TRANSIENT as exc:
             self._discard(stream)  # the retry goes over a fresh connection, never one that failed or went quiet
-            if isinstance(exc, gexc.Unknown) and OPEN_FAILED in str(exc):
-                self._raise_permanent_open_cause(exc)
+            self._raise_if_refused(exc)
             raise
         except gexc.GoogleAPICallError as exc:
             found = getattr(exc, "response", None)
@@ -277,10 +274,12 @@ class TableWriter:
             self.refresh_schema()  # later requests use the columns the service now sees
         return [], None
 
-    def _raise_permanent_open_cause(self, exc: gexc.Unknown) -> None:
-        """The library hides why a stream did not open: ask the service about the stream (a unary call that
-        answers with the real status). A permanent cause is logged and raised, so the delivery fails at once
-        instead of retrying for its whole budget; anything else leaves the failure transient."""
+    def _raise_if_refused(self, exc: BaseException) -> None:
+        """The library hides why a stream did not open: on that failure, ask the service about the stream (a
+        unary call that answers with the real status). A permanent cause is logged and raised, so the delivery
+        fails at once instead of retrying for its whole budget; anything else leaves the failure as it was."""
+        if not (isinstance(exc, gexc.Unknown) and OPEN_FAILED in str(exc)):
+            return
         try:
             self._client.get_write_stream(request={"name": self.stream}, timeout=self._timeout)
         except PERMANENT as cause:
@@ -357,4 +356,3 @@ class TableWriter:
         """Close the connection (a later append opens a new one)."""
         with self._lock:
             self._close_locked()
-
