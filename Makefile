@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test test-unit lint run bench fuzz faults clean
+.PHONY: setup test test-unit lint run bench fuzz faults soak clean
 
 $(STAMP): requirements.txt requirements-dev.txt functions/ingest/requirements.txt functions/sink/requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,13 @@ fuzz: $(STAMP)
 FAULTS_RUNS ?= 10
 faults: $(STAMP)
 	$(BIN)/python -m devtools.faults --runs $(FAULTS_RUNS) --burners 2
+
+# The whole local pipeline under load at half of `make bench`'s throughput for SOAK_MINUTES (default 30), a fault
+# every SOAK_INTERVAL_SECONDS (300) in turn; one line per interval, then the totals (devtools/soak.py).
+# Not part of `make test`. Runs `make bench` first when bench/results.json is missing.
+soak: $(STAMP)
+	test -f bench/results.json || $(BIN)/python -m bench
+	$(BIN)/python -m devtools.soak
 
 clean:
 	rm -rf $(VENV) .local .pytest_cache .ruff_cache .hypothesis

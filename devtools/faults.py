@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from devtools.procs import ROOT
+from devtools.procs import ROOT, stat_fields
 
 TESTS_FILE = "tests/integration/test_faults.py"
 TESTS = (f"{TESTS_FILE}::test_pubsub_stall_under_client_load_loses_nothing",
@@ -38,9 +38,8 @@ def start_burners(count: int, seconds: float) -> list[subprocess.Popen]:
 
 def cpu_seconds(proc: subprocess.Popen) -> float:
     """CPU time (user + system) a running process has used so far, from /proc; 0 if it is gone."""
-    try:
-        fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
+    fields = stat_fields(proc.pid)
+    if fields is None:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 

@@ -26,6 +26,7 @@ class LocalPipeline:
     dataset: str = "telemetry"
     topic: str = "telemetry-events"
     max_delivery_attempts: int = 5
+    ingest_workers: int = 1  # gunicorn workers of the ingest server (8 threads each)
     extra_env: dict = field(default_factory=dict)
     services: list = field(default_factory=list)
 
@@ -63,7 +64,7 @@ class LocalPipeline:
         self.push_subscription = ensure_subscription(
             self.subscriber, self.project, f"{self.topic}-sink", self.topic_path, push_endpoint=self.sink.url,
             dead_letter_topic=self.dead_letter_topic, max_delivery_attempts=self.max_delivery_attempts)
-        self.ingest = start_function("ingest", self.env)
+        self.ingest = start_function("ingest", self.env, workers=self.ingest_workers)
         self.services.append(self.ingest)
 
     @property
@@ -97,6 +98,13 @@ class LocalPipeline:
         private.chmod(0o600)
         (self.workdir / "license-key.pub").write_text(public_key_line(key.public_key()) + "\n")
         return key
+
+    def replace_sink(self) -> None:
+        """Start a new sink server on the old one's port (the push endpoint), e.g. after it was killed."""
+        old = self.sink
+        old.stop()
+        self.sink = start_function("sink", self.env, port=old.port)
+        self.services[self.services.index(old)] = self.sink
 
     def stop(self) -> None:
         """Stop every started process by its pid, newest first."""

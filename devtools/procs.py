@@ -89,3 +89,55 @@ def start(name: str, cmd: list[str], port: int, env: dict | None = None) -> Serv
     )
     log.close()
     return Service(name, proc, port, log_path)
+
+
+def workers_of(master: int) -> list[int]:
+    """Pids of the gunicorn master's live children (its workers), from /proc."""
+    try:  # the children of its main thread: the arbiter forks there
+        pids = [int(p) for p in Path(f"/proc/{master}/task/{master}/children").read_text().split()]
+    except OSError:  # a kernel without CONFIG_PROC_CHILDREN: every process's parent
+        pids = [int(stat.parent.name) for stat in Path("/proc").glob("[0-9]*/stat") if _ppid(stat) == master]
+    return sorted(pid for pid in pids if _state(pid) not in ("Z", "X", None))
+
+
+def stat_fields(pid_or_stat: int | Path) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (state first), or None if the process is gone."""
+    path = pid_or_stat if isinstance(pid_or_stat, Path) else Path(f"/proc/{pid_or_stat}/stat")
+    try:
+        return path.read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
+def _ppid(stat: Path) -> int | None:
+    fields = stat_fields(stat)
+    return int(fields[1]) if fields else None
+
+
+def _state(pid: int) -> str | None:
+    fields = stat_fields(pid)
+    return fields[0] if fields else None
+
+
+def wait_for_workers(master: int, count: int, exclude: set[int] = frozenset(), timeout: float = 60) -> list[int]:
+    """The master's workers once it has `count` of them, none in `exclude`; raises after timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pids = workers_of(master)
+        if len(pids) == count and not set(pids) & exclude:
+            return pids
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gunicorn {master} has workers {pids}, wanted {count} not among {sorted(exclude)}")
+        time.sleep(0.1)
+
+
+def group_rss_bytes(pgid: int) -> dict[int, int]:
+    """Resident set size of every live process in process group pgid (a Service's own pid), by pid."""
+    page = os.sysconf("SC_PAGE_SIZE")
+    sizes = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        fields = stat_fields(stat)
+        if fields and int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                sizes[int(stat.parent.name)] = int((stat.parent / "statm").read_text().split()[1]) * page
+    return sizes

@@ -19,7 +19,7 @@ import pytest
 import requests
 
 from devtools.functions import start_function
-from devtools.procs import Service
+from devtools.procs import Service, wait_for_workers, workers_of
 from tests.integration import faults
 from tests.integration.faults import ids_in, record, wait_for_ids
 from tools.client import Report, Sender
@@ -36,45 +36,6 @@ SENDERS, PER_SENDER, BATCH = 4, 1500, 100
 #    the source of duplicates in `events`).
 FROZEN_KILL_AFTER, LIVE_KILL_AFTER = 1000, 3000
 FROZEN_BEFORE_KILL_S = 0.8
-
-def workers_of(master: int) -> list[int]:
-    """Pids of the gunicorn master's live children (its workers), from /proc."""
-    try:  # the children of its main thread: the arbiter forks there
-        pids = [int(p) for p in Path(f"/proc/{master}/task/{master}/children").read_text().split()]
-    except OSError:  # a kernel without CONFIG_PROC_CHILDREN: every process's parent
-        pids = [int(stat.parent.name) for stat in Path("/proc").glob("[0-9]*/stat") if _ppid(stat) == master]
-    return sorted(pid for pid in pids if _state(pid) not in ("Z", "X", None))
-
-
-def _fields(pid_or_stat: int | Path) -> list[str] | None:
-    path = pid_or_stat if isinstance(pid_or_stat, Path) else Path(f"/proc/{pid_or_stat}/stat")
-    try:
-        return path.read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-
-
-def _ppid(stat: Path) -> int | None:
-    fields = _fields(stat)
-    return int(fields[1]) if fields else None
-
-
-def _state(pid: int) -> str | None:
-    fields = _fields(pid)
-    return fields[0] if fields else None
-
-
-def wait_for_workers(master: int, count: int, exclude: set[int] = frozenset(), timeout: float = 60) -> list[int]:
-    """The master's workers once it has `count` of them, none in `exclude`; raises after timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        pids = workers_of(master)
-        if len(pids) == count and not set(pids) & exclude:
-            return pids
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gunicorn {master} has workers {pids}, wanted {count} not among {sorted(exclude)}")
-        time.sleep(0.1)
-
 
 def client_connections(pid: int, port: int) -> int:
     """Established TCP connections process pid holds on local port `port` (clients of the server there)."""
