@@ -1,15 +1,24 @@
-"""The Pub/Sub message ingest publishes: one gzip'd JSON batch per accepted request."""
+"""The Pub/Sub message ingest publishes: one gzip'd batch per accepted request.
+
+schemaVersion 1: a JSON document (a JSON request's events). schemaVersion 2: a `PublishedBatch` protobuf
+message (shared/gateway.proto; a protobuf request's events as they arrived). The sink reads both:
+during a rollout, messages of the previous release are still in the backlog.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import orjson
+from google.protobuf.message import DecodeError
 from isal import igzip, isal_zlib
 
 from shared import jsontext
+from shared.gateway_pb2 import CallerIdentity, PublishedBatch, RedactedFields
 
 SCHEMA_VERSION = 1
+PROTOBUF_SCHEMA_VERSION = 2
+JSON_WIRE, PROTOBUF_WIRE = "json", "protobuf"
 ENCODINGS = ("gzip", "identity")
 # The largest batch (decompressed request) one message may carry: gzip only shrinks it, and the
 # envelope's head and attributes fit in the remaining headroom.
@@ -47,6 +56,24 @@ class Identity:
             **({"callerEmail": self.caller_email} if self.caller_email else {}),
         }
 
+    def as_message(self) -> CallerIdentity:
+        """Protobuf form inside a schemaVersion 2 message (unset optional fields stay unset)."""
+        optional = {"external_url": self.external_url, "license_fingerprint": self.license_fingerprint,
+                    "service_environment": self.service_environment, "caller_email": self.caller_email}
+        return CallerIdentity(kind=self.kind, instance_id=self.instance_id, license_tags=self.license_tags,
+                              environment=self.environment, **{k: v for k, v in optional.items() if v is not None})
+
+    @classmethod
+    def from_message(cls, message: CallerIdentity) -> Identity:
+        """Inverse of as_message."""
+        def optional(name: str) -> str | None:
+            return getattr(message, name) if message.HasField(name) else None
+
+        return cls(instance_id=message.instance_id, external_url=optional("external_url"),
+                   license_fingerprint=optional("license_fingerprint"), license_tags=tuple(message.license_tags),
+                   environment=message.environment, kind=message.kind,
+                   service_environment=optional("service_environment"), caller_email=optional("caller_email"))
+
     @classmethod
     def from_json(cls, data: dict) -> Identity:
         """Inverse of as_json."""
@@ -69,8 +96,9 @@ class Batch:
     identity: Identity
     request_id: str | None
     received_at: str
-    events: list
+    events: list  # JSON objects (schemaVersion 1) or telemetrygateway.v1.Event messages (2)
     redacted: list[list[str]] | None = None  # per event, the fields ingest removed by policy
+    wire: str = JSON_WIRE  # how the events are held: JSON_WIRE or PROTOBUF_WIRE
 
 
 def encode(batch: Batch, gzip_level: int = 1, extra_attributes: dict | None = None,
@@ -86,17 +114,32 @@ def encode(batch: Batch, gzip_level: int = 1, extra_attributes: dict | None = No
     parts = events_json if events_json is not None else [orjson.dumps(e) for e in batch.events]
     body = b"".join((head[:-1], b',"events":[', b",".join(parts), b"]}"))
     data = igzip.compress(body, gzip_level)  # ISA-L: standard gzip, several times faster than zlib
-    attributes = {
-        "schemaVersion": str(SCHEMA_VERSION),
+    return data, _attributes(batch, SCHEMA_VERSION, "application/json", extra_attributes)
+
+
+def _attributes(batch: Batch, version: int, content_type: str, extra: dict | None) -> dict:
+    return {
+        "schemaVersion": str(version),
         "encoding": "gzip",
-        "contentType": "application/json",
+        "contentType": content_type,
         "instanceId": batch.identity.instance_id,
         "environment": batch.identity.environment,
         "eventCount": str(len(batch.events)),
         "requestId": batch.request_id or "",
-        **(extra_attributes or {}),
+        **(extra or {}),
     }
-    return data, attributes
+
+
+def encode_protobuf(batch: Batch, events_bytes: bytes, gzip_level: int = 1,
+                    extra_attributes: dict | None = None) -> tuple[bytes, dict]:
+    """A schemaVersion 2 message: the head's fields, then the events as serialized (field 2 of a
+    RecordEventsBody is field 2 of a PublishedBatch, and protobuf concatenation is a merge)."""
+    head = PublishedBatch(schema_version=PROTOBUF_SCHEMA_VERSION, request_id=batch.request_id or "",
+                          received_at=batch.received_at, identity=batch.identity.as_message())
+    if batch.redacted and any(batch.redacted):
+        head.redacted.extend(RedactedFields(fields=fields) for fields in batch.redacted)
+    data = igzip.compress(head.SerializeToString() + events_bytes, gzip_level)
+    return data, _attributes(batch, PROTOBUF_SCHEMA_VERSION, "application/x-protobuf", extra_attributes)
 
 
 def _inflate(data: bytes) -> bytes:
@@ -119,6 +162,8 @@ def decode(data: bytes, attributes: dict) -> Batch:
     body = _inflate(data) if encoding == "gzip" else data
     if len(body) > MAX_MESSAGE_BODY:
         raise PoisonMessage(f"payload over {MAX_MESSAGE_BODY} bytes")
+    if attributes.get("schemaVersion") == str(PROTOBUF_SCHEMA_VERSION):
+        return _decode_protobuf(body)
     try:
         doc = jsontext.loads(body)
     except jsontext.JSONTextError as exc:
@@ -140,3 +185,19 @@ def decode(data: bytes, attributes: dict) -> Batch:
             and all(isinstance(r, list) and all(isinstance(f, str) for f in r) for r in redacted)):
         raise PoisonMessage("redactedFields does not match the events")
     return Batch(identity, doc.get("requestId"), received_at, events, redacted)
+
+
+def _decode_protobuf(body: bytes) -> Batch:
+    """A schemaVersion 2 message's batch; its events stay messages."""
+    try:
+        message = PublishedBatch.FromString(body)
+    except DecodeError as exc:
+        raise PoisonMessage(f"undecodable protobuf payload: {exc}") from None
+    if message.schema_version != PROTOBUF_SCHEMA_VERSION or not message.HasField("identity"):
+        raise PoisonMessage(f"not a schemaVersion {PROTOBUF_SCHEMA_VERSION} batch (schema_version "
+                            f"{message.schema_version}, identity {'set' if message.HasField('identity') else 'unset'})")
+    redacted = [list(r.fields) for r in message.redacted] or None
+    if redacted is not None and len(redacted) != len(message.events):
+        raise PoisonMessage("redacted does not match the events")
+    return Batch(Identity.from_message(message.identity), message.request_id or None, message.received_at,
+                 message.events, redacted, PROTOBUF_WIRE)

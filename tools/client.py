@@ -17,10 +17,12 @@ from pathlib import Path
 import orjson
 import requests
 
+from tools import wire
 from tools.cli import dispatch
 from tools.generate import generate
 
 RETRY_STATUSES = {408, 429, 502, 503, 504}
+FORMATS = ("json", "protobuf")
 LICENSE_ENV = "TELEMETRY_LICENSE_KEY"  # a key on a command line would show in ps and shell history
 AUTH_STATUSES = {401, 403}
 
@@ -56,10 +58,17 @@ class Sender:
                  batch_size: int = 500, max_time_s: float = 300.0, timeout_s: float = 30.0,
                  backoff_base_s: float = 0.5, backoff_cap_s: float = 30.0,
                  session: requests.Session | None = None, sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], float] = time.monotonic, rng: random.Random | None = None) -> None:
+                 clock: Callable[[], float] = time.monotonic, rng: random.Random | None = None,
+                 body_format: str = "json") -> None:
         self.url = url.rstrip("/") + "/v1/events" if not url.rstrip("/").endswith("/v1/events") else url
-        self.headers = {"Authorization": f"Bearer {credential}", "Content-Type": "application/json",
+        if body_format not in FORMATS:
+            raise ValueError(f"body_format must be one of {FORMATS}")
+        self.protobuf = body_format == "protobuf"
+        content_type = wire.CONTENT_TYPE if self.protobuf else "application/json"
+        self.headers = {"Authorization": f"Bearer {credential}", "Content-Type": content_type,
                         "Content-Encoding": "gzip"}  # a license key, or a managed service's ID token
+        if self.protobuf:
+            self.headers["Accept"] = wire.CONTENT_TYPE
         self.identifier = identifier or {"licensedInstance": {"instanceId": instance_id, **(
             {"externalUrl": external_url} if external_url else {})}}
         self.batch_size = batch_size
@@ -71,10 +80,13 @@ class Sender:
         self.rng = rng or random.Random()
 
     def _post(self, batch: list) -> requests.Response | None:
-        body = {"metadata": {"requestId": f"{self.rng.getrandbits(64):016x}", "identifier": self.identifier},
-                "events": batch}
+        metadata = {"requestId": f"{self.rng.getrandbits(64):016x}", "identifier": self.identifier}
+        if self.protobuf:  # the batch holds (event, its Event message) pairs
+            raw = wire.encode_body(metadata, [message for _, message in batch])
+        else:
+            raw = orjson.dumps({"metadata": metadata, "events": batch})
         try:
-            return self.session.post(self.url, data=gzip.compress(orjson.dumps(body), 5), headers=self.headers,
+            return self.session.post(self.url, data=gzip.compress(raw, 5), headers=self.headers,
                                      timeout=self.timeout_s)
         except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError):
             return None  # no answer, or a connection broken mid-answer (a killed worker): re-send the batch
@@ -94,6 +106,8 @@ class Sender:
         """Send all events; returns the report. Never re-sends a succeeded or non-retryable event."""
         pending = deque(events)
         report = Report(sent=len(pending))
+        if self.protobuf:
+            pending = self._as_messages(pending, report)
         deadline = self.clock() + self.max_time_s
         attempt = 0
         done = progress or (lambda n: None)
@@ -105,7 +119,8 @@ class Sender:
             status = resp.status_code if resp is not None else None
             if status == 200:
                 attempt = 0
-                done(self._answered(batch, resp.json(), report, pending))
+                doc = wire.decode_answer(resp.content) if self.protobuf else resp.json()
+                done(self._answered(batch, doc, report, pending))
             elif status == 413 and size > 1:  # too large: split, both halves go first
                 pending.extendleft(reversed(batch))
                 self.batch_size = max(1, size // 2)
@@ -119,6 +134,17 @@ class Sender:
                 done(self._refused(batch, resp, report, pending))
         report.gave_up = len(pending)
         return report
+
+    @staticmethod
+    def _as_messages(events: deque, report: Report) -> deque:
+        """(event, Event message) pairs; an event with no protobuf form is refused here (not_encodable)."""
+        pairs: deque = deque()
+        for event in events:
+            try:
+                pairs.append((event, wire.event_message(event)))
+            except wire.NotEncodable:
+                report.refused["not_encodable"] += 1
+        return pairs
 
     @staticmethod
     def _answered(batch: list, doc: dict, report: Report, pending: deque) -> int:
@@ -147,6 +173,8 @@ class Sender:
 
 
 def _error_code(resp: requests.Response) -> str:
+    if resp.headers.get("Content-Type", "").startswith(wire.CONTENT_TYPE):
+        return wire.error_reason(resp.content) or f"http_{resp.status_code}"
     try:
         return resp.json()["error"]["code"]
     except (ValueError, KeyError, TypeError):
@@ -196,7 +224,7 @@ def cmd_send(args: argparse.Namespace) -> int:
         read_license_key(args.license_key_file), None)
     events, bad = read_events(args.file)
     sender = Sender(args.url, credential, args.instance_id, external_url=args.external_url, identifier=identifier,
-                    batch_size=args.batch_size, max_time_s=args.max_time)
+                    batch_size=args.batch_size, max_time_s=args.max_time, body_format=args.format)
     from tqdm import tqdm
 
     with tqdm(total=len(events), unit="ev", disable=not sys.stderr.isatty(), file=sys.stderr) as bar:
@@ -231,6 +259,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--instance-id", default=f"cli-{socket.gethostname()}")
     s.add_argument("--external-url")
     s.add_argument("--batch-size", type=int, default=500)
+    s.add_argument("--format", choices=FORMATS, default="json",
+                   help="body encoding: JSON, or protobuf (RecordEventsBody, answered in protobuf)")
     s.add_argument("--max-time", type=float, default=300.0, help="give up retrying after this many seconds")
     s.set_defaults(run=cmd_send)
     g = sub.add_parser("generate", help="write synthetic events as JSONL")

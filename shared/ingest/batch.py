@@ -67,11 +67,16 @@ class BatchResult:
 
     def redacted_by_feature(self) -> dict[tuple[str, str], int]:
         """(feature, field) -> events that lost that field to the privacy policy."""
-        counts: dict[tuple[str, str], int] = {}
-        for event, fields in zip(self.accepted, self.redacted, strict=True):
-            for name in fields:
-                counts[event["feature"], name] = counts.get((event["feature"], name), 0) + 1
-        return counts
+        return count_redactions([event["feature"] for event in self.accepted], self.redacted)
+
+
+def count_redactions(features: list[str], redacted: list[list[str]]) -> dict[tuple[str, str], int]:
+    """(feature, field) -> events that lost that field to the privacy policy (features[i] is event i's)."""
+    counts: dict[tuple[str, str], int] = {}
+    for feature, fields in zip(features, redacted, strict=True):
+        for name in fields:
+            counts[feature, name] = counts.get((feature, name), 0) + 1
+    return counts
 
 
 def _shape_problem(value: object, limits: Limits, depth: int = 1) -> str | None:

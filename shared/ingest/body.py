@@ -12,15 +12,27 @@ from shared.errors import BadRequest, PayloadTooLarge, RequestTimeout, Unsupport
 CHUNK = 64 * 1024
 
 
-def check_headers(content_type: str | None, content_encoding: str | None) -> str:
-    """Return the encoding ("gzip" or "identity"), or raise 415."""
+JSON, PROTOBUF = "json", "protobuf"
+CONTENT_TYPES = {"application/json": JSON, "application/x-protobuf": PROTOBUF, "application/protobuf": PROTOBUF}
+PROTOBUF_TYPE = "application/x-protobuf"
+
+
+def body_format(content_type: str | None) -> str:
+    """JSON or PROTOBUF from the Content-Type, or raise 415."""
     mime = (content_type or "").split(";", 1)[0].strip().lower()
-    if mime != "application/json":
-        raise UnsupportedMediaType("unsupported_content_type", "Content-Type must be application/json")
+    if mime not in CONTENT_TYPES:
+        raise UnsupportedMediaType("unsupported_content_type",
+                                   "Content-Type must be application/json or application/x-protobuf")
+    return CONTENT_TYPES[mime]
+
+
+def check_headers(content_type: str | None, content_encoding: str | None) -> tuple[str, str]:
+    """Return the body's format (JSON or PROTOBUF) and encoding ("gzip" or "identity"), or raise 415."""
+    fmt = body_format(content_type)
     encoding = (content_encoding or "identity").strip().lower()
     if encoding not in ("gzip", "identity"):
         raise UnsupportedMediaType("unsupported_encoding", "Content-Encoding must be gzip or absent")
-    return encoding
+    return fmt, encoding
 
 
 def _too_large(limit: int, what: str) -> PayloadTooLarge:

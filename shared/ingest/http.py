@@ -8,9 +8,13 @@ import traceback
 
 import orjson
 from flask import Request, Response
+from google.protobuf.any_pb2 import Any
+from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from shared import logs
 from shared.errors import GatewayError, MethodNotAllowed, NotFound
+from shared.gateway_pb2 import EventFailure, RecordEventsAnswer
+from shared.ingest.body import CONTENT_TYPES, PROTOBUF, PROTOBUF_TYPE
 from shared.ingest.config import IngestConfig
 from shared.ingest.licenses.verifier import LicenseVerifier
 from shared.ingest.publisher import Publisher
@@ -19,6 +23,12 @@ from shared.ingest.record import RecordEvents
 
 EVENTS_PATH = "/v1/events"
 HEARTBEAT_CACHE_S = 10.0
+ERROR_DOMAIN = "telemetry-gateway"
+# The google.rpc.Code of each HTTP status the gateway answers (https://google.aip.dev/193's mapping).
+RPC_CODES = {400: code_pb2.INVALID_ARGUMENT, 401: code_pb2.UNAUTHENTICATED, 403: code_pb2.PERMISSION_DENIED,
+             404: code_pb2.NOT_FOUND, 405: code_pb2.UNIMPLEMENTED, 408: code_pb2.DEADLINE_EXCEEDED,
+             413: code_pb2.INVALID_ARGUMENT, 415: code_pb2.INVALID_ARGUMENT, 429: code_pb2.RESOURCE_EXHAUSTED,
+             500: code_pb2.INTERNAL, 503: code_pb2.UNAVAILABLE}
 
 
 def json_response(body: dict, status: int = 200, headers: dict | None = None) -> Response:
@@ -26,11 +36,40 @@ def json_response(body: dict, status: int = 200, headers: dict | None = None) ->
     return Response(orjson.dumps(body), status=status, headers=headers, mimetype="application/json")
 
 
-def error_response(exc: GatewayError) -> Response:
-    """The JSON error answer of a whole-request failure (a cut body also closes its connection)."""
+def wants_protobuf(request: Request) -> bool:
+    """Whether the Accept header asks for a protobuf answer."""
+    accept = request.headers.get("Accept") or ""
+    return any(CONTENT_TYPES.get(part.split(";", 1)[0].strip().lower()) == PROTOBUF for part in accept.split(","))
+
+
+def protobuf_response(message: object, status: int = 200, headers: dict | None = None) -> Response:
+    """A protobuf answer."""
+    return Response(message.SerializeToString(), status=status, headers=headers, mimetype=PROTOBUF_TYPE)
+
+
+def answer_message(body: dict) -> RecordEventsAnswer:
+    """The JSON answer's content as a RecordEventsAnswer."""
+    return RecordEventsAnswer(succeeded_events=body["succeededEvents"], failed_events=[
+        EventFailure(index=f["index"], id=f["id"] or "", reason=f["reason"], message=f["message"],
+                     retryable=f["retryable"]) for f in body["failedEvents"]])
+
+
+def status_message(status: int, code: str, message: str) -> status_pb2.Status:
+    """A whole-request failure as google.rpc.Status, its reason code in an ErrorInfo (OTLP/HTTP's error body)."""
+    info = Any()
+    info.Pack(error_details_pb2.ErrorInfo(reason=code, domain=ERROR_DOMAIN))
+    return status_pb2.Status(code=RPC_CODES.get(status, code_pb2.UNKNOWN), message=f"{code}: {message}",
+                             details=[info])
+
+
+def error_response(exc: GatewayError, protobuf: bool = False) -> Response:
+    """The error answer of a whole-request failure, JSON or google.rpc.Status (a cut body also closes its
+    connection)."""
     headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else {}
     if exc.status == 408:
         headers["Connection"] = "close"
+    if protobuf:
+        return protobuf_response(status_message(exc.status, exc.code, exc.message), exc.status, headers or None)
     return json_response(exc.body(), exc.status, headers or None)
 
 
@@ -91,14 +130,17 @@ class Gateway:
     def _record(self, request: Request) -> Response:
         started = time.perf_counter()
         fields: dict = {}
+        protobuf = wants_protobuf(request)
         try:
             outcome = self.record.handle(request)
-            response, fields = json_response(outcome.body), outcome.log
+            fields = outcome.log
+            response = protobuf_response(answer_message(outcome.body)) if protobuf else json_response(outcome.body)
         except GatewayError as exc:
-            response = error_response(exc)
+            response = error_response(exc, protobuf)
             fields = {"reasonCode": exc.code, "detail": exc.message}
-        except Exception as exc:  # a bug of ours: still a JSON answer and a log line, then investigate
-            response = json_response({"error": {"code": "internal", "message": "internal error"}}, 500)
+        except Exception as exc:  # a bug of ours: still an answer and a log line, then investigate
+            response = (protobuf_response(status_message(500, "internal", "internal error"), 500) if protobuf else
+                        json_response({"error": {"code": "internal", "message": "internal error"}}, 500))
             fields = {"reasonCode": "internal", "detail": f"{type(exc).__name__}: {str(exc)[:300]}",
                       "traceback": traceback.format_exc(limit=20)}
         latency_ms = round((time.perf_counter() - started) * 1000, 2)

@@ -43,14 +43,18 @@ class ParseBudget:
         """Bytes reserved right now."""
         return self._used
 
-    @contextlib.contextmanager
-    def reserve(self, raw: bytes, max_events: int) -> Iterator[int]:
-        """Hold the parsed cost of raw for the block; 413 if it could never fit, 503 if not now."""
+    def reserve(self, raw: bytes, max_events: int) -> contextlib.AbstractContextManager[int]:
+        """Hold the parsed cost of a JSON body for the block; 413 if it could never fit, 503 if not now."""
         containers, cost = parsed_cost(raw)
         limit = max_events * CONTAINERS_PER_EVENT + 16
         if containers > limit:
             raise PayloadTooLarge("body_too_complex", f"{containers} JSON objects/arrays; at most {limit} "
                                   f"for {max_events} events")
+        return self.hold(cost)
+
+    @contextlib.contextmanager
+    def hold(self, cost: int) -> Iterator[int]:
+        """Hold `cost` bytes of the budget for the block; 413 if it could never fit, 503 if not now."""
         if cost > self.capacity:
             raise PayloadTooLarge("body_too_complex", f"body would take ~{cost >> 20} MiB once parsed; "
                                   f"at most {self.capacity >> 20} MiB")

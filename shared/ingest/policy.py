@@ -95,3 +95,18 @@ class PrivacyPolicy:
         if drop_marketing and event.pop("marketingTracking"):
             removed.append(MARKETING_TRACKING)
         return event, removed
+
+    def apply_message(self, event: object, instance_id: str, license_fingerprint: str | None = None) -> list[str]:
+        """apply() for a telemetrygateway.v1.Event message, cleared in place; the fields removed."""
+        removed: list[str] = []
+        if event.HasField("parameters"):
+            params = event.parameters
+            if params.HasField("private_metadata") and not self.keeps_private_metadata(event.feature, event.action):
+                if params.private_metadata.fields:
+                    removed.append(PRIVATE_METADATA)
+                params.ClearField("private_metadata")
+        if event.HasField("marketing_tracking") and not self.keeps_marketing(instance_id, license_fingerprint):
+            if event.marketing_tracking.ListFields():
+                removed.append(MARKETING_TRACKING)
+            event.ClearField("marketing_tracking")
+        return removed

@@ -10,18 +10,27 @@ from datetime import UTC, datetime, timedelta
 from flask import Request
 
 from shared import logs
-from shared.envelope import Batch, Identity, encode
+from shared.envelope import Batch, Identity, encode, encode_protobuf
 from shared.errors import Unauthorized
 from shared.ingest.batch import Limits, validate_batch
-from shared.ingest.body import body_deadline, check_headers, read_body
+from shared.ingest.body import PROTOBUF, body_deadline, check_headers, read_body
 from shared.ingest.config import IngestConfig
 from shared.ingest.idtokens import IdTokenVerifier, ServiceCaller, looks_like_id_token
 from shared.ingest.licenses.verifier import License, LicenseVerifier
 from shared.ingest.memory import ParseBudget
 from shared.ingest.policy import PrivacyPolicy
+from shared.ingest.protobatch import validate_messages
+from shared.ingest.protobody import PARSED_BYTES_PER_BYTE, ProtoRequest, parse_protobuf
 from shared.ingest.publisher import Publisher
 from shared.ingest.quota import Quota
-from shared.ingest.request import Caller, RecordRequest, bearer_token, parse_document, parse_identity
+from shared.ingest.request import (
+    Caller,
+    RecordRequest,
+    bearer_token,
+    body_license_key,
+    parse_document,
+    parse_identity,
+)
 from shared.ingest.watchdog import WATCHDOG
 
 
@@ -62,57 +71,101 @@ class RecordEvents:
             max_age=timedelta(days=config.max_age_days),
         )
 
-    def authenticate(self, request: Request) -> Caller:
-        """Check the credential (a license key, or a managed service's ID token) before the body is read."""
+    def authenticate(self, request: Request) -> tuple[bool, Caller]:
+        """Check the header's credential (a license key, or a managed service's ID token) before the body is
+        read: (whether the header carried one, the verified caller)."""
         token = bearer_token(request.headers.get("Authorization"), self.config.max_auth_header_chars)
         if token is None:
-            if self.config.allow_unlicensed:
-                return None
-            raise Unauthorized("missing_license", "send 'Authorization: Bearer <license key>'")
+            return False, None
         if looks_like_id_token(token):
             if self.id_tokens is None:
                 raise Unauthorized("invalid_id_token", "this gateway accepts no managed services")
-            return self.id_tokens.verify(token)
-        return self.verifier.verify(token)
+            return True, self.id_tokens.verify(token)
+        return True, self.verifier.verify(token)
 
-    def read(self, request: Request) -> bytes:
-        """The body, within its size limits and its deadline (which holds even for a trickled body)."""
-        encoding = check_headers(request.headers.get("Content-Type"), request.headers.get("Content-Encoding"))
+    def body_caller(self, metadata: dict) -> Caller:
+        """Without an Authorization header: the license key the body carries (where Sourcegraph's exporter
+        puts it), verified now that the body passed its limits; None when unlicensed callers are allowed."""
+        key = body_license_key(metadata, self.config.max_auth_header_chars)
+        if key is not None:
+            return self.verifier.verify(key)
+        if self.config.allow_unlicensed:
+            return None
+        raise Unauthorized("missing_license", "send 'Authorization: Bearer <license key>' (or the key in "
+                           "metadata.identifier.licensedInstance.licenseKey)")
+
+    def read(self, request: Request) -> tuple[str, bytes]:
+        """The body's format and bytes, within its size limits and its deadline (even for a trickled body)."""
+        fmt, encoding = check_headers(request.headers.get("Content-Type"), request.headers.get("Content-Encoding"))
         config = self.config
         deadline = body_deadline(request.content_length, config.body_timeout_s, config.body_min_rate,
                                  config.body_grace_s)
         with WATCHDOG.guard(request.environ.get("gunicorn.socket"), time.monotonic() + deadline):
-            return read_body(request.stream, request.content_length, encoding, max_wire=config.max_body_bytes,
-                             max_inflated=config.max_request_bytes, timeout_s=deadline)
+            raw = read_body(request.stream, request.content_length, encoding, max_wire=config.max_body_bytes,
+                            max_inflated=config.max_request_bytes, timeout_s=deadline)
+        return fmt, raw
 
     def handle(self, request: Request) -> Outcome:
         """Authenticate, read, parse within the memory budget, validate, publish; GatewayError for refusals."""
-        caller = self.authenticate(request)
-        raw = self.read(request)
-        with self.budget.reserve(raw, self.config.max_events):
-            return self._record(parse_document(raw, self.config.max_events), caller)
+        had_credential, caller = self.authenticate(request)
+        fmt, raw = self.read(request)
+        max_events = self.config.max_events
+        if fmt == PROTOBUF:
+            with self.budget.hold(len(raw) * PARSED_BYTES_PER_BYTE):
+                parsed = parse_protobuf(raw, max_events)
+                return self._record(parsed, caller if had_credential else self.body_caller(parsed.metadata))
+        with self.budget.reserve(raw, max_events):
+            parsed = parse_document(raw, max_events)
+            return self._record(parsed, caller if had_credential else self.body_caller(parsed.metadata))
 
-    def _record(self, parsed: RecordRequest, caller: Caller) -> Outcome:
+    def _record(self, parsed: RecordRequest | ProtoRequest, caller: Caller) -> Outcome:
         identity = parse_identity(parsed.metadata, caller, self.config, self.id_tokens)
         request_id = parsed.request_id
-        self.quota.take(_quota_key(caller, identity), len(parsed.events))
+        events = len(parsed.events)
+        self.quota.take(_quota_key(caller, identity), events)
         now = datetime.now(UTC)
-        result = validate_batch(parsed.events, self.limits, now,
-                                lambda event: self.policy.apply(event, identity.instance_id,
-                                                                identity.license_fingerprint))
-        log = {"instanceId": identity.instance_id, "requestId": request_id, "events": len(parsed.events)}
+        log = {"instanceId": identity.instance_id, "requestId": request_id, "events": events}
+        if isinstance(parsed, ProtoRequest):
+            result, publish = self._validate_messages(parsed, identity, request_id, now, log)
+        else:
+            result, publish = self._validate_json(parsed, identity, request_id, now)
         succeeded: list[str] = []
-        if result.accepted:
-            batch = Batch(identity, request_id, now.isoformat(), result.accepted, result.redacted)
-            data, attributes = encode(batch, self.config.gzip_level, events_json=result.accepted_json)
+        if publish is not None:
+            data, attributes = publish()
             started = time.perf_counter()
             log["messageId"] = self.publisher.publish(data, attributes)
             log["publishMs"] = round((time.perf_counter() - started) * 1000, 2)
             log["messageBytes"] = len(data)
-            succeeded = [e["id"] for e in result.accepted]
+            succeeded = result.ids if isinstance(parsed, ProtoRequest) else [e["id"] for e in result.accepted]
         log["accepted"] = len(succeeded)
         for (feature, name), count in result.redacted_by_feature().items():  # names and counts, never values
             logs.info("fields_redacted", instanceId=identity.instance_id, feature=feature, field=name, count=count)
         log["failedByReason"] = dict(Counter(f.reason for f in result.failures))
         body = {"succeededEvents": succeeded, "failedEvents": [f.as_json() for f in result.failures]}
         return Outcome(body, log)
+
+    def _validate_json(self, parsed: RecordRequest, identity: Identity, request_id: str | None,
+                       now: datetime) -> tuple[object, object]:
+        """The JSON batch's verdicts, and how to encode the message of its accepted events (None: nothing to)."""
+        result = validate_batch(parsed.events, self.limits, now,
+                                lambda event: self.policy.apply(event, identity.instance_id,
+                                                                identity.license_fingerprint))
+        if not result.accepted:
+            return result, None
+        batch = Batch(identity, request_id, now.isoformat(), result.accepted, result.redacted)
+        return result, lambda: encode(batch, self.config.gzip_level, events_json=result.accepted_json)
+
+    def _validate_messages(self, parsed: ProtoRequest, identity: Identity, request_id: str | None,
+                           now: datetime, log: dict) -> tuple[object, object]:
+        """The protobuf batch's verdicts (refused events removed from it), and how to encode the rest."""
+        body = parsed.body
+        result = validate_messages(body.events, parsed.sizes, self.limits, now,
+                                   lambda event: self.policy.apply_message(event, identity.instance_id,
+                                                                           identity.license_fingerprint))
+        if parsed.unknown_bytes:
+            log["unknownFieldBytes"] = parsed.unknown_bytes
+        if not result.ids:
+            return result, None
+        body.ClearField("metadata")  # the license key, if the body carried it, goes no further
+        batch = Batch(identity, request_id, now.isoformat(), body.events, result.redacted)
+        return result, lambda: encode_protobuf(batch, body.SerializeToString(), self.config.gzip_level)

@@ -47,6 +47,18 @@ def bearer_token(header: str | None, max_chars: int) -> str | None:
     return token.strip()
 
 
+def body_license_key(metadata: dict, max_chars: int) -> str | None:
+    """metadata.identifier.licensedInstance.licenseKey, when the body carries one (whitespace removed)."""
+    identifier = metadata.get("identifier")
+    instance = identifier.get("licensedInstance") if isinstance(identifier, dict) else None
+    key = instance.get("licenseKey") if isinstance(instance, dict) else None
+    if key in (None, ""):
+        return None
+    if not isinstance(key, str) or len(key) > max_chars:
+        raise Unauthorized("invalid_license", f"licenseKey must be a string of at most {max_chars} characters")
+    return key.strip()
+
+
 def parse_document(raw: bytes, max_events: int) -> RecordRequest:
     """The body's JSON: an object with a metadata object and an events list of at most max_events.
 

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 
 from shared import logs
-from shared.envelope import Batch, PoisonMessage, decode
+from shared.envelope import PROTOBUF_WIRE, Batch, PoisonMessage, decode
 from shared.sink.clients import add_missing_columns, bigquery_client, live_columns, write_client
 from shared.sink.config import SinkConfig
 from shared.sink.push import PushedMessage, message_id, pushed_message
@@ -16,6 +16,7 @@ from shared.sink.rows import (
     context_columns,
     event_batch_columns,
     event_row,
+    message_row,
     micros,
     now_utc,
     rejected_row,
@@ -144,12 +145,13 @@ class Sink:
         redacted = batch.redacted or [[]] * len(batch.events)
 
         shared_for: dict[type, bytes] = {}  # the batch's shared columns, serialized once per writer schema
+        to_row = message_row if batch.wire == PROTOBUF_WIRE else event_row
 
         def row(index: int) -> bytes:
             cls = events.message_class
             if cls not in shared_for:
                 shared_for[cls] = events.serialize(event_batch_columns(context, now))
-            return events.serialize(event_row(batch.events[index], now, redacted[index]), shared_for[cls])
+            return events.serialize(to_row(batch.events[index], now, redacted[index]), shared_for[cls])
 
         indexes: list[int] = []
         serialized: list[bytes] = []

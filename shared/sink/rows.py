@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
 import orjson
+from google.protobuf import json_format
+from google.protobuf.message import Message
 
 from shared.envelope import Batch
 from shared.event import FIELDS, INT64
@@ -169,13 +171,80 @@ def event_row(event: object, now: datetime, redacted: list[str] | None = None) -
     }
 
 
+def _set(message: Message, name: str) -> str | None:
+    """An optional (proto3 `optional`) string field: its value when set, even empty; else None."""
+    return getattr(message, name) if message.HasField(name) else None
+
+
+def _fields_json(message: Message, present: bool) -> str | None:
+    """A message's set fields as a JSON object text with their JSON names (None when unset or empty)."""
+    if not present:
+        return None
+    return _json({field.json_name: value for field, value in message.ListFields()})
+
+
+def message_row(event: Message, now: datetime, redacted: list[str] | None = None) -> dict:
+    """event_row() for a telemetrygateway.v1.Event message: the values the JSON path gives for the same
+    event written in proto3 JSON (which leaves out fields at their zero value: those columns are NULL)."""
+    event_id, feature, action = event.id, event.feature, event.action
+    if not (event_id and feature and action and event.HasField("timestamp")):
+        raise RowProblem("invalid_event", "id, feature, action and timestamp are required")
+    stamp = event.timestamp
+    at = stamp.seconds * 1_000_000 + stamp.nanos // 1000
+    low, high = _window(now)
+    if not micros(low) <= at <= micros(high):
+        raise RowProblem("timestamp_out_of_range", f"{at} us is outside BigQuery's partition window")
+    source, params = event.source, event.parameters
+    client = source.client
+    user = event.user
+    interaction = event.interaction
+    has_params, has_user, has_interaction = event.HasField("parameters"), event.HasField("user"), event.HasField(
+        "interaction")
+    metadata = None
+    if has_params and (params.legacy_metadata or params.metadata):
+        merged = dict(params.legacy_metadata)  # int64, exact; metadata (double) wins a clash, as at ingest
+        merged.update(params.metadata)
+        metadata = _json(merged)
+    billing = params.billing_metadata if has_params and params.HasField("billing_metadata") else None
+    private = params.private_metadata if has_params and params.HasField("private_metadata") else None
+    geolocation = interaction.geolocation if has_interaction and interaction.HasField("geolocation") else None
+    flags = event.feature_flags.flags if event.HasField("feature_flags") else None
+    return {
+        "event_id": event_id,
+        "timestamp": at,
+        "feature": feature,
+        "action": action,
+        "server_version": source.server.version or None,
+        "client_name": (client.name or None) if source.HasField("client") else None,
+        "client_version": _set(client, "version") if source.HasField("client") else None,
+        "parameters_version": (params.version or None) if has_params else None,
+        "metadata": metadata,
+        "private_metadata": _json(json_format.MessageToDict(private)) if private is not None else None,
+        "billing_product": (billing.product or None) if billing is not None else None,
+        "billing_category": (billing.category or None) if billing is not None else None,
+        "user_id": user.user_id if has_user and user.HasField("user_id") else None,
+        "anonymous_user_id": _set(user, "anonymous_user_id") if has_user else None,
+        "sams_external_id": _set(user, "sams_external_id") if has_user else None,
+        "feature_flags": _json(dict(flags)) if flags else None,
+        "marketing_tracking": _fields_json(event.marketing_tracking, event.HasField("marketing_tracking")),
+        "interaction_trace_id": _set(interaction, "trace_id") if has_interaction else None,
+        "interaction_id": _set(interaction, "interaction_id") if has_interaction else None,
+        "country_code": (geolocation.country_code or None) if geolocation is not None else None,
+        "extra": None,  # fields the .proto does not declare were dropped by ingest
+        "redacted_fields": redacted or [],
+    }
+
+
 def event_batch_columns(context: dict, now: datetime) -> dict:
     """Columns every events row of a message shares: the context and inserted_at."""
     return {**context, "inserted_at": micros(now)}
 
 
 def raw_json(event: object) -> str:
-    """The event as JSON text, exactly (integers beyond 64 bits too, which orjson cannot write)."""
+    """The event as JSON text, exactly (integers beyond 64 bits too, which orjson cannot write); a message in
+    its proto3 JSON form."""
+    if isinstance(event, Message):
+        return json_format.MessageToJson(event, indent=None)
     try:
         return orjson.dumps(event).decode()
     except TypeError:
@@ -185,7 +254,7 @@ def raw_json(event: object) -> str:
 def rejected_row(event: object, index: int, reason: str, detail: str, context: dict, now: datetime,
                  redacted: list[str] | None = None) -> dict:
     """One rejected_events row keeping the raw event."""
-    event_id = event.get("id") if isinstance(event, dict) else None
+    event_id = event.get("id") if isinstance(event, dict) else getattr(event, "id", None) or None
     return {
         "rejection_id": f"{context['message_id']}:{index}",
         "reason": reason,

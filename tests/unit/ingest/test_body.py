@@ -12,15 +12,18 @@ from shared.ingest.body import check_headers, read_body
 
 
 @pytest.mark.parametrize(("ctype", "enc", "expected"), [
-    ("application/json", None, "identity"),
-    ("Application/JSON; charset=utf-8", "GZIP", "gzip"),
-    ("application/json", "identity", "identity"),
+    ("application/json", None, ("json", "identity")),
+    ("Application/JSON; charset=utf-8", "GZIP", ("json", "gzip")),
+    ("application/json", "identity", ("json", "identity")),
+    ("application/x-protobuf", "gzip", ("protobuf", "gzip")),
+    ("application/protobuf", None, ("protobuf", "identity")),
 ])
 def test_headers_accepted(ctype, enc, expected):
     assert check_headers(ctype, enc) == expected
 
 
-@pytest.mark.parametrize(("ctype", "enc"), [(None, None), ("text/json", None), ("application/json", "deflate")])
+@pytest.mark.parametrize(("ctype", "enc"), [(None, None), ("text/json", None), ("application/json", "deflate"),
+                                                ("application/grpc", None), ("application/x-protobuf", "br")])
 def test_headers_refused(ctype, enc):
     with pytest.raises(UnsupportedMediaType):
         check_headers(ctype, enc)
