@@ -12,8 +12,8 @@ from isal import igzip
 
 from devtools.topology import ensure_subscription
 from shared.gateway_pb2 import RecordEventsAnswer
-from tests.integration.messages import as_json, base_event, full_event, licensed, post_protobuf, zero_event
 from tests.helpers import make_body
+from tests.integration.messages import as_json, base_event, full_event, licensed, post_protobuf, zero_event
 from tests.integration.rows import rows_for, send, wait_rows
 from tools import wire
 
@@ -132,7 +132,8 @@ def test_broken_bodies_get_the_documented_4xx(pipeline, body, status, code):
 def test_per_event_verdicts_match_the_json_answer(pipeline):
     """A batch with refused events: the same indexes, ids, reasons and retryable flags in both answers."""
     now = datetime.now(UTC)
-    good, no_feature, future, dup = base_event(now), base_event(now), base_event(now + timedelta(days=2)), base_event(now)
+    good, no_feature, dup = base_event(now), base_event(now), base_event(now)
+    future = base_event(now + timedelta(days=2))
     no_feature.feature = ""
     dup.id = good.id
     messages = [good, no_feature, future, dup]
