@@ -66,7 +66,7 @@ def _strings(message: object) -> list[str]:
                     found.append(item)
                 elif hasattr(item, "ListFields"):
                     found += _strings(item)
-        elif descriptor.label == descriptor.LABEL_REPEATED:
+        elif descriptor.is_repeated:
             for item in value:
                 found += _strings(item) if hasattr(item, "ListFields") else [item] if isinstance(item, str) else []
         elif isinstance(value, str):

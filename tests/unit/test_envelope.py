@@ -58,3 +58,30 @@ def test_integers_beyond_64_bits_survive_decoding():
     body = ('{"schemaVersion": 1, "identity": {"instanceId": "i", "environment": "dev"}, "receivedAt": "t", '
             f'"events": [{{"id": "a", "n": {2**70}}}]}}').encode()
     assert decode(body, {"encoding": "identity"}).events == [{"id": "a", "n": 2**70}]
+
+
+def test_protobuf_batch_roundtrip_beside_json():
+    """schemaVersion 2 carries the events as messages; decode() tells the versions apart by attribute."""
+    from shared.envelope import PROTOBUF_WIRE, encode_protobuf
+    from shared.gateway_pb2 import RecordEventsBody
+
+    body = RecordEventsBody()
+    body.events.add(id="e1", feature="a.b", action="cc")
+    body.events.add(id="e2", feature="a.b", action="cc")
+    identity = Identity("inst", None, "fp", ("dev",), "dev", "licensed_instance", caller_email=None)
+    batch = Batch(identity, "req", "2026-11-28T00:00:00+00:00", body.events, [["marketingTracking"], []])
+    data, attributes = encode_protobuf(batch, body.SerializeToString())
+    assert (attributes["schemaVersion"], attributes["contentType"], attributes["eventCount"]) == (
+        "2", "application/x-protobuf", "2")
+    decoded = decode(data, attributes)
+    assert decoded.wire == PROTOBUF_WIRE and decoded.identity == identity
+    assert [e.id for e in decoded.events] == ["e1", "e2"] and decoded.redacted == [["marketingTracking"], []]
+    assert (decoded.request_id, decoded.received_at) == ("req", "2026-11-28T00:00:00+00:00")
+    old = decode(*encode(Batch(identity, "req", "2026-11-28T00:00:00+00:00", [{"id": "j"}])))
+    assert old.wire == "json" and old.events == [{"id": "j"}]
+
+
+@pytest.mark.parametrize("payload", [b"\xff\xff", b"\x18\x01"])  # not protobuf; schema_version 1, no identity
+def test_a_broken_protobuf_batch_is_poison(payload):
+    with pytest.raises(PoisonMessage):
+        decode(gzip.compress(payload), {"schemaVersion": "2", "encoding": "gzip"})

@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
+from google.protobuf import json_format
 
 from shared.envelope import Batch, Identity
+from shared.ingest.batch import Accepted, Limits, check_event
 from shared.sink.rows import (
     RowProblem,
     context_columns,
     event_batch_columns,
     event_row,
+    message_row,
     micros,
     rejected_row,
     unknown_fields,
 )
+from shared.telemetrygateway_pb2 import Event
 from tests.helpers import make_event
+from tests.integration import messages
 
 NOW = datetime(2026, 11, 28, tzinfo=UTC)
 BATCH = Batch(Identity("i", None, "fp", ("a",), "prod", "licensed_instance"), "r", "2026-11-28T00:00:00+00:00", [])
@@ -84,3 +89,22 @@ def test_integers_beyond_64_bits_are_refused_clearly_and_kept_exactly_in_rejecte
     assert exc.value.reason == "invalid_value" and "64 bits" in exc.value.detail
     row = rejected_row(event, 0, exc.value.reason, exc.value.detail, CONTEXT, NOW)
     assert str(2**70) in row["raw_event"]
+
+
+@pytest.mark.parametrize("build", ["full_event", "zero_event", "base_event"])
+def test_a_message_gives_the_row_its_proto3_json_gives(build):
+    """message_row(Event) == event_row(the same event in proto3 JSON, as ingest publishes it), column by column."""
+    now = datetime.now(UTC)
+    event = getattr(messages, build)(now.replace(microsecond=250_000))
+    limits = Limits(1 << 20, 32, 1 << 16, timedelta(hours=1), timedelta(days=30))
+    verdict = check_event(json_format.MessageToDict(event), limits, now)
+    assert isinstance(verdict, Accepted)
+    as_json = event_row(verdict.event, now, ["marketingTracking"])
+    assert message_row(event, now, ["marketingTracking"]) == as_json
+    assert as_json["timestamp"] % 1_000_000 == 250_000
+
+
+def test_a_message_without_a_timestamp_is_a_row_problem():
+    with pytest.raises(RowProblem) as exc:
+        message_row(Event(id="a", feature="f.g", action="hh"), datetime.now(UTC))
+    assert exc.value.reason == "invalid_event"

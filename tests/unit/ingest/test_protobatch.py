@@ -1,0 +1,109 @@
+"""Per-event checks on Event messages give the JSON path's verdict for the same event in proto3 JSON."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from google.protobuf import json_format
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from shared.gateway_pb2 import RecordEventsBody
+from shared.ingest.batch import Accepted, Limits, check_event
+from shared.ingest.protobatch import check_message, validate_messages
+from shared.telemetrygateway_pb2 import Event
+
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+NOW_US = int(NOW.timestamp()) * 1_000_000
+LIMITS = Limits(max_event_bytes=64 * 1024, max_depth=8, max_string_chars=16_384, max_future=timedelta(hours=1),
+                max_age=timedelta(days=30))
+TEXT = st.one_of(st.text(max_size=6), st.sampled_from(["", "x" * 129, "y" * 257, "z" * 4097, "w" * 16_385]))
+NAME = st.sampled_from(["cody.completion", "a-b.c", "", "Cody", "cody1", "x", "a" * 65])
+JSON = st.recursive(st.none() | st.booleans() | st.floats(allow_nan=False, allow_infinity=False, width=32)
+                    | st.text(max_size=4),
+                    lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=3), c, max_size=3),
+                    max_leaves=12)
+SECONDS = st.integers(int((NOW - timedelta(days=40)).timestamp()), int((NOW + timedelta(hours=3)).timestamp()))
+
+
+@st.composite
+def events(draw: st.DrawFn) -> Event:
+    """An Event with any subset of its fields set, values at and beyond every limit."""
+    event = Event(id=draw(TEXT), feature=draw(NAME), action=draw(NAME))
+    if draw(st.integers(0, 9)):  # mostly set: a missing timestamp is refused before the rest is looked at
+        event.timestamp.seconds, event.timestamp.nanos = draw(SECONDS), draw(st.integers(0, 999_999_999))
+    if draw(st.booleans()):
+        event.source.server.version = draw(TEXT)
+    if draw(st.booleans()):
+        event.source.client.name = draw(TEXT)
+        if draw(st.booleans()):
+            event.source.client.version = draw(TEXT)
+    if draw(st.booleans()):
+        params = event.parameters
+        params.version = draw(st.integers(-(2**31), 2**31 - 1))
+        params.metadata.update(draw(st.dictionaries(st.text(max_size=3), st.floats(), max_size=3)))
+        params.legacy_metadata.update(draw(st.dictionaries(st.text(max_size=3), st.integers(-(2**63), 2**63 - 1),
+                                                           max_size=3)))
+        if draw(st.booleans()):
+            params.private_metadata.update(draw(st.dictionaries(st.text(max_size=3), JSON, max_size=3)))
+        if draw(st.booleans()):
+            params.billing_metadata.product = draw(TEXT)
+    if draw(st.booleans()):
+        event.user.user_id = draw(st.integers(-(2**63), 2**63 - 1))
+        event.user.anonymous_user_id = draw(TEXT)
+    if draw(st.booleans()):
+        event.feature_flags.flags.update(draw(st.dictionaries(st.text(max_size=3), TEXT, max_size=2)))
+    if draw(st.booleans()):
+        event.marketing_tracking.referrer = draw(TEXT)
+    if draw(st.booleans()):
+        event.interaction.geolocation.country_code = draw(TEXT)
+    return event
+
+
+def json_verdict(event: Event) -> str | None:
+    verdict = check_event(json_format.MessageToDict(event), LIMITS, NOW)
+    return None if isinstance(verdict, Accepted) else verdict.reason
+
+
+def message_verdict(event: Event) -> str | None:
+    verdict = check_message(event, event.ByteSize(), LIMITS, NOW_US)
+    return None if verdict is None else verdict.reason
+
+
+@settings(max_examples=1000, deadline=None)
+@given(events())
+def test_same_verdict_as_the_json_path(event):
+    assert message_verdict(event) == json_verdict(event), json_format.MessageToDict(event)
+
+
+def nested(levels: int) -> Event:
+    """A valid event whose private metadata nests `levels` lists below it."""
+    event = Event(id="a", feature="cody.chat", action="executed")
+    event.timestamp.seconds = int(NOW.timestamp())
+    event.source.server.version = "1"
+    value: list = []
+    for _ in range(levels - 1):
+        value = [value]
+    event.parameters.private_metadata.update({"k": value})
+    return event
+
+
+@pytest.mark.parametrize("levels", [LIMITS.max_depth - 4, LIMITS.max_depth - 3, LIMITS.max_depth - 2])
+def test_nesting_limit_agrees(levels):
+    assert message_verdict(nested(levels)) == json_verdict(nested(levels))
+
+
+def test_refused_events_leave_the_batch_and_duplicates_are_refused():
+    ok, bad = nested(1), Event(id="b")
+    batch = RecordEventsBody(events=[ok, bad, ok])
+    result = validate_messages(batch.events, [e.ByteSize() for e in batch.events], LIMITS, NOW)
+    assert result.ids == ["a"] and [(f.index, f.id, f.reason) for f in result.failures] == [
+        (1, "b", "invalid_event"), (2, "a", "duplicate_id")]
+    assert [e.id for e in batch.events] == ["a"]
+
+
+def test_a_non_finite_metadata_value_is_refused():
+    event = nested(1)
+    event.parameters.metadata["x"] = float("nan")
+    assert message_verdict(event) == "invalid_event" == json_verdict(event)
