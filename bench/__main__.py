@@ -46,41 +46,69 @@ def main() -> int:
         "pubsub_bytes_per_event": ingest["pubsub_bytes_per_event"],
         "event_json_bytes": ingest["request_bytes_per_event"],
     })
+    protobuf_costs = cost.model({  # protobuf bodies: their request durations and message sizes
+        "ingest_request_s": http["protobuf_half_load"]["p50_ms"] / 1000,
+        "sink_message_s": sink_message_s * transform["protobuf_us_per_event"] / transform["us_per_event"],
+        "row_bytes": transform["row_bytes"],
+        "pubsub_bytes_per_event": ingest["protobuf_pubsub_bytes_per_event"],
+        "event_json_bytes": ingest["request_bytes_per_event"],
+    })
     results = {
         "ingest_cpu_ratio_to_floor": ingest["ratio_to_floor"],
+        "protobuf_ingest_cpu_ratio_to_floor": ingest["protobuf_ratio_to_floor"],
         "http_events_per_s": http["events_per_s"],
+        "http_protobuf_events_per_s": http["protobuf"]["events_per_s"],
         "http_p99_ms_at_half_load": http["half_load"]["p99_ms"],
+        "http_protobuf_p99_ms_at_half_load": http["protobuf_half_load"]["p99_ms"],
         "sink_us_per_event": transform["us_per_event"],
+        "sink_protobuf_us_per_event": transform["protobuf_us_per_event"],
         "e2e_lag_p95_s": pipe["lag"]["p95_s"],
         "cost_per_million_usd": costs["a_batched_gzip_storage_write"]["total"],
+        "protobuf_cost_per_million_usd": protobuf_costs["a_batched_gzip_storage_write"]["total"],
+        "wire_bytes_per_event": ingest["wire_bytes_per_event"],
         "machine": machine(),
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "details": {"ingest": ingest, "sink_transform": transform, "http": http, "pipeline": pipe, "cost": costs,
+                    "protobuf_cost": protobuf_costs,
                     "cold_start": cold, "sink_message_s_deployed": sink_message_s},
     }
     OUT.write_text(json.dumps(results, indent=2) + "\n")
     r, t = ingest["ratio_spread"], transform["us_spread"]
+    pr, pt, wb = ingest["protobuf_ratio_spread"], transform["protobuf_us_spread"], ingest["wire_bytes_per_event"]
+    ph, phl = http["protobuf"], http["protobuf_half_load"]
     storage = costs["storage_per_million_events_month"]
     rows = [
-        ("ingest CPU / orjson.loads floor", f"{r['median']:.2f}x", "<= 5x",
+        ("ingest CPU / orjson.loads floor", f"{r['median']:.2f}x", "<= 4x",
          f"median of {ingest['rounds']} interleaved rounds (min {r['min']:.2f}, max {r['max']:.2f}); floor "
          f"{ingest['us_per_event']['floor_orjson_loads']:.2f} us/ev; ingest path "
          f"{ingest['us_per_event']['ingest_path']:.2f}; json.loads {ingest['us_per_event']['json_loads']:.2f}; "
          f"marshmallow load {ingest['us_per_event']['marshmallow_load']:.1f}"),
-        ("HTTP ingest throughput", f"{http['events_per_s']:,.0f} ev/s", ">= 20,000",
+        ("protobuf ingest CPU / the floor", f"{pr['median']:.2f}x", "<= 1.5x",
+         f"same rounds (min {pr['min']:.2f}, max {pr['max']:.2f}); protobuf ingest path "
+         f"{ingest['us_per_event']['protobuf_ingest_path']:.2f} us/ev"),
+        ("HTTP ingest throughput", f"{http['events_per_s']:,.0f} ev/s", ">= 35,000",
          f"gunicorn {http['best']} (workers x threads); " + ", ".join(
              f"{k}: {v['events_per_s']:,.0f}" for k, v in http["configs"].items())),
+        ("HTTP protobuf throughput", f"{ph['events_per_s']:,.0f} ev/s", ">= 60,000",
+         f"gunicorn {http['best']}, the same server and corpus as protobuf bodies"),
         ("HTTP p50 / p99 at half load", f"{http['half_load']['p50_ms']:.0f} / {http['half_load']['p99_ms']:.0f} ms",
-         "p99 <= 100 ms", f"{http['half_load']['events_per_s']:,.0f} ev/s offered, client on the same 2 cores"),
-        ("sink transform", f"{t['median']:.2f} us/ev", "<= 10 us",
+         "p99 <= 100 ms", f"{http['half_load']['events_per_s']:,.0f} ev/s offered, client on the same 2 cores; "
+         f"protobuf {phl['p50_ms']:.0f} / {phl['p99_ms']:.0f} ms at {phl['events_per_s']:,.0f} ev/s"),
+        ("sink transform (JSON envelope)", f"{t['median']:.2f} us/ev", "<= 8 us",
          f"median of rounds (min {t['min']:.2f}, max {t['max']:.2f}); {pipe['sink']['rows_per_s']:,.0f} rows/s "
          "into the BigQuery emulator (Storage Write, one connection)"),
+        ("sink transform (protobuf)", f"{pt['median']:.2f} us/ev", "<= 8 us",
+         f"same rounds (min {pt['min']:.2f}, max {pt['max']:.2f}); schemaVersion 2 messages"),
         ("end-to-end lag p50 / p95", f"{pipe['lag']['p50_s']:.2f} / {pipe['lag']['p95_s']:.2f} s", "p95 <= 5 s",
          f"{pipe['lag']['seen']}/{pipe['lag']['batches']} batches, accept -> queryable, 100 ms polls"),
         ("cost per million events (a)", f"${costs['a_batched_gzip_storage_write']['total']:.4f}", "<= $0.05",
          f"(b) per-event messages ${costs['b_message_per_event']['total']:.4f}; (c) per-event + BigQuery "
          f"subscription ${costs['c_message_per_event_bq_subscription']['total']:.4f}; Cloud Run billing "
          "(100 ms rounding + request fee)"),
+        ("cost per million, protobuf bodies", f"${protobuf_costs['a_batched_gzip_storage_write']['total']:.4f}",
+         "-", "design (a) with protobuf requests and schemaVersion 2 messages"),
+        ("bytes per event on the wire", f"{wb['json']:.0f} / {wb['protobuf']:.0f} B", "-",
+         f"JSON / protobuf raw; gzip'd (level 5) {wb['json_gzip']:.0f} / {wb['protobuf_gzip']:.0f} B"),
         ("storage per million events/month", f"${storage['active']:.4f}", "-",
          f"{storage['gib']:.3f} GiB; long-term (90 days unmodified) ${storage['long_term']:.4f}"),
         ("corpus", f"{ingest['corpus']['json_bytes_per_event']:.0f} B/ev", "-",

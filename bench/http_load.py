@@ -13,7 +13,7 @@ from pathlib import Path
 import orjson
 import requests
 
-from bench.cpu import batch_body
+from bench.cpu import batch_body, protobuf_body
 from devtools.emulators import start_pubsub
 from devtools.functions import start_function
 from devtools.procs import Service
@@ -82,12 +82,11 @@ def measure(configs: tuple[tuple[int, int], ...] = ((1, 8), (2, 4), (2, 8)), sec
     private = generate_private_key("rsa")
     (work / "trusted.pub").write_text(public_key_line(private.public_key()) + "\n")
     key = encode_license({"v": 3, "t": [], "u": 1, "e": "2099-01-01T00:00:00Z"}, private)
-    bodies = []
-    for seed in range(8):
-        raw, _ = batch_body(seed)
-        bodies.append(gzip.compress(raw, 5))
+    bodies = [gzip.compress(batch_body(seed)[0], 5) for seed in range(8)]
+    proto_bodies = [gzip.compress(protobuf_body(seed), 5) for seed in range(8)]
     events_per_request = len(orjson.loads(gzip.decompress(bodies[0]))["events"])
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json", "Content-Encoding": "gzip"}
+    proto_headers = {**headers, "Content-Type": "application/x-protobuf"}
     pubsub = start_pubsub()
     services: list[Service] = [pubsub]
     results: dict = {"events_per_request": events_per_request, "configs": {}}
@@ -114,10 +113,18 @@ def measure(configs: tuple[tuple[int, int], ...] = ((1, 8), (2, 4), (2, 8)), sec
             else:
                 server.stop()
         (workers, threads), run, server = best
-        half_rps = run["requests"] / run["seconds"] / 2
-        half = _run(f"{server.url}/v1/events", headers, bodies, 4, seconds, 4 / half_rps)
-        half["events_per_s"] = half["requests"] * events_per_request / half["seconds"]
-        results.update(best=f"{workers}x{threads}", events_per_s=run["events_per_s"], half_load=half,
+        url = f"{server.url}/v1/events"
+        proto = _run(url, proto_headers, proto_bodies, 8, seconds, None)  # the same server, protobuf bodies
+        proto["events_per_s"] = proto["requests"] * events_per_request / proto["seconds"]
+
+        def half_load(saturated: dict, hdrs: dict, payloads: list[bytes]) -> dict:
+            half = _run(url, hdrs, payloads, 4, seconds, 4 / (saturated["requests"] / saturated["seconds"] / 2))
+            half["events_per_s"] = half["requests"] * events_per_request / half["seconds"]
+            return half
+
+        results.update(best=f"{workers}x{threads}", events_per_s=run["events_per_s"],
+                       half_load=half_load(run, headers, bodies), protobuf=proto,
+                       protobuf_half_load=half_load(proto, proto_headers, proto_bodies),
                        server_cpu_us_per_event=run["server_cpu_us_per_event"])
     finally:
         for service in reversed(services):

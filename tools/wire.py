@@ -7,12 +7,17 @@ timestamps) convert with protobuf's own json_format.
 
 from __future__ import annotations
 
+import argparse
+import sys
+from pathlib import Path
+
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 from google.rpc import error_details_pb2, status_pb2
 
 from shared.gateway_pb2 import RecordEventsAnswer, RecordEventsBody
 from shared.telemetrygateway_pb2 import Event, RecordEventsRequestMetadata
+from tools.cli import dispatch
 
 CONTENT_TYPE = "application/x-protobuf"
 
@@ -59,3 +64,43 @@ def error_reason(data: bytes) -> str | None:
         if detail.Unpack(info):
             return info.reason
     return None
+
+
+def cmd_body(args: argparse.Namespace) -> int:
+    """body FILE.jsonl: a RecordEventsBody of those events on stdout (for curl --data-binary)."""
+    import orjson
+
+    events = [event_message(orjson.loads(line)) for line in Path(args.file).read_bytes().splitlines() if line.strip()]
+    metadata = {"requestId": args.request_id,
+                "identifier": {"licensedInstance": {"instanceId": args.instance_id}}}
+    sys.stdout.buffer.write(encode_body(metadata, events))
+    return 0
+
+
+def cmd_answer(args: argparse.Namespace) -> int:
+    """answer: a RecordEventsAnswer (stdin) as JSON, or a google.rpc.Status error's reason code."""
+    import orjson
+
+    data = sys.stdin.buffer.read()
+    reason = error_reason(data) if args.error else None
+    print(reason if args.error else orjson.dumps(decode_answer(data)).decode())
+    return 0 if reason or not args.error else 1
+
+
+def parser() -> argparse.ArgumentParser:
+    """The CLI."""
+    p = argparse.ArgumentParser(prog="python -m tools.wire", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="verb", required=True)
+    b = sub.add_parser("body", help="JSONL events -> a protobuf RecordEventsBody on stdout")
+    b.add_argument("file")
+    b.add_argument("--instance-id", required=True)
+    b.add_argument("--request-id", default="curl-1")
+    b.set_defaults(run=cmd_body)
+    a = sub.add_parser("answer", help="a protobuf answer on stdin -> JSON (or --error: the reason code)")
+    a.add_argument("--error", action="store_true")
+    a.set_defaults(run=cmd_answer)
+    return p
+
+
+if __name__ == "__main__":
+    sys.exit(dispatch(parser()))

@@ -183,6 +183,13 @@ def _fields_json(message: Message, present: bool) -> str | None:
     return _json({field.json_name: value for field, value in message.ListFields()})
 
 
+@lru_cache(maxsize=4)
+def _window_us(now: datetime) -> tuple[int, int]:
+    """_window(now) in microseconds since the epoch."""
+    low, high = _window(now)
+    return micros(low), micros(high)
+
+
 def message_row(event: Message, now: datetime, redacted: list[str] | None = None) -> dict:
     """event_row() for a telemetrygateway.v1.Event message: the values the JSON path gives for the same
     event written in proto3 JSON (which leaves out fields at their zero value: those columns are NULL)."""
@@ -191,8 +198,8 @@ def message_row(event: Message, now: datetime, redacted: list[str] | None = None
         raise RowProblem("invalid_event", "id, feature, action and timestamp are required")
     stamp = event.timestamp
     at = stamp.seconds * 1_000_000 + stamp.nanos // 1000
-    low, high = _window(now)
-    if not micros(low) <= at <= micros(high):
+    low, high = _window_us(now)
+    if not low <= at <= high:
         raise RowProblem("timestamp_out_of_range", f"{at} us is outside BigQuery's partition window")
     source, params = event.source, event.parameters
     client = source.client

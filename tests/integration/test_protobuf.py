@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import orjson
 import pytest
 import requests
 from google.protobuf import json_format
@@ -165,3 +166,25 @@ def test_unknown_fields_are_dropped_and_counted(pipeline):
     assert row.extra is None
     assert '"unknownFieldBytes":3' in pipeline.ingest.log_path.read_text()[log_start:]
     assert json_format.MessageToDict(event)["id"] == row.event_id
+
+
+def test_the_documented_curl_example(pipeline, tmp_path):
+    """docs/api.md's protobuf example, run as written: tools.wire makes the body, curl sends it."""
+    import subprocess
+
+    from devtools.procs import ROOT
+    from tools.generate import generate
+
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b"".join(orjson.dumps(e) + b"\n" for _, e in generate(3, days=1, seed=77)))
+    script = ("python -m tools.wire body events.jsonl --instance-id my-instance > body.pb && "
+              'curl -sS -X POST "$URL/v1/events" -H "Authorization: Bearer $LICENSE_KEY" '
+              "-H 'Content-Type: application/x-protobuf' -H 'Accept: application/x-protobuf' "
+              "--data-binary @body.pb | python -m tools.wire answer")
+    env = {"PATH": f"{ROOT / '.venv' / 'bin'}:/usr/bin:/bin", "PYTHONPATH": str(ROOT), "URL": pipeline.ingest.url,
+           "LICENSE_KEY": pipeline.issue_license()}
+    done = subprocess.run(["bash", "-c", script.replace("events.jsonl", str(events)).replace(
+        "body.pb", str(tmp_path / "body.pb"))], capture_output=True, env=env, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    answer = orjson.loads(done.stdout)
+    assert len(answer["succeededEvents"]) == 3 and answer["failedEvents"] == []
