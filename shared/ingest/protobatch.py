@@ -102,9 +102,10 @@ def _too_complex(event: Event, size: int, limits: Limits) -> str | None:
     return None
 
 
-def check_message(event: Event, size: int, limits: Limits, now_us: int) -> Refusal | None:
+def check_message(event: Event, size: int, limits: Limits, window: tuple[int, int]) -> Refusal | None:
     """The verdict on one event message of `size` bytes: None when it is valid, else the Refusal (in the JSON
-    path's order: size, complexity, then the event rules, then the time window)."""
+    path's order: size, complexity, then the event rules, then the time window: (oldest, latest) accepted
+    timestamps in microseconds)."""
     if size > limits.max_event_bytes:
         return Refusal("event_too_large", f"event is {size} bytes, limit {limits.max_event_bytes}")
     problem = _too_complex(event, size, limits)
@@ -117,10 +118,11 @@ def check_message(event: Event, size: int, limits: Limits, now_us: int) -> Refus
     stamp = event.timestamp
     if not 0 <= stamp.nanos < NANOS:
         return Refusal("invalid_event", "timestamp: nanos must be 0 to 999,999,999")
-    for name, value in (("feature", event.feature), ("action", event.action)):
-        if len(value) > NAME_MAX or not _name_match(value):
-            return Refusal("invalid_event", f"{name}: must match {NAME_RULE.pattern} and be at most {NAME_MAX} "
-                           "characters")
+    feature, action = event.feature, event.action
+    if len(feature) > NAME_MAX or not _name_match(feature):
+        return _bad_name("feature")
+    if len(action) > NAME_MAX or not _name_match(action):
+        return _bad_name("action")
     if not 0 < len(event.source.server.version) <= VERSION_MAX:
         return Refusal("invalid_event", f"source.server.version: a string of 1 to {VERSION_MAX} characters is "
                        "required")
@@ -136,11 +138,22 @@ def check_message(event: Event, size: int, limits: Limits, now_us: int) -> Refus
         if not finite and not all(_isfinite(v) for v in values):
             return Refusal("invalid_event", "parameters.metadata: values must be finite numbers")
     at = stamp.seconds * 1_000_000 + stamp.nanos // 1000
-    if at > now_us + int(limits.max_future.total_seconds() * 1_000_000):
+    if at > window[1]:
         return Refusal("timestamp_in_future", f"timestamp more than {limits.max_future} ahead of server time")
-    if at < now_us - int(limits.max_age.total_seconds() * 1_000_000):
+    if at < window[0]:
         return Refusal("timestamp_too_old", f"timestamp older than {limits.max_age.days} days")
     return None
+
+
+def _bad_name(name: str) -> Refusal:
+    return Refusal("invalid_event", f"{name}: must match {NAME_RULE.pattern} and be at most {NAME_MAX} characters")
+
+
+def time_window(limits: Limits, now: datetime) -> tuple[int, int]:
+    """The oldest and latest timestamps accepted now, in microseconds since the epoch."""
+    now_us = int(now.timestamp()) * 1_000_000 + now.microsecond
+    return (now_us - int(limits.max_age.total_seconds() * 1_000_000),
+            now_us + int(limits.max_future.total_seconds() * 1_000_000))
 
 
 def validate_messages(events: object, sizes: list[int], limits: Limits, now: datetime,
@@ -154,14 +167,14 @@ def validate_messages(events: object, sizes: list[int], limits: Limits, now: dat
     result = MessageBatchResult()
     seen: set[str] = set()
     refused: list[int] = []
-    now_us = int(now.timestamp()) * 1_000_000 + now.microsecond
+    window = time_window(limits, now)
     for index, (event, size) in enumerate(zip(events, sizes, strict=True)):
         event_id = event.id
         if event_id in seen:
             result.failures.append(Failure(index, event_id, "duplicate_id", "id repeated in this batch"))
             refused.append(index)
             continue
-        verdict = check_message(event, size, limits, now_us)
+        verdict = check_message(event, size, limits, window)
         if verdict is not None:
             result.failures.append(Failure(index, event_id or None, verdict.reason, verdict.message))
             refused.append(index)

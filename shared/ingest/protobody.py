@@ -90,7 +90,7 @@ class ProtoRequest:
     metadata: dict
     body: RecordEventsBody
     sizes: list[int]  # each event's bytes on the wire
-    unknown_bytes: int  # bytes of undeclared fields dropped from the body
+    unknown_bytes: int  # bytes of undeclared fields dropped from the body (see parse_protobuf)
 
     @property
     def events(self) -> object:
@@ -136,6 +136,7 @@ def parse_protobuf(raw: bytes, max_events: int) -> ProtoRequest:
         body = RecordEventsBody.FromString(raw)
     except DecodeError as exc:
         raise malformed(str(exc) or "it cannot be parsed") from None
-    size = body.ByteSize()
     body.DiscardUnknownFields()
-    return ProtoRequest(metadata_dict(body), body, sizes, size - body.ByteSize())
+    # The body as received minus the body kept: the undeclared fields' bytes (and, for a body not encoded
+    # canonically, e.g. a field sent twice, the bytes protobuf merged away).
+    return ProtoRequest(metadata_dict(body), body, sizes, len(raw) - body.ByteSize())

@@ -11,11 +11,10 @@ from hypothesis import strategies as st
 
 from shared.gateway_pb2 import RecordEventsBody
 from shared.ingest.batch import Accepted, Limits, check_event
-from shared.ingest.protobatch import check_message, validate_messages
+from shared.ingest.protobatch import check_message, time_window, validate_messages
 from shared.telemetrygateway_pb2 import Event
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
-NOW_US = int(NOW.timestamp()) * 1_000_000
 LIMITS = Limits(max_event_bytes=64 * 1024, max_depth=8, max_string_chars=16_384, max_future=timedelta(hours=1),
                 max_age=timedelta(days=30))
 TEXT = st.one_of(st.text(max_size=6), st.sampled_from(["", "x" * 129, "y" * 257, "z" * 4097, "w" * 16_385]))
@@ -67,7 +66,7 @@ def json_verdict(event: Event) -> str | None:
 
 
 def message_verdict(event: Event) -> str | None:
-    verdict = check_message(event, event.ByteSize(), LIMITS, NOW_US)
+    verdict = check_message(event, event.ByteSize(), LIMITS, time_window(LIMITS, NOW))
     return None if verdict is None else verdict.reason
 
 
