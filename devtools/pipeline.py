@@ -8,7 +8,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from devtools.emulators import BigQueryEmulator, start_bigquery, start_pubsub
+from devtools.emulators import PUBSUB_HEAP_MB, BigQueryEmulator, start_bigquery, start_pubsub
 from devtools.functions import start_function
 from devtools.topology import clients, ensure_subscription, ensure_topic
 from shared.sink.clients import bigquery_client
@@ -27,6 +27,7 @@ class LocalPipeline:
     topic: str = "telemetry-events"
     max_delivery_attempts: int = 5
     ingest_workers: int = 1  # gunicorn workers of the ingest server (8 threads each)
+    pubsub_heap_mb: int = PUBSUB_HEAP_MB  # the emulator keeps every message: a long run needs more
     extra_env: dict = field(default_factory=dict)
     services: list = field(default_factory=list)
 
@@ -42,7 +43,7 @@ class LocalPipeline:
     def _start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.dev_key = self._dev_key()
-        self.pubsub = start_pubsub()
+        self.pubsub = start_pubsub(heap_mb=self.pubsub_heap_mb)
         self.services.append(self.pubsub)
         self.bigquery: BigQueryEmulator = start_bigquery(self.project)
         self.services.append(self.bigquery)

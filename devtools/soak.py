@@ -33,6 +33,7 @@ import requests
 from google.api_core import exceptions as gexc
 from google.cloud import bigquery
 
+from devtools.emulators import PUBSUB_HEAP_MB
 from devtools.pipeline import LocalPipeline
 from devtools.procs import ROOT, Service, group_rss_bytes, wait_for_workers, workers_of
 from tools.client import Sender
@@ -246,15 +247,25 @@ def table(intervals: list[Interval]) -> str:
                       *(i.line() for i in intervals)])
 
 
+def pubsub_heap_mb(minutes: float, rate: float) -> int:
+    """A heap for everything the run publishes (the emulator keeps every message), with room to spare."""
+    per_event = json.loads(BENCH_RESULTS.read_text())["details"]["ingest"]["pubsub_bytes_per_event"] \
+        if BENCH_RESULTS.exists() else 400.0
+    return PUBSUB_HEAP_MB + int(minutes * 60 * rate * per_event * 1.5 / 2**20)
+
+
 def run(minutes: float, interval_s: float, rate: float, settle_s: float) -> int:
     """The soak; 0 if it passed."""
     count_of = max(2, round(minutes * 60 / interval_s))
     salt = random.getrandbits(32)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a kill by pid still stops what it started
     pipeline = LocalPipeline(ROOT / ".local" / "soak", dataset="soak", ingest_workers=2,
-                             max_delivery_attempts=int(deployed("MAX_DELIVERY_ATTEMPTS"))).start()
+                             max_delivery_attempts=int(deployed("MAX_DELIVERY_ATTEMPTS")),
+                             pubsub_heap_mb=pubsub_heap_mb(minutes, rate)).start()
     intervals: list[Interval] = []
     print(f"soak: {count_of} intervals of {interval_s:g} s at {rate:,.0f} events/s ({SENDERS} senders, "
-          f"{BATCH}-event batches); logs in {pipeline.sink.log_path.parent}", flush=True)
+          f"{BATCH}-event batches); Pub/Sub emulator heap {pipeline.pubsub_heap_mb} MB; logs in "
+          f"{pipeline.sink.log_path.parent}", flush=True)
     load = Load(pipeline, rate, salt)
     started = time.monotonic()
     try:
