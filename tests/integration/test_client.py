@@ -80,3 +80,19 @@ def test_quota_answers_429_and_client_waits(server_factory, keys, tmp_path):
     assert other.status_code == 200  # another license has its own bucket
     report = Sender(server.url, lic, "q", batch_size=100, max_time_s=30).send([make_event() for _ in range(300)])
     assert report.succeeded == 300 and report.retries >= 1
+
+
+def test_send_as_protobuf(dev_server, keys, subscription):
+    """--format protobuf: RecordEventsBody requests, protobuf answers read; schemaVersion 2 messages published;
+    an event with no protobuf form is refused by the client itself."""
+    pull = subscription(dev_server)
+    generated = cli("generate", "--count", "600", "--seed", "8").stdout
+    sent = cli("send", "-", "--url", dev_server.url, "--instance-id", "cli-proto", "--format", "protobuf",
+               stdin=generated + b'{"id": "x", "feature": 5}\n' + b'{"id": "y"}\n',
+               license_key=keys["dev"].issue(tags=("dev",)))
+    assert sent.returncode == 0, sent.stderr
+    assert b"600 succeeded" in sent.stdout and b"1 not_encodable" in sent.stdout and b"1 invalid_event" in sent.stdout
+    messages = pull(expect=2, timeout=10)
+    assert {m.attributes["schemaVersion"] for m in messages} == {"2"}
+    batches = [decode(m.data, dict(m.attributes)) for m in messages]
+    assert sum(len(b.events) for b in batches) == 600 and {b.wire for b in batches} == {"protobuf"}
