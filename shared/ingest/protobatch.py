@@ -133,7 +133,7 @@ def check_message(event: Event, size: int, limits: Limits, window: tuple[int, in
         values = metadata.values()
         try:
             finite = _isfinite(_fsum(values))
-        except OverflowError:  # finite values whose sum overflows
+        except (OverflowError, ValueError):  # finite values whose sum overflows; inf and -inf together
             finite = False
         if not finite and not all(_isfinite(v) for v in values):
             return Refusal("invalid_event", "parameters.metadata: values must be finite numbers")

@@ -21,6 +21,9 @@ METADATA_FIELD, EVENTS_FIELD = 1, 2
 # densest nesting an event allows); empty events (68) cannot reach it since their number is capped first.
 PARSED_BYTES_PER_BYTE = 32
 _WIRE_SKIP = {1: 8, 5: 4}  # fixed64, fixed32
+# Top-level fields this .proto does not declare (a newer client's) are tolerated, a few: each is a step of the
+# walk in Python, and a 4 MiB body of nothing else (2 bytes a field) would take seconds of CPU to walk.
+MAX_UNDECLARED_FIELDS = 64
 
 
 def malformed(detail: str) -> BadRequest:
@@ -44,13 +47,13 @@ def _varint(raw: bytes, pos: int, end: int) -> tuple[int, int]:
 
 
 def event_sizes(raw: bytes, max_events: int) -> list[int]:
-    """The bytes of each event in the body, from its top-level framing; 400 malformed_protobuf or 413
-    too_many_events.
+    """The bytes of each event in the body, from its top-level framing; 400 malformed_protobuf, 413
+    too_many_events, or 413 body_too_complex for more than MAX_UNDECLARED_FIELDS undeclared fields.
 
     Metadata sent twice is refused (protobuf would merge the two, Sourcegraph's gateway refuses it on a
     stream); fields in any order are valid protobuf, so events before the metadata are accepted.
     """
-    pos, end, metadata = 0, len(raw), 0
+    pos, end, metadata, undeclared = 0, len(raw), 0, 0
     sizes: list[int] = []
     while pos < end:
         start = pos
@@ -80,6 +83,11 @@ def event_sizes(raw: bytes, max_events: int) -> list[int]:
             sizes.append(length)
             if len(sizes) > max_events:
                 raise PayloadTooLarge("too_many_events", f"more than {max_events} events")
+        else:
+            undeclared += 1
+            if undeclared > MAX_UNDECLARED_FIELDS:
+                raise PayloadTooLarge("body_too_complex", f"more than {MAX_UNDECLARED_FIELDS} top-level fields "
+                                      "RecordEventsBody does not declare")
     return sizes
 
 

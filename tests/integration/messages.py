@@ -59,6 +59,20 @@ def zero_event(when: datetime) -> Event:
     return event
 
 
+def varint(value: int) -> bytes:
+    """A protobuf base-128 varint (a non-negative value)."""
+    out = bytearray()
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    return bytes(out) + bytes([value])
+
+
+def field(number: int, payload: bytes) -> bytes:
+    """A length-delimited protobuf field (wire type 2): a string, bytes or a message, written by hand."""
+    return varint(number << 3 | 2) + varint(len(payload)) + payload
+
+
 def as_json(event: Event) -> dict:
     """The event in proto3 JSON, as a protobuf-based client writes it (zero values of plain fields left out)."""
     return json_format.MessageToDict(event)

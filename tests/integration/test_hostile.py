@@ -6,13 +6,10 @@ Each test performs the attack over real HTTP against functions-framework/gunicor
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import json
-import socket
-import threading
 import time
-from pathlib import Path
+from datetime import UTC, datetime
 
 import orjson
 import pytest
@@ -20,17 +17,21 @@ import requests
 
 from shared.ingest.licenses.keys import decode_license
 from tests.helpers import make_body, make_event
+from tests.integration.attacks import (
+    JSON_TYPE,
+    MIB,
+    answer_of,
+    concurrently,
+    memory_mib,
+    post,
+    trickle,
+    worker,
+)
+from tests.integration.messages import base_event, licensed
+from tools import wire
 from tools.signing import encode_license
 
 pytestmark = pytest.mark.integration
-MIB = 1024 * 1024
-
-
-def post(server, body: bytes, key: str, gzipped: bool = False, timeout: float = 30) -> requests.Response:
-    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
-    if gzipped:
-        headers["Content-Encoding"] = "gzip"
-    return requests.post(f"{server.url}/v1/events", data=body, headers=headers, timeout=timeout)
 
 
 def events(n: int) -> list[dict]:
@@ -73,23 +74,6 @@ def test_another_license_cannot_drain_an_instance_s_quota(quota_server, keys):
     assert resp.status_code == 200 and len(resp.json()["succeededEvents"]) == 100
 
 
-def _worker_pids(leader: int) -> list[int]:
-    found = []
-    for status in Path("/proc").glob("[0-9]*/status"):
-        try:
-            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line)
-        except OSError:
-            continue
-        if fields.get("PPid", "").strip() == str(leader):
-            found.append(int(status.parent.name))
-    return found
-
-
-def _peak_rss_mib(pid: int) -> float:
-    status = Path(f"/proc/{pid}/status").read_text()
-    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM"))) / 1024
-
-
 def bomb(item: bytes, size: int) -> bytes:
     """A gzip'd RecordEvents body of ~size bytes once inflated: the events list filled with `item`."""
     head = orjson.dumps(make_body([]))[:-2]  # ... "events":[
@@ -101,82 +85,60 @@ def test_object_bombs_are_refused_before_they_are_parsed(server_factory, keys):
     server = server_factory(TELEMETRY_ENV="dev", TRUSTED_LICENSE_KEYS_FILE=str(keys["dev"].public_path),
                             GATEWAY_VERSION="bombs")
     key = keys["dev"].issue(tags=("dev",))
-    (worker,) = _worker_pids(server.proc.pid)
-    before = _peak_rss_mib(worker)
+    pid = worker(server)
+    _, before = memory_mib(pid)
     bodies = [bomb(b"{}", 5 * MIB - 1024), bomb(b"[]", 5 * MIB - 1024), bomb(b"[[[[]]]]", 5 * MIB - 1024)]
-    answers: list[tuple[int, str]] = []
 
-    def attack(n: int) -> None:
+    def attack(n: int) -> tuple[int, str]:
         resp = post(server, bodies[n % len(bodies)], key, gzipped=True, timeout=60)
-        answers.append((resp.status_code, resp.json()["error"]["code"]))
+        return resp.status_code, resp.json()["error"]["code"]
 
-    threads = [threading.Thread(target=attack, args=(n,)) for n in range(16)]
-    started = time.monotonic()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    peak = _peak_rss_mib(worker)
+    answers, seconds = concurrently(attack, 16)
+    _, peak = memory_mib(pid)
     print(f"\n16 concurrent 5 MiB object bombs ({len(bodies[0]) // 1024} KiB gzip'd): answers {sorted(set(answers))} "
-          f"in {time.monotonic() - started:.1f} s; worker peak RSS {before:.0f} -> {peak:.0f} MiB")
-    assert len(answers) == 16 and {a for a in answers} == {(413, "body_too_complex")}
+          f"in {seconds:.1f} s; worker peak RSS {before:.0f} -> {peak:.0f} MiB")
+    assert set(answers) == {(413, "body_too_complex")}
     assert peak <= 400
 
 
-def test_a_trickled_body_gets_408_within_the_deadline(server_factory, keys):
+def sample_body(encoding: str, count: int) -> tuple[bytes, str]:
+    """A valid body of `count` events in the encoding, and its Content-Type."""
+    if encoding == "json":
+        return orjson.dumps(make_body(events(count))), JSON_TYPE
+    now = datetime.now(UTC)
+    return wire.encode_body(licensed("instance-1"), [base_event(now) for _ in range(count)]), wire.CONTENT_TYPE
+
+
+@pytest.mark.parametrize("encoding", ["json", "protobuf"])
+def test_a_trickled_body_gets_408_within_the_deadline(server_factory, keys, encoding):
     server = server_factory(TELEMETRY_ENV="dev", TRUSTED_LICENSE_KEYS_FILE=str(keys["dev"].public_path),
                             BODY_READ_TIMEOUT_SECONDS="2", GATEWAY_VERSION="trickle-one")
-    status, seconds = trickle(server, keys["dev"].issue(tags=("dev",)))
-    print(f"\n600-byte body trickled 1 byte / 50 ms: {status} after {seconds:.1f} s")
+    body, content_type = sample_body(encoding, 2)
+    status, seconds = trickle(server, keys["dev"].issue(tags=("dev",)), body, content_type)
+    print(f"\n{len(body)}-byte {encoding} body trickled 1 byte / 50 ms: {status} after {seconds:.1f} s")
     assert status == 408 and seconds <= 2 + 1
 
 
-def trickle(server, key: str, size: int = 600, every_s: float = 0.05) -> tuple[int, float]:
-    """Send headers, then the body one byte at a time; return (status, seconds until the answer)."""
-    body = orjson.dumps(make_body([make_event()])).ljust(size)
-    head = (f"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            f"Authorization: Bearer {key}\r\nContent-Length: {len(body)}\r\n\r\n").encode()
-    started = time.monotonic()
-    with socket.create_connection(("127.0.0.1", server.port), timeout=60) as sock:
-        sock.sendall(head)
-        sock.setblocking(False)
-        answer = b""
-        for byte in body:
-            try:
-                sock.send(bytes([byte]))
-            except OSError:
-                break
-            with contextlib.suppress(BlockingIOError):
-                answer += sock.recv(4096)
-            if answer:
-                break
-            time.sleep(every_s)
-        sock.settimeout(30)
-        while b"\r\n" not in answer:
-            chunk = sock.recv(4096)
-            if not chunk:
-                break
-            answer += chunk
-    return int(answer.split()[1]) if answer else 0, time.monotonic() - started
-
-
-def test_trickling_clients_do_not_starve_a_normal_request(server_factory, keys):
+@pytest.mark.parametrize("encoding", ["json", "protobuf"])
+def test_trickling_clients_do_not_starve_a_normal_request(server_factory, keys, encoding):
     server = server_factory(TELEMETRY_ENV="dev", TRUSTED_LICENSE_KEYS_FILE=str(keys["dev"].public_path),
                             BODY_READ_TIMEOUT_SECONDS="2", GATEWAY_VERSION="trickle-many")
     key = keys["dev"].issue(tags=("dev",))
-    results: list[tuple[int, float]] = []
-    tricklers = [threading.Thread(target=lambda: results.append(trickle(server, key))) for _ in range(20)]
-    for t in tricklers:
-        t.start()
-    time.sleep(0.3)
-    started = time.monotonic()
-    resp = post(server, orjson.dumps(make_body([make_event()])), key, timeout=30)
-    waited = time.monotonic() - started
-    for t in tricklers:
-        t.join()
-    print(f"\n20 trickling clients: a normal request answered {resp.status_code} in {waited:.2f} s; "
+    trickled, content_type = sample_body(encoding, 2)
+    normal, _ = sample_body(encoding, 1)
+
+    def attack(n: int) -> tuple[int, float] | tuple[requests.Response, float]:
+        if n < 20:
+            return trickle(server, key, trickled, content_type)
+        time.sleep(0.3)
+        started = time.monotonic()
+        return post(server, normal, key, content_type=content_type, accept=content_type), time.monotonic() - started
+
+    results, _ = concurrently(attack, 21)
+    resp, waited = results.pop()
+    print(f"\n20 trickling {encoding} clients: a normal request answered {resp.status_code} in {waited:.2f} s; "
           f"tricklers {sorted({s for s, _ in results})}, slowest answer {max(s for _, s in results):.1f} s")
-    assert resp.status_code == 200 and waited < 3
+    assert resp.status_code == 200 and len(answer_of(resp)["succeededEvents"]) == 1 and waited < 3
     assert {s for s, _ in results} == {408} and max(s for _, s in results) <= 2 + 1
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -102,7 +103,10 @@ def test_refused_events_leave_the_batch_and_duplicates_are_refused():
     assert [e.id for e in batch.events] == ["a"]
 
 
-def test_a_non_finite_metadata_value_is_refused():
+@pytest.mark.parametrize("values", [{"x": math.nan}, {"x": math.inf, "y": -math.inf},
+                                    {"x": 1e308, "y": 1e308, "z": -math.inf}])
+def test_a_non_finite_metadata_value_is_refused(values):
+    """Whatever fsum makes of them: nan, inf + -inf (ValueError), an overflow (OverflowError)."""
     event = nested(1)
-    event.parameters.metadata["x"] = float("nan")
+    event.parameters.metadata.update(values)
     assert message_verdict(event) == "invalid_event" == json_verdict(event)

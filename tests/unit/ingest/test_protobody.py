@@ -6,7 +6,7 @@ import pytest
 
 from shared.errors import BadRequest, PayloadTooLarge
 from shared.gateway_pb2 import RecordEventsBody
-from shared.ingest.protobody import event_sizes, metadata_dict, parse_protobuf
+from shared.ingest.protobody import MAX_UNDECLARED_FIELDS, event_sizes, metadata_dict, parse_protobuf
 from shared.telemetrygateway_pb2 import Event, RecordEventsRequestMetadata
 
 
@@ -30,6 +30,15 @@ def test_more_events_than_allowed_are_refused_before_parsing():
     with pytest.raises(PayloadTooLarge) as exc:
         event_sizes(b"\x12\x00" * 6, 5)
     assert exc.value.code == "too_many_events"
+
+
+def test_undeclared_top_level_fields_beyond_a_few_are_refused_before_parsing():
+    """Each costs a step of the walk in Python: a body of nothing else would take seconds to walk."""
+    few = body(metadata=META) + b"\x18\x00" * MAX_UNDECLARED_FIELDS
+    assert event_sizes(few, 10) == [] and parse_protobuf(few, 10).unknown_bytes == 2 * MAX_UNDECLARED_FIELDS
+    with pytest.raises(PayloadTooLarge) as exc:
+        event_sizes(few + b"\x1d\x00\x00\x00\x00", 10)  # one more (a fixed32)
+    assert exc.value.code == "body_too_complex"
 
 
 @pytest.mark.parametrize("raw", [b"\x12", b"\x12\x05ab", b"\x0a\xff", b"\x12" + b"\xff" * 10 + b"\x01", b"\x00\x01",
