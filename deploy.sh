@@ -119,6 +119,10 @@ stage() {
       [ -z "$repo_path" ] || cp "$BUILD/src/$repo_path" "$BUILD/$fn/$config_path"
     done <<<"$shipped"
   done
+  if [ -n "${INGEST_DOMAIN:-}" ]; then  # the edge's settings, checked before anything is deployed
+    [ -f "$BUILD/src/tools/edge.py" ] || die "$REF predates tools/edge.py: deploy it without INGEST_DOMAIN"
+    edge resources >/dev/null || die "the edge's settings are invalid (above)"
+  fi
 }
 
 apis() {
@@ -357,41 +361,31 @@ edge_step() {
     echo "  INGEST_DOMAIN is empty: no load balancer; instances send to the function URL"
     return 0
   fi
-  [ -f "$BUILD/src/tools/edge.py" ] || die "$REF predates tools/edge.py: deploy it without INGEST_DOMAIN"
   say "edge: https://$INGEST_DOMAIN -> load balancer -> Cloud Armor -> $INGEST_FUNCTION (ingress $INGEST_INGRESS)"
-  local resources resource describe ip="ADDRESS" status="PROVISIONING"
+  local live="$BUILD/edge" resources resource describe plan ip="" status=""
   local -a words
-  local -A described=()
-  resources="$(edge resources)" || die "the edge's settings are invalid (above)"
-  edge bounds | sed 's/^/  /'
-  while IFS=$'\t' read -r -u 3 resource describe; do
-    described[$resource]="$describe"
-    edge_resource "$resource" "$describe"
+  rm -rf "$live" && mkdir -p "$live"
+  resources="$(edge resources)"
+  while IFS=$'\t' read -r -u 3 resource describe; do  # every description first (empty: missing)
+    IFS=$'\t' read -r -a words <<<"$describe"
+    EDGE_NAMES[$resource]="${words[3]}"
+    : > "$live/$resource.json"
+    if exists gcloud "${words[@]}" --format=json "${G[@]}"; then printf '%s' "$ANSWER" > "$live/$resource.json"; fi
   done 3<<<"$resources"
-  if [ "$PLAN" = 0 ]; then
-    IFS=$'\t' read -r -a words <<<"${described[address]}"
-    ip="$(gcloud "${words[@]}" --format='value(address)' "${G[@]}")"
-    IFS=$'\t' read -r -a words <<<"${described[certificate]}"
-    status="$(gcloud "${words[@]}" --format='value(managed.status)' "${G[@]}")"
-  fi
-  echo "  DNS: an A record $INGEST_DOMAIN -> $ip (certificate $status: it provisions once the record points at the"
-  echo "  address, up to 60 minutes after; docs/operations.md \"The domain\")"
-}
-
-# edge_resource RESOURCE DESCRIBE: describe one resource of the edge (tab-separated words), run what tools.edge says.
-edge_resource() {
-  local resource="$1" live="" plan
-  local -a describe words
-  IFS=$'\t' read -r -a describe <<<"$2"
-  if exists gcloud "${describe[@]}" --format=json "${G[@]}"; then live="$ANSWER"; fi
-  plan="$(printf '%s' "$live" | edge plan "$resource" --files="$BUILD")" || die "the edge's $resource cannot be kept"
-  if [ -z "$plan" ]; then
-    echo "  current: $resource ${describe[3]}"
-    return 0
-  fi
+  plan="$(edge plan --live="$live" --files="$BUILD")" || die "the edge cannot be kept as it is (above)"
   while IFS=$'\t' read -r -u 3 -a words; do
-    run gcloud "${words[@]}" "${G[@]}"
+    case "${words[0]}" in
+      '#') echo "  ${words[1]}" ;;
+      dns) ip="${words[1]}" status="${words[2]}" ;;
+      *) run gcloud "${words[@]}" "${G[@]}" ;;
+    esac
   done 3<<<"$plan"
+  if [ "$ip" = - ] && [ "$PLAN" = 0 ]; then  # the address was created just now
+    ip="$(gcloud compute addresses describe "${EDGE_NAMES[address]}" --global --format='value(address)' "${G[@]}")"
+  fi
+  [ "$ip" != - ] || ip=ADDRESS
+  echo "  DNS: an A record $INGEST_DOMAIN -> $ip (certificate $status: it provisions once the record points"
+  echo "  at the address, up to 60 minutes after; docs/operations.md \"The domain\")"
 }
 
 # monitored NAME GROUP FILE: create the alert policy / dashboard, or update the one with its display name.
@@ -446,7 +440,7 @@ monitoring() {
     -e "s/__DLQ_PULL__/$DLQ_PULL/g" -e "s/__TOPIC__/$TOPIC/g" -e "s/__SINK_SUBSCRIPTION__/$SINK_SUBSCRIPTION/g")
   sed "${names[@]}" "$BUILD/src/deploy/dashboard.json" > "$dashboard"
   if [ -n "${INGEST_DOMAIN:-}" ]; then
-    names+=(-e "s/__EDGE_POLICY__/$(edge name policy)/g" -e "s/__EDGE_URL_MAP__/$(edge name url-map)/g")
+    names+=(-e "s/__EDGE_POLICY__/${EDGE_NAMES[policy]}/g" -e "s/__EDGE_URL_MAP__/${EDGE_NAMES[url-map]}/g")
     mkdir -p "$BUILD/metrics-edge"
     for file in "$BUILD"/src/deploy/metrics/edge/*.yaml; do
       sed "${names[@]}" "$file" > "$BUILD/metrics-edge/$(basename "$file")"
@@ -482,6 +476,8 @@ verify() {
   TELEMETRY_LICENSE_KEY="${DEV_VERIFY_LICENSE_KEY:-}" run env PYTHONPATH="$ROOT" "$PYTHON" -m pytest \
     "$ROOT/tests/contract" -p no:cacheprovider -q --url "$url" || die "contract tests failed against $url"
 }
+
+declare -A EDGE_NAMES=()  # the edge's resources by kind (edge_step), for the dashboard
 
 main() {
   parse_args "$@"

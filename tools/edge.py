@@ -1,12 +1,12 @@
 """What deploy.sh's edge step asks (opt-in, INGEST_DOMAIN): the global external Application Load Balancer and the Cloud
 Armor policy in front of ingest, each resource described first, then created, updated in place or left alone.
 
-    python -m tools.edge resources               # RESOURCE<TAB>describe command, one a line, in creation order
-    python -m tools.edge plan RESOURCE --files DIR   # the commands (words TAB-separated, one a line) that make the
-                                                 # resource right, from its description on stdin (empty: missing)
-    python -m tools.edge name RESOURCE           # the resource's name (the dashboard's and metric's placeholders)
-    python -m tools.edge bounds                  # one license's events per second: at the edge, and in process
-    python -m tools.edge dashboard BOARD TILES   # append the edge's tiles to the dashboard file BOARD
+    python -m tools.edge resources                 # RESOURCE<TAB>describe command, one a line, in creation order
+                                                   # (the edge's settings checked first)
+    python -m tools.edge plan --live DIR --files DIR   # the commands (words TAB-separated, one a line) that make
+                                                   # every resource right, from DIR/RESOURCE.json (empty: missing);
+                                                   # the files they read (policy, redirect) go to --files
+    python -m tools.edge dashboard BOARD TILES     # append the edge's tiles to the dashboard file BOARD
 
 Names follow INGEST_FUNCTION; the certificate's also INGEST_DOMAIN (a managed certificate's domains never change, so
 another domain is another certificate). Commands are gcloud's words without `gcloud` and `--project`: deploy.sh adds
@@ -30,6 +30,8 @@ from tools.cli import dispatch
 
 SCHEME = "EXTERNAL_MANAGED"  # the global external Application Load Balancer
 REDIRECT = {"httpsRedirect": True, "redirectResponseCode": "MOVED_PERMANENTLY_DEFAULT"}
+DEFAULT_RULE = {"priority": 2147483647, "description": "default rule", "action": "allow", "preview": False,
+                "match": {"versionedExpr": "SRC_IPS_V1", "config": {"srcIpRanges": ["*"]}}}
 RESOURCES = ("address", "policy", "neg", "backend", "url-map", "certificate", "https-proxy", "https-rule",
              "redirect-map", "http-proxy", "http-rule")
 Command = list[str]
@@ -88,7 +90,8 @@ class Edge:
 
     def plan(self, resource: str, live: dict | None, files: Path) -> list[Command]:
         """The commands that make the resource right: none when it already is."""
-        planner = {"address": self.plan_address, "policy": self.plan_policy, "neg": self.plan_neg,
+        planner = {"address": self.plan_address, "policy": lambda live: self.plan_policy(live, files),
+                   "neg": self.plan_neg,
                    "backend": self.plan_backend, "url-map": self.plan_url_map, "certificate": self.plan_certificate,
                    "https-proxy": self.plan_https_proxy, "https-rule": self.plan_https_rule,
                    "redirect-map": lambda live: self.plan_redirect_map(live, files), "http-proxy": self.plan_http_proxy,
@@ -102,13 +105,15 @@ class Edge:
             return [["compute", "addresses", "create", self.name("address"), "--ip-version=IPV4", "--global"]]
         return []  # never recreated, whatever else changes
 
-    def plan_policy(self, live: dict | None) -> list[Command]:
+    def plan_policy(self, live: dict | None, files: Path) -> list[Command]:
         name = self.name("policy")
+        if live is None:  # one create with every rule (the default rule, allow, stated: "there must always be" one)
+            source = files / f"{name}.json"
+            source.write_text(json.dumps({"description": f"Cloud Armor in front of {self.function} (deploy.sh)",
+                                          "rules": [r.resource() for r in armor.rules()] + [DEFAULT_RULE]}))
+            return [["compute", "security-policies", "create", name, f"--file-name={source}", "--file-format=json"]]
         commands: list[Command] = []
-        if live is None:
-            commands.append(["compute", "security-policies", "create", name,
-                             f"--description=Cloud Armor in front of {self.function} (deploy.sh)"])
-        existing = {r["priority"]: r for r in (live or {}).get("rules", [])}
+        existing = {r["priority"]: r for r in live.get("rules", [])}
         for rule in armor.rules():
             command = ["compute", "security-policies", "rules"]
             target = [str(rule.priority), f"--security-policy={name}"]
@@ -249,8 +254,39 @@ def append_tiles(board: Path, tiles: Path) -> None:
 
 # --- CLI ---------------------------------------------------------------------------------------------------------
 
+def plan_all(edge: Edge, live: Path, files: Path) -> list[Command]:
+    """Every resource's commands, in creation order, from the descriptions in live/RESOURCE.json (empty: missing):
+    '#' lines are notes (the per-license bounds, what is current); the last line is `dns IP STATUS` (IP '-' when
+    the address is created now). Nothing runs before every resource was planned, so a resource that cannot be
+    kept stops the deploy before any change."""
+    described = {r: read_live(p.read_text()) if (p := live / f"{r}.json").exists() else None for r in RESOURCES}
+    lines: list[Command] = [["#", bounds_note()]]
+    for resource in RESOURCES:
+        lines += edge.plan(resource, described[resource], files) or [["#", f"current: {resource} "
+                                                                                 f"{edge.name(resource)}"]]
+    address, certificate = described["address"] or {}, described["certificate"] or {}
+    lines.append(["dns", address.get("address", "-"), (certificate.get("managed") or {}).get("status", "PROVISIONING")])
+    return lines
+
+
+def bounds_note() -> str:
+    """One license's events per second, through Cloud Armor and by the in-process quota alone."""
+    b = armor.bounds()
+    return (f"per license: at most {b['edge_requests_per_minute']} requests a minute through Cloud Armor x "
+            f"{b['events_per_request']} events = {b['edge_events_per_second']:g} events/s across every instance; the "
+            f"in-process quota alone: {b['quota_events_per_second_per_instance']:g} events/s per instance x "
+            f"{b['instances']} instances = {b['quota_events_per_second_all_instances']:g} events/s")
+
+
+# --- CLI ---------------------------------------------------------------------------------------------------------
+
 def _resources(args: argparse.Namespace) -> int:
-    edge = Edge.from_env()
+    try:
+        edge = Edge.from_env()
+        armor.rules()  # every threshold checked before anything is deployed
+    except ConfigError as error:
+        print(f"tools.edge: {error}", file=sys.stderr)
+        return 1
     for resource in RESOURCES:
         print(resource + "\t" + "\t".join(edge.describe(resource)))
     return 0
@@ -258,26 +294,12 @@ def _resources(args: argparse.Namespace) -> int:
 
 def _plan(args: argparse.Namespace) -> int:
     try:
-        commands = Edge.from_env().plan(args.resource, read_live(sys.stdin.read()), Path(args.files))
+        lines = plan_all(Edge.from_env(), Path(args.live), Path(args.files))
     except (EdgeError, ConfigError) as error:
-        print(f"tools.edge: {args.resource}: {error}", file=sys.stderr)
+        print(f"tools.edge: {error}", file=sys.stderr)
         return 1
-    for command in commands:
-        print("\t".join(command))
-    return 0
-
-
-def _name(args: argparse.Namespace) -> int:
-    print(Edge.from_env().name(args.resource))
-    return 0
-
-
-def _bounds(args: argparse.Namespace) -> int:
-    b = armor.bounds()
-    print(f"per license: at most {b['edge_requests_per_minute']} requests a minute through Cloud Armor x "
-          f"{b['events_per_request']} events = {b['edge_events_per_second']:g} events/s across every instance; the "
-          f"in-process quota alone: {b['quota_events_per_second_per_instance']:g} events/s per instance x "
-          f"{b['instances']} instances = {b['quota_events_per_second_all_instances']:g} events/s")
+    for line in lines:
+        print("\t".join(line))
     return 0
 
 
@@ -293,13 +315,9 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(required=True)
     sub.add_parser("resources").set_defaults(run=_resources)
     plan = sub.add_parser("plan")
-    plan.add_argument("resource", choices=RESOURCES)
+    plan.add_argument("--live", required=True, help="folder of the descriptions, RESOURCE.json (empty: missing)")
     plan.add_argument("--files", required=True, help="folder for the files a command reads (the redirect URL map)")
     plan.set_defaults(run=_plan)
-    name = sub.add_parser("name")
-    name.add_argument("resource", choices=RESOURCES)
-    name.set_defaults(run=_name)
-    sub.add_parser("bounds").set_defaults(run=_bounds)
     board = sub.add_parser("dashboard")
     board.add_argument("board")
     board.add_argument("tiles")

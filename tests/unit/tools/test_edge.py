@@ -3,7 +3,6 @@ updated in place, left alone when right, the address never recreated."""
 
 from __future__ import annotations
 
-import io
 import json
 import re
 
@@ -52,13 +51,14 @@ def kept(rule: armor.Rule) -> dict:
 def test_nothing_there_creates_every_resource_once_in_order(edge, tmp_path):
     planned = [edge.plan(r, None, tmp_path) for r in RESOURCES]
     assert [verbs(p) for p in planned] == [
-        ["addresses create"], ["security-policies create"] + ["security-policies rules"] * 4,
+        ["addresses create"], ["security-policies create"],
         ["network-endpoint-groups create"],
         ["backend-services create", "backend-services add-backend", "backend-services update"],
         ["url-maps create"], ["ssl-certificates create"], ["target-https-proxies create"], ["forwarding-rules create"],
         ["url-maps import"], ["target-http-proxies create"], ["forwarding-rules create"]]
-    rules = planned[1][1:]
-    assert [r[3:5] for r in rules] == [["create", str(p)] for p in (1000, 2000, 3000, 4000)]
+    policy = json.loads((tmp_path / "telemetry-ingest-armor.json").read_text())
+    assert [r["priority"] for r in policy["rules"]] == [1000, 2000, 3000, 4000, 2147483647]
+    assert planned[1][0][-2:] == [f"--file-name={tmp_path}/telemetry-ingest-armor.json", "--file-format=json"]
     https, http = planned[7][0], planned[10][0]
     assert "--address=telemetry-ingest-ip" in https and "--ports=443" in https and "--ports=80" in http
     assert "--load-balancing-scheme=EXTERNAL_MANAGED" in https and "--load-balancing-scheme=EXTERNAL_MANAGED" in http
@@ -141,17 +141,26 @@ def test_a_described_policy_is_read_from_gclouds_list():
     assert read_live('[{"name": "p"}]') == {"name": "p"} and read_live("  ") is None
 
 
-def test_the_cli_prints_tab_separated_words_and_refuses_what_it_cannot_fix(env, monkeypatch, capsys, tmp_path):
-    monkeypatch.setattr("sys.stdin", io.StringIO(""))
-    assert dispatch(parser(), ["plan", "address", "--files", str(tmp_path)]) == 0
-    assert capsys.readouterr().out.split("\n")[0].split("\t")[:3] == ["compute", "addresses", "create"]
-    monkeypatch.setattr("sys.stdin", io.StringIO('{"cloudRun": {"service": "other"}}'))
-    assert dispatch(parser(), ["plan", "neg", "--files", str(tmp_path)]) == 1
-    assert "telemetry-ingest-neg" in capsys.readouterr().err
+def test_the_cli_plans_every_resource_before_anything_runs(env, monkeypatch, capsys, tmp_path):
+    """`plan` reads every description, then prints notes, commands and the DNS line; a resource that cannot be kept
+    prints no command at all, so nothing changes."""
+    live = tmp_path / "live"
+    live.mkdir()
+    (live / "address.json").write_text('{"name": "telemetry-ingest-ip", "address": "34.117.0.9"}')
+    (live / "certificate.json").write_text('{"managed": {"status": "ACTIVE"}}')
+    assert dispatch(parser(), ["plan", "--live", str(live), "--files", str(tmp_path)]) == 0
+    lines = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
+    assert lines[0][0] == "#" and lines[0][1].startswith("per license: at most 120 requests a minute")
+    assert ["#", "current: address telemetry-ingest-ip"] in lines
+    assert ["#", "current: certificate " + Edge.from_env(env).name("certificate")] in lines
+    assert lines[-1] == ["dns", "34.117.0.9", "ACTIVE"]
+    assert lines[2][:3] == ["compute", "security-policies", "create"]
+    (live / "neg.json").write_text('{"cloudRun": {"service": "other"}}')
+    assert dispatch(parser(), ["plan", "--live", str(live), "--files", str(tmp_path)]) == 1
+    out = capsys.readouterr()
+    assert out.out == "" and "telemetry-ingest-neg" in out.err
     monkeypatch.delenv("INGEST_DOMAIN")
-    monkeypatch.setattr("sys.stdin", io.StringIO(""))
-    assert dispatch(parser(), ["plan", "address", "--files", str(tmp_path)]) == 1
-    assert "INGEST_DOMAIN" in capsys.readouterr().err
+    assert dispatch(parser(), ["resources"]) == 1 and "INGEST_DOMAIN" in capsys.readouterr().err
 
 
 def test_the_edge_tiles_go_below_the_dashboard(tmp_path):

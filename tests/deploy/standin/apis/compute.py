@@ -324,11 +324,18 @@ class Compute(Api):
             raise invalid("The stand-in serves security policies of type CLOUD_ARMOR.")
         resource["type"] = "CLOUD_ARMOR"
         if current is None:
+            # "If no rules are provided when creating a security policy, a default rule with action allow will be
+            # added"; "There must always be a default rule" (priority 2147483647, matching every source IP).
             rules = resource.get("rules") or [{"priority": DEFAULT_RULE, "action": "allow", "description":
                                                "default rule", "preview": False,
                                                "match": {"versionedExpr": "SRC_IPS_V1",
                                                          "config": {"srcIpRanges": ["*"]}}}]
-            resource["rules"] = [self.rule(r, None) for r in rules]
+            default = [r for r in rules if r.get("priority") == DEFAULT_RULE]
+            if len(default) != 1 or default[0].get("match", {}).get("config", {}).get("srcIpRanges") != ["*"]:
+                raise invalid("A security policy must have a default rule: priority 2147483647, matching '*'.")
+            if len({r.get("priority") for r in rules}) != len(rules):
+                raise invalid("Cannot have rules with the same priorities.")
+            resource["rules"] = sorted((self.rule(r, None) for r in rules), key=lambda r: r["priority"])
         else:
             resource["rules"] = current["rules"]
         return resource
