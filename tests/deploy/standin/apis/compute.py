@@ -30,6 +30,11 @@ SETTERS = {"setSecurityPolicy": ("backendServices", "securityPolicy"), "setTarge
            "setSslCertificates": ("targetHttpsProxies", "sslCertificates"), "setUrlMap": (None, "urlMap")}
 SCHEMES = ("EXTERNAL", "EXTERNAL_MANAGED", "INTERNAL_MANAGED", "INTERNAL_SELF_MANAGED")
 DEFAULT_RULE = 2147483647
+# The collections with an update (PUT) or a patch (PATCH) method (the SDK's compute_v1_client.py method list);
+# addresses, certificates and network endpoint groups have neither.
+UPDATABLE = {"update": ("backendServices", "urlMaps"),
+             "patch": ("backendServices", "urlMaps", "securityPolicies", "forwardingRules", "targetHttpsProxies",
+                       "targetHttpProxies")}
 # Resources that carry a fingerprint for optimistic locking (the others carry none, or a labelFingerprint).
 FINGERPRINTED = ("backendServices", "urlMaps", "securityPolicies", "forwardingRules", "targetHttpsProxies",
                  "targetHttpProxies")
@@ -134,12 +139,7 @@ class Compute(Api):
     def update(self, request: Request, path: str) -> Response:
         """PUT: the body replaces the resource (output-only fields kept); a stale fingerprint is refused."""
         with self.lock:
-            current = self.read(path)
-            body = request.json()
-            self.check_fingerprint(current, body)
-            collection = path.split("/")[-2]
-            if collection in ("networkEndpointGroups", "sslCertificates", "addresses"):
-                raise compute_error(400, "badRequest", f"{collection} cannot be updated in place")
+            current, body, collection = self.change_of(request, path, "update")
             kept = {k: current[k] for k in ("kind", "id", "name", "creationTimestamp", "selfLink", "region")
                     if k in current}
             resource = self.checked(collection, path, {**body, **kept}, current, request.base_url)
@@ -149,18 +149,20 @@ class Compute(Api):
     def patch(self, request: Request, path: str) -> Response:
         """PATCH: the body's fields are merged into the resource (JSON merge patch); rules stay as they are."""
         with self.lock:
-            current = self.read(path)
-            body = request.json()
-            self.check_fingerprint(current, body)
-            collection = path.split("/")[-2]
-            if collection not in ("backendServices", "urlMaps", "securityPolicies", "forwardingRules",
-                                  "targetHttpsProxies"):
-                raise compute_error(400, "badRequest", f"{collection} cannot be patched")
+            current, body, collection = self.change_of(request, path, "patch")
             body.pop("rules", None)  # "This cannot be used to be update the rules in the policy"
             merged = merge_patch(current, {k: v for k, v in body.items() if k not in ("id", "selfLink", "kind")})
             resource = self.checked(collection, path, merged, current, request.base_url)
             self.store(path, resource, "patch")
             return self.operation_for(request, path, "patch")
+
+    def change_of(self, request: Request, path: str, verb: str) -> tuple[dict, dict, str]:
+        """(the resource, the request's body, its collection) of an update or a patch the collection has."""
+        current, body, collection = self.read(path), request.json(), path.split("/")[-2]
+        if collection not in UPDATABLE[verb]:
+            raise compute_error(400, "badRequest", f"{collection} has no {verb} method")
+        self.check_fingerprint(current, body)
+        return current, body, collection
 
     def set_proxy_field(self, request: Request, project: str, collection: str, proxy: str, method: str) -> Response:
         """targetHttp(s)Proxies setUrlMap / setSslCertificates live at projects/P/COLLECTION/NAME/setX."""
