@@ -163,11 +163,18 @@ class Edge:
         return commands
 
     def plan_url_map(self, live: dict | None) -> list[Command]:
-        name, backend = self.name("url-map"), self.name("backend")
+        return self.plan_pointer("url-maps", "url-map", "defaultService", "--default-service", "backend",
+                                 "set-default-service", live)
+
+    def plan_pointer(self, group: str, resource: str, field: str, flag: str, target: str, update: str,
+                     live: dict | None) -> list[Command]:
+        """A resource that points at one other (a URL map at its backend service, a proxy at its URL map): created
+        pointing at it, pointed at it again when it points elsewhere."""
+        name, wanted = self.name(resource), self.name(target)
         if live is None:
-            return [["compute", "url-maps", "create", name, f"--default-service={backend}", "--global"]]
-        if name_of(live.get("defaultService")) != backend:
-            return [["compute", "url-maps", "set-default-service", name, f"--default-service={backend}", "--global"]]
+            return [["compute", group, "create", name, f"{flag}={wanted}", "--global"]]
+        if name_of(live.get(field)) != wanted:
+            return [["compute", group, update, name, f"{flag}={wanted}", "--global"]]
         return []
 
     def plan_certificate(self, live: dict | None) -> list[Command]:
@@ -205,12 +212,8 @@ class Edge:
         return [["compute", "url-maps", "import", name, f"--source={source}", "--global", "--quiet"]]
 
     def plan_http_proxy(self, live: dict | None) -> list[Command]:
-        name, url_map = self.name("http-proxy"), self.name("redirect-map")
-        if live is None:
-            return [["compute", "target-http-proxies", "create", name, f"--url-map={url_map}", "--global"]]
-        if name_of(live.get("urlMap")) != url_map:
-            return [["compute", "target-http-proxies", "update", name, f"--url-map={url_map}", "--global"]]
-        return []
+        return self.plan_pointer("target-http-proxies", "http-proxy", "urlMap", "--url-map", "redirect-map", "update",
+                                 live)
 
     def plan_http_rule(self, live: dict | None) -> list[Command]:
         return self.plan_forwarding_rule("http-rule", "http-proxy", "--target-http-proxy", 80, live)
