@@ -277,10 +277,8 @@ def test_plan_with_a_domain_shows_the_whole_edge_and_closes_the_function_url(rep
     out = deploy(copy, fake, "dev", "--plan")
     assert out.returncode == 0, out.stderr
     assert fake["calls"]() == []
-    for expected in ("gcloud compute addresses create telemetry-ingest-ip", "gcloud compute security-policies create",
-                     "security-policies rules create 1000", "security-policies rules create 2000",
-                     "security-policies rules create 3000", "security-policies rules create 4000",
-                     "--enforce-on-key=http-header --enforce-on-key-name=Authorization",
+    for expected in ("gcloud compute addresses create telemetry-ingest-ip",
+                     "gcloud compute security-policies create telemetry-ingest-armor --file-name=",
                      "gcloud compute network-endpoint-groups create telemetry-ingest-neg",
                      "--network-endpoint-type=serverless --cloud-run-service=telemetry-ingest",
                      "update telemetry-ingest-backend --global --security-policy=telemetry-ingest-armor",
@@ -291,6 +289,9 @@ def test_plan_with_a_domain_shows_the_whole_edge_and_closes_the_function_url(rep
                      "--ingress-settings=internal-and-gclb",
                      "DNS: an A record telemetry.example.com -> ADDRESS", "ingest URL: https://telemetry.example.com"):
         assert expected in out.stdout, expected
+    policy = json.loads((copy / "build" / "dev" / "telemetry-ingest-armor.json").read_text())  # what it creates from
+    assert [r["priority"] for r in policy["rules"]] == [1000, 2000, 3000, 4000, 2147483647]
+    assert policy["rules"][1]["rateLimitOptions"]["enforceOnKeyName"] == "Authorization"
     opened = deploy(with_settings(repo, tmp_path / "open", INGEST_DOMAIN="telemetry.example.com",
                                   INGEST_FUNCTION_URL="open"), fake, "dev", "--plan")
     assert opened.returncode == 0 and "--ingress-settings=all" in opened.stdout

@@ -250,49 +250,54 @@ def bq_resource(stack: Stack, path: str) -> dict:
 
 @dataclass
 class Deployed:
-    """Two deploys of one project, what each printed, and the stand-in's state and requests after each."""
+    """One deploy: what it printed, and the stand-in's state and requests after it."""
 
     repo: Path
     project: str
-    outputs: list[subprocess.CompletedProcess]
-    states: list[dict]
-    requests: list[list[dict]]
+    output: subprocess.CompletedProcess
+    state: dict
+    requests: list[dict]
 
 
 DOMAINS = ("telemetry-gateway.example.com", "telemetry.example.org")
 
 
+def deployed(repo: Path, stack: Stack, environ: dict[str, str]) -> Deployed:
+    """Deploy the repository's project; what happened."""
+    stack.reset_requests()
+    out = deploy(repo, environ)
+    assert out.returncode == 0, output(out)
+    return Deployed(repo, project_of(repo), out, stack.state(), stack.requests())
+
+
 @pytest.fixture(scope="module")
-def with_a_domain_and_analysts(repo: Path, tmp_path_factory: pytest.TempPathFactory, standin_stack: Stack,
-                               cli_environ: dict[str, str]) -> Deployed:
-    """A project with an analysts' group and a domain, deployed twice; before the second deploy the domain and the
-    license threshold change (what an operator may change: the edge is updated in place)."""
+def first_with_a_domain(repo: Path, tmp_path_factory: pytest.TempPathFactory, standin_stack: Stack,
+                        cli_environ: dict[str, str]) -> Deployed:
+    """A new project with an analysts' group and a domain, deployed (each deploy a fixture of its own, so that no
+    test item holds both deploys' time)."""
     dest = private_repo(repo, tmp_path_factory.mktemp("edge") / "repo")
     set_settings(dest, ANALYSTS_GROUP="group:analysts@example.com", INGEST_DOMAIN=DOMAINS[0])
-    deployed = Deployed(dest, project_of(dest), [], [], [])
-    for run in range(2):
-        if run == 1:
-            set_settings(dest, INGEST_DOMAIN=DOMAINS[1], EDGE_LICENSE_REQUESTS_PER_MINUTE="240")
-        standin_stack.reset_requests()
-        out = deploy(dest, cli_environ)
-        assert out.returncode == 0, output(out)
-        deployed.outputs.append(out)
-        deployed.states.append(standin_stack.state())
-        deployed.requests.append(standin_stack.requests())
-    return deployed
+    return deployed(dest, standin_stack, cli_environ)
+
+
+@pytest.fixture(scope="module")
+def second_with_a_domain(first_with_a_domain: Deployed, standin_stack: Stack,
+                         cli_environ: dict[str, str]) -> Deployed:
+    """The same project deployed again, after an operator changed its domain and its license threshold."""
+    set_settings(first_with_a_domain.repo, INGEST_DOMAIN=DOMAINS[1], EDGE_LICENSE_REQUESTS_PER_MINUTE="240")
+    return deployed(first_with_a_domain.repo, standin_stack, cli_environ)
 
 
 def test_analysts_read_the_aggregates_through_an_authorized_dataset_and_are_never_granted_the_source(
-        with_a_domain_and_analysts, standin_stack):
+        first_with_a_domain, standin_stack):
     """BigQuery needs the base table to read a materialized view, so analysts are granted a dataset of views
     authorized on the source dataset, never the source dataset (docs/analysts.md "Who may read what")."""
     from shared.sink.warehouse import analysts
 
-    deployed = with_a_domain_and_analysts
-    project = deployed.project
+    project = first_with_a_domain.project
     source, mine = f"{project}.telemetry", f"{project}.telemetry_analysts"
-    state = deployed.states[0]["bigquery"]
-    created = [s.text for s in statements(deployed.requests[0], project)
+    state = first_with_a_domain.state["bigquery"]
+    created = [s.text for s in statements(first_with_a_domain.requests, project)
                if s.text.startswith("CREATE OR REPLACE VIEW")]
     for name in analysts.OBJECTS:  # one logical view per aggregate, reading it in the source dataset
         view = bq_resource(standin_stack, f"{project}/datasets/telemetry_analysts/tables/{name}")
@@ -316,11 +321,15 @@ def test_analysts_read_the_aggregates_through_an_authorized_dataset_and_are_neve
                                                                                   "telemetry-aggregates"}
     assert state["access_updates"] == {**state["access_updates"], source: 1}
 
-    # A redeploy finds it authorized and changes no access list.
-    again = deployed.states[1]["bigquery"]
-    assert again["access"][source] == source_access and again["access_updates"][source] == 1
-    assert again["grants"][mine] == [analyst]
-    assert f"authorized: {mine}'s views on {source}" in deployed.outputs[1].stdout
+
+def test_a_redeploy_finds_the_analysts_authorized_and_changes_no_access_list(first_with_a_domain,
+                                                                             second_with_a_domain):
+    project = first_with_a_domain.project
+    source, mine = f"{project}.telemetry", f"{project}.telemetry_analysts"
+    before, again = first_with_a_domain.state["bigquery"], second_with_a_domain.state["bigquery"]
+    assert again["access"][source] == before["access"][source] and again["access_updates"][source] == 1
+    assert again["grants"][mine] == [{"role": "roles/bigquery.dataViewer", "groupByEmail": "analysts@example.com"}]
+    assert f"authorized: {mine}'s views on {source}" in second_with_a_domain.output.stdout
 
 
 def edge_of(state: dict, project: str) -> dict[str, dict]:
@@ -347,16 +356,16 @@ def settings_of(repo: Path) -> dict[str, str]:
 
 
 def test_a_domain_puts_the_load_balancer_and_cloud_armor_in_front_and_a_redeploy_updates_them_in_place(
-        with_a_domain_and_analysts, standin_stack):
+        first_with_a_domain, second_with_a_domain, standin_stack):
     """Created once; the second deploy (another domain, another license threshold) patches that rule and adds the
     domain's certificate to the HTTPS proxy, and touches nothing else; the address is never recreated; the function
     URL is closed (internal-and-gclb): only the load balancer, through the policy, reaches ingest."""
     from tools import armor
     from tools.edge import Edge
 
-    deployed = with_a_domain_and_analysts
-    project, (first, second) = deployed.project, deployed.states
-    env = {**settings_of(deployed.repo), "INGEST_DOMAIN": DOMAINS[0], "EDGE_LICENSE_REQUESTS_PER_MINUTE": "120"}
+    project, first, second = first_with_a_domain.project, first_with_a_domain.state, second_with_a_domain.state
+    env = {**settings_of(first_with_a_domain.repo), "INGEST_DOMAIN": DOMAINS[0],
+           "EDGE_LICENSE_REQUESTS_PER_MINUTE": "120"}
     edges = [Edge.from_env(env), Edge.from_env({**env, "INGEST_DOMAIN": DOMAINS[1]})]
     built = edge_of(first, project)
     assert set(built) == {"addresses/telemetry-ingest-ip", "securityPolicies/telemetry-ingest-armor",
@@ -392,7 +401,7 @@ def test_a_domain_puts_the_load_balancer_and_cloud_armor_in_front_and_a_redeploy
     redirect = built["urlMaps/telemetry-ingest-http-redirect"]
     assert redirect["defaultUrlRedirect"]["httpsRedirect"] is True
     assert rules[80]["target"] == built["targetHttpProxies/telemetry-ingest-http-proxy"]["selfLink"]
-    said = deployed.outputs[0].stdout
+    said = first_with_a_domain.output.stdout
     assert f"DNS: an A record {DOMAINS[0]} -> {address['address']}" in said
     assert f"ingest URL: https://{DOMAINS[0]}/v1/events" in said
 
