@@ -20,7 +20,7 @@ PYTHON="${PYTHON:-python3}"
 # shellcheck source=deploy/lib.sh
 . "$ROOT/deploy/lib.sh"
 
-usage() { sed -n '4,15p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '4,14p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 
 parse_args() {
   ENVIRONMENT="" PLAN=0 VERIFY=0 ALLOW_TRIGGER_CHANGE=0 REF="HEAD"
