@@ -82,10 +82,10 @@ def test_two_licenses_differ_within_the_first_128_bytes_cloud_armor_keys_on(rule
 
 
 def test_managed_services_tokens_share_their_first_128_bytes_so_their_rule_counts_per_client_ip(rules):
-    """A Google ID token is a JWT: its first ~110 bytes are the signing key's header and the payload starts with
-    the audience every service mints for, so two services' tokens share their first 128 bytes. Keyed on the header
-    they would share one budget; their own rule keys on the client IP instead, which differs per service (its
-    egress) and which a caller without a token cannot take over."""
+    """A Google ID token is a JWT: its first ~110 bytes are the signing key's header, and the payload starts with
+    claims every service's token shares (issuer, audience), so two services' tokens share their first 128 bytes.
+    Keyed on the header they would share one budget; their own rule keys on the client IP instead, which differs
+    per service (its egress) and which a caller without a token cannot take over."""
     issuer = TokenIssuer(kid=hashlib.sha1(b"google signing key").hexdigest())  # Google's kids are 40 hex digits
     tokens = [issuer.token(f"{name}@sourcegraph-{name}.iam.gserviceaccount.com", AUDIENCE)
               for name in ("cody-gateway", "analytics")]
