@@ -10,6 +10,8 @@
 #                  (dev: with the license in $DEV_VERIFY_LICENSE_KEY; prod: unauthenticated cases only)
 #   --allow-trigger-change  let a changed sink trigger (topic, retry, push identity) be recreated:
 #                  its push subscription and backlog go with it, so drain first
+# With INGEST_DOMAIN set in deploy/ENV.env, ingest is also served at https://INGEST_DOMAIN through a load balancer
+# with a Cloud Armor policy (the edge step); without it, at its function URL only.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -18,7 +20,7 @@ PYTHON="${PYTHON:-python3}"
 # shellcheck source=deploy/lib.sh
 . "$ROOT/deploy/lib.sh"
 
-usage() { sed -n '4,13p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '4,14p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 
 parse_args() {
   ENVIRONMENT="" PLAN=0 VERIFY=0 ALLOW_TRIGGER_CHANGE=0 REF="HEAD"
@@ -67,6 +69,16 @@ load_settings() {
   AGGREGATES_SA_EMAIL="$AGGREGATES_SA@$PROJECT.iam.gserviceaccount.com"
   DLQ_PULL="$DEAD_LETTER_TOPIC-pull"
   DS="$PROJECT.$DATASET"
+  # The function URL closes (internal-and-gclb: only the load balancer reaches ingest) once a domain is set, unless
+  # INGEST_FUNCTION_URL=open keeps it while instances move to the domain (docs/operations.md "The domain").
+  INGEST_INGRESS=all
+  if [ -n "${INGEST_DOMAIN:-}" ]; then
+    case "${INGEST_FUNCTION_URL:-}" in
+      closed) INGEST_INGRESS=internal-and-gclb ;;
+      open) ;;
+      *) die "INGEST_FUNCTION_URL must be closed or open (with INGEST_DOMAIN) in $SETTINGS" ;;
+    esac
+  fi
 }
 
 preflight() {
@@ -107,6 +119,10 @@ stage() {
       [ -z "$repo_path" ] || cp "$BUILD/src/$repo_path" "$BUILD/$fn/$config_path"
     done <<<"$shipped"
   done
+  if [ -n "${INGEST_DOMAIN:-}" ]; then  # the edge's settings, checked before anything is deployed
+    [ -f "$BUILD/src/tools/edge.py" ] || die "$REF predates tools/edge.py: deploy it without INGEST_DOMAIN"
+    edge resources >/dev/null || die "the edge's settings are invalid (above)"
+  fi
 }
 
 apis() {
@@ -271,8 +287,8 @@ functions_step() {
   BUILD_IDENTITY="projects/$PROJECT/serviceAccounts/$BUILD_SA_EMAIL"
   deploy_function "$INGEST_FUNCTION" --gen2 --runtime=python311 --region="$REGION" \
     --source="$BUILD/ingest" --entry-point=ingest --trigger-http --allow-unauthenticated \
-    --service-account="$INGEST_SA_EMAIL" --build-service-account="$BUILD_IDENTITY" \
-    --set-env-vars="$ingest_env" --max-instances="$INGEST_MAX_INSTANCES" \
+    --ingress-settings="$INGEST_INGRESS" --service-account="$INGEST_SA_EMAIL" \
+    --build-service-account="$BUILD_IDENTITY" --set-env-vars="$ingest_env" --max-instances="$INGEST_MAX_INSTANCES" \
     --memory="$INGEST_MEMORY" --cpu="$INGEST_CPU" --concurrency="$((INGEST_WORKERS * INGEST_THREADS))" \
     --timeout=60s "${G[@]}"
 }
@@ -335,6 +351,43 @@ subscription_step() {
     --role=roles/pubsub.subscriber "${G[@]}"
 }
 
+# The edge (opt-in, INGEST_DOMAIN; docs/operations.md "The domain"): a global external Application Load Balancer
+# serving https://INGEST_DOMAIN (HTTP redirected to HTTPS) in front of ingest, with the Cloud Armor policy of
+# docs/security.md "Limits at the edge" on its backend. tools.edge names each resource and says, from its
+# description, what to run: what is right is left alone, the rest is created or updated in place. The address is
+# never recreated, so instances keep resolving the same IP.
+edge_step() {
+  if [ -z "${INGEST_DOMAIN:-}" ]; then
+    echo "  INGEST_DOMAIN is empty: no load balancer; instances send to the function URL"
+    return 0
+  fi
+  say "edge: https://$INGEST_DOMAIN -> load balancer -> Cloud Armor -> $INGEST_FUNCTION (ingress $INGEST_INGRESS)"
+  local live="$BUILD/edge" resources resource describe plan ip="" status=""
+  local -a words
+  rm -rf "$live" && mkdir -p "$live"
+  resources="$(edge resources)"
+  while IFS=$'\t' read -r -u 3 resource describe; do  # every description first (empty: missing)
+    IFS=$'\t' read -r -a words <<<"$describe"
+    EDGE_NAMES[$resource]="${words[3]}"
+    : > "$live/$resource.json"
+    if exists gcloud "${words[@]}" --format=json "${G[@]}"; then printf '%s' "$ANSWER" > "$live/$resource.json"; fi
+  done 3<<<"$resources"
+  plan="$(edge plan --live="$live" --files="$BUILD")" || die "the edge cannot be kept as it is (above)"
+  while IFS=$'\t' read -r -u 3 -a words; do
+    case "${words[0]}" in
+      '#') echo "  ${words[1]}" ;;
+      dns) ip="${words[1]}" status="${words[2]}" ;;
+      *) run gcloud "${words[@]}" "${G[@]}" ;;
+    esac
+  done 3<<<"$plan"
+  if [ "$ip" = - ] && [ "$PLAN" = 0 ]; then  # the address was created just now
+    ip="$(gcloud compute addresses describe "${EDGE_NAMES[address]}" --global --format='value(address)' "${G[@]}")"
+  fi
+  [ "$ip" != - ] || ip=ADDRESS
+  echo "  DNS: an A record $INGEST_DOMAIN -> $ip (certificate $status: it provisions once the record points"
+  echo "  at the address, up to 60 minutes after; docs/operations.md \"The domain\")"
+}
+
 # monitored NAME GROUP FILE: create the alert policy / dashboard, or update the one with its display name.
 monitored() {
   local display="$1" group="$2" file="$3" flag existing="" etag
@@ -356,17 +409,24 @@ json.dump(d, open(sys.argv[1], "w"))' "$file" "$etag"
   fi
 }
 
-# What operators watch (files from the deployed version).
+# log_metric FILE: create or update the log-based metric named by the file.
+log_metric() {
+  local metric
+  metric="$(basename "$1" .yaml)"
+  if exists gcloud logging metrics describe "$metric" "${G[@]}"; then
+    run gcloud logging metrics update "$metric" --config-from-file="$1" "${G[@]}"
+  else
+    run gcloud logging metrics create "$metric" --config-from-file="$1" "${G[@]}"
+  fi
+}
+
+# What operators watch (files from the deployed version). With a domain, also what Cloud Armor did, by rule (a
+# log-based metric over the load balancer's request logs), and the requests that come through the load balancer.
 monitoring() {
   say "log-based metrics, the dead-letter alert and the dashboard"
-  local file metric
+  local file
   for file in "$BUILD"/src/deploy/metrics/*.yaml; do
-    metric="$(basename "$file" .yaml)"
-    if exists gcloud logging metrics describe "$metric" "${G[@]}"; then
-      run gcloud logging metrics update "$metric" --config-from-file="$file" "${G[@]}"
-    else
-      run gcloud logging metrics create "$metric" --config-from-file="$file" "${G[@]}"
-    fi
+    log_metric "$file"
   done
   local policy="$BUILD/alert-dead-letter.json" dashboard="$BUILD/dashboard.json"
   sed "s/__SUBSCRIPTION__/$DLQ_PULL/g" "$BUILD/src/deploy/alert-dead-letter.json" > "$policy"
@@ -376,9 +436,19 @@ monitoring() {
     echo "  WARNING: NOTIFICATION_CHANNEL is empty: the prod dead-letter alert will notify nobody" >&2
   fi
   monitored "Telemetry gateway: dead-letter backlog ($DLQ_PULL)" policies "$policy"
-  sed -e "s/__ENV__/$ENVIRONMENT/g" -e "s/__INGEST__/$INGEST_FUNCTION/g" -e "s/__SINK__/$SINK_FUNCTION/g" \
-    -e "s/__DLQ_PULL__/$DLQ_PULL/g" -e "s/__TOPIC__/$TOPIC/g" -e "s/__SINK_SUBSCRIPTION__/$SINK_SUBSCRIPTION/g" \
-    "$BUILD/src/deploy/dashboard.json" > "$dashboard"
+  local names=(-e "s/__ENV__/$ENVIRONMENT/g" -e "s/__INGEST__/$INGEST_FUNCTION/g" -e "s/__SINK__/$SINK_FUNCTION/g"
+    -e "s/__DLQ_PULL__/$DLQ_PULL/g" -e "s/__TOPIC__/$TOPIC/g" -e "s/__SINK_SUBSCRIPTION__/$SINK_SUBSCRIPTION/g")
+  sed "${names[@]}" "$BUILD/src/deploy/dashboard.json" > "$dashboard"
+  if [ -n "${INGEST_DOMAIN:-}" ]; then
+    names+=(-e "s/__EDGE_POLICY__/${EDGE_NAMES[policy]}/g" -e "s/__EDGE_URL_MAP__/${EDGE_NAMES[url-map]}/g")
+    mkdir -p "$BUILD/metrics-edge"
+    for file in "$BUILD"/src/deploy/metrics/edge/*.yaml; do
+      sed "${names[@]}" "$file" > "$BUILD/metrics-edge/$(basename "$file")"
+      log_metric "$BUILD/metrics-edge/$(basename "$file")"
+    done
+    sed "${names[@]}" "$BUILD/src/deploy/dashboard-edge.json" > "$BUILD/dashboard-edge.json"
+    edge dashboard "$dashboard" "$BUILD/dashboard-edge.json"
+  fi
   monitored "Telemetry gateway ($ENVIRONMENT)" dashboards "$dashboard"
 }
 
@@ -391,7 +461,12 @@ verify() {
     url="$(gcloud functions describe "$INGEST_FUNCTION" --gen2 --region="$REGION" \
       --format='value(serviceConfig.uri)' "${G[@]}")"
   fi
-  say "ingest URL: $url/v1/events   (version $VERSION)"
+  if [ -n "${INGEST_DOMAIN:-}" ]; then
+    say "ingest URL: https://$INGEST_DOMAIN/v1/events   (version $VERSION; the function URL $url is $INGEST_INGRESS)"
+    url="https://$INGEST_DOMAIN"
+  else
+    say "ingest URL: $url/v1/events   (version $VERSION)"
+  fi
   [ "$VERIFY" = 1 ] || return 0
   say "contract tests against $url"
   if [ "$ENVIRONMENT" = dev ]; then
@@ -401,6 +476,8 @@ verify() {
   TELEMETRY_LICENSE_KEY="${DEV_VERIFY_LICENSE_KEY:-}" run env PYTHONPATH="$ROOT" "$PYTHON" -m pytest \
     "$ROOT/tests/contract" -p no:cacheprovider -q --url "$url" || die "contract tests failed against $url"
 }
+
+declare -A EDGE_NAMES=()  # the edge's resources by kind (edge_step), for the dashboard
 
 main() {
   parse_args "$@"
@@ -416,6 +493,7 @@ main() {
   schedule_step
   functions_step
   trigger_step
+  edge_step
   monitoring
   verify
   say "done"

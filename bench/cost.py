@@ -71,3 +71,37 @@ def model(m: dict) -> dict:
                                                   "active": stored_gib * BQ_ACTIVE_STORAGE_GIB_MONTH,
                                                   "long_term": stored_gib * BQ_LONG_TERM_STORAGE_GIB_MONTH}
     return result
+
+
+# The edge (opt-in with INGEST_DOMAIN): a global external Application Load Balancer and a Cloud Armor Standard
+# policy (docs/security.md "Limits at the edge"). List prices, USD, from the pages named in docs/performance.md.
+LB_FIRST_5_FORWARDING_RULES_HOUR = 0.025  # Cloud Load Balancing pricing: up to 5 global forwarding rules together
+LB_EXTRA_FORWARDING_RULE_HOUR = 0.01      # each global forwarding rule after the 5th
+LB_DATA_PROCESSED_PER_GIB = 0.008         # inbound and again outbound data processed (Iowa, us-central1)
+ARMOR_POLICY_MONTH = 5.0                  # Cloud Armor Standard pricing: per security policy
+ARMOR_RULE_MONTH = 1.0                    # per rule
+ARMOR_PER_MILLION_REQUESTS = 0.75         # per million requests the policy evaluates
+HOURS_PER_MONTH = 730
+EDGE_FORWARDING_RULES = 2                 # HTTPS, and HTTP (redirected to HTTPS)
+EDGE_ARMOR_RULES = 5                      # the four of tools/armor.py, and the default rule
+RESPONSE_BYTES_PER_EVENT = 39             # the answer lists each succeeded event's id: a quoted UUID and a comma
+
+
+def edge_monthly(forwarding_rules: int = EDGE_FORWARDING_RULES, armor_rules: int = EDGE_ARMOR_RULES) -> dict:
+    """The edge's fixed monthly price, whatever the traffic: forwarding rules by the hour, the policy and its rules."""
+    rules_hour = LB_FIRST_5_FORWARDING_RULES_HOUR + max(0, forwarding_rules - 5) * LB_EXTRA_FORWARDING_RULE_HOUR
+    parts = {"load_balancer": rules_hour * HOURS_PER_MONTH,
+             "cloud_armor": ARMOR_POLICY_MONTH + armor_rules * ARMOR_RULE_MONTH}
+    return {**parts, "total": sum(parts.values())}
+
+
+def edge_per_million_events(request_bytes_per_event: float, batch: int = BATCH) -> dict:
+    """What the edge adds per million events: the data it processes both ways, and Cloud Armor's request fee.
+
+    request_bytes_per_event: a request's body on the wire (gzip'd) per event it carries.
+    """
+    n = 1e6
+    processed = n * (request_bytes_per_event + RESPONSE_BYTES_PER_EVENT) / GIB
+    parts = {"load_balancer": processed * LB_DATA_PROCESSED_PER_GIB,
+             "cloud_armor": n / batch * ARMOR_PER_MILLION_REQUESTS / 1e6}
+    return {**parts, "total": sum(parts.values()), "per_request": sum(parts.values()) / (n / batch)}

@@ -61,6 +61,7 @@ bq_sql() { run bq --project_id="$PROJECT" query --use_legacy_sql=false --nouse_c
 # The project's own CLIs, run from the staged version (`python -m` puts its folder first on the path).
 warehouse() { (cd "$BUILD/src" && "$PYTHON" -m tools.warehouse "$@"); }
 settings() { (cd "$BUILD/src" && "$PYTHON" -m tools.settings "$@"); }
+edge() { (cd "$BUILD/src" && "$PYTHON" -m tools.edge "$@"); }
 
 # deploy_function NAME ARGS...: `gcloud functions deploy`, retried while a new build account's grants
 # propagate. Cloud Functions fails such a build with "missing permission on the build service account"

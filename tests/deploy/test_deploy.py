@@ -93,6 +93,7 @@ def test_fresh_deploy_creates_everything(repo, fake):
     assert_aggregates(state, computed=1)
     ingest, sink = state["functions"]["telemetry-ingest"]["flags"], state["functions"]["telemetry-sink"]["flags"]
     assert ingest["concurrency"] == "8" and "WORKERS=1@THREADS=8" in ingest["set-env-vars"]
+    assert ingest["ingress-settings"] == "all"  # no INGEST_DOMAIN: the function URL serves instances
     assert ingest["build-service-account"].endswith("/serviceAccounts/telemetry-build@"
                                                      "sourcegraph-telemetry-gateway-dev.iam.gserviceaccount.com")
     assert sink["ingress-settings"] == "internal-only"
@@ -257,6 +258,53 @@ def test_plan_runs_nothing_and_prints_everything(repo, fake):
                      "CREATE OR REPLACE VIEW", "CREATE MATERIALIZED VIEW",
                      "CREATE TABLE IF NOT EXISTS", "mk --transfer_config"):
         assert expected in out.stdout, expected
+
+
+def with_settings(repo: Path, tmp_path: Path, **values: str) -> Path:
+    """A copy of the repository whose dev.env (uncommitted: deploy.sh reads the work tree's) has these values."""
+    copy = tmp_path / "repo"
+    shutil.copytree(repo, copy, symlinks=True, ignore=shutil.ignore_patterns("build"))
+    settings = copy / "deploy" / "dev.env"
+    text = settings.read_text()
+    for name, value in values.items():
+        text = "\n".join(f"{name}={value}" if line.startswith(f"{name}=") else line for line in text.split("\n"))
+    settings.write_text(text)
+    return copy
+
+
+def test_plan_with_a_domain_shows_the_whole_edge_and_closes_the_function_url(repo, fake, tmp_path):
+    copy = with_settings(repo, tmp_path, INGEST_DOMAIN="telemetry.example.com")
+    out = deploy(copy, fake, "dev", "--plan")
+    assert out.returncode == 0, out.stderr
+    assert fake["calls"]() == []
+    for expected in ("gcloud compute addresses create telemetry-ingest-ip",
+                     "gcloud compute security-policies create telemetry-ingest-armor --file-name=",
+                     "gcloud compute network-endpoint-groups create telemetry-ingest-neg",
+                     "--network-endpoint-type=serverless --cloud-run-service=telemetry-ingest",
+                     "update telemetry-ingest-backend --global --security-policy=telemetry-ingest-armor",
+                     "--domains=telemetry.example.com", "gcloud compute target-https-proxies create",
+                     "--target-https-proxy=telemetry-ingest-https-proxy --ports=443",
+                     "gcloud compute url-maps import telemetry-ingest-http-redirect",
+                     "--target-http-proxy=telemetry-ingest-http-proxy --ports=80",
+                     "--ingress-settings=internal-and-gclb",
+                     "DNS: an A record telemetry.example.com -> ADDRESS", "ingest URL: https://telemetry.example.com"):
+        assert expected in out.stdout, expected
+    policy = json.loads((copy / "build" / "dev" / "telemetry-ingest-armor.json").read_text())  # what it creates from
+    assert [r["priority"] for r in policy["rules"]] == [1000, 2000, 3000, 4000, 2147483647]
+    assert policy["rules"][1]["rateLimitOptions"]["enforceOnKeyName"] == "Authorization"
+    opened = deploy(with_settings(repo, tmp_path / "open", INGEST_DOMAIN="telemetry.example.com",
+                                  INGEST_FUNCTION_URL="open"), fake, "dev", "--plan")
+    assert opened.returncode == 0 and "--ingress-settings=all" in opened.stdout
+
+
+@pytest.mark.parametrize(("values", "message"), [
+    ({"INGEST_FUNCTION_URL": "maybe"}, "INGEST_FUNCTION_URL must be closed or open"),
+    ({"EDGE_IP_REQUESTS_PER_MINUTE": "0"}, "EDGE_IP_REQUESTS_PER_MINUTE must be from 1 to 10000"),
+])
+def test_a_bad_edge_setting_stops_before_anything_is_deployed(repo, fake, tmp_path, values, message):
+    out = deploy(with_settings(repo, tmp_path, INGEST_DOMAIN="telemetry.example.com", **values), fake, "dev")
+    assert out.returncode != 0 and message in out.stderr, out.stderr
+    assert not [c for c in fake["calls"]() if mutating(c)]
 
 
 def test_plan_needs_no_gcloud_at_all(repo, fake, tmp_path):

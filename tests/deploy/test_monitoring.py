@@ -54,3 +54,25 @@ def test_the_aggregates_schedule_is_off_the_hour(environment):
     (schedule,) = re.findall(r'^AGGREGATES_SCHEDULE="(.*)"$', (DEPLOY / f"{environment}.env").read_text(), re.M)
     times = re.findall(r"\b(\d\d):(\d\d)\b", schedule)
     assert times and all(minute != "00" for _, minute in times), schedule
+
+
+def test_the_edge_charts_count_what_cloud_armor_did_by_rule():
+    """Allowed, throttled and banned, by rule priority, from the metric over the load balancer's request logs; the
+    metric extracts exactly the fields the charts filter and group on."""
+    metric = (DEPLOY / "metrics" / "edge" / "telemetry_edge_requests.yaml").read_text()
+    for label, field in (("rule", "priority"), ("outcome", "outcome"), ("rate_limit", "rateLimitAction.outcome")):
+        assert f"{label}: EXTRACT(jsonPayload.enforcedSecurityPolicy.{field})" in metric
+    assert 'resource.type="http_load_balancer"' in metric
+    tiles = json.loads((DEPLOY / "dashboard-edge.json").read_text())["tiles"]
+    wanted = {"allowed": 'metric.label.outcome="ACCEPT"',
+              "throttled": 'metric.label.rate_limit="RATE_LIMIT_THRESHOLD_EXCEED"',
+              "banned": 'metric.label.rate_limit="BAN_THRESHOLD_EXCEED"'}
+    for word, condition in wanted.items():
+        (tile,) = [t for t in tiles if f"requests {word}" in t["widget"]["title"]]
+        (query,) = [d["timeSeriesQuery"]["timeSeriesFilter"] for d in tile["widget"]["xyChart"]["dataSets"]]
+        assert "user/telemetry_edge_requests" in query["filter"] and condition in query["filter"], word
+        assert query["aggregation"]["groupByFields"] == ["metric.label.rule"], word
+    (paths,) = [t for t in tiles if "through the load balancer" in t["widget"]["title"]]
+    filters = [d["timeSeriesQuery"]["timeSeriesFilter"]["filter"] for d in paths["widget"]["xyChart"]["dataSets"]]
+    assert ['resource.label.url_map_name="__EDGE_URL_MAP__"' in f for f in filters] == [True, False]
+    assert 'resource.label.service_name="__INGEST__"' in filters[1]

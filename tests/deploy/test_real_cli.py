@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -28,15 +29,29 @@ PROJECT = "sourcegraph-telemetry-gateway-dev"
 GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
 RETENTION_7D = "604800s"
 
-@pytest.fixture
-def real_repo(repo: Path, tmp_path: Path) -> Path:
-    """A private copy of the committed repository whose dev.env names a project of this test's own."""
-    dest = tmp_path / "repo"
+def private_repo(repo: Path, dest: Path) -> Path:
+    """A private copy of the committed repository whose dev.env names a project of its own."""
     shutil.copytree(repo, dest, symlinks=True, ignore=shutil.ignore_patterns("build"))
     settings = dest / "deploy" / "dev.env"
     settings.write_text(settings.read_text().replace(f"PROJECT={PROJECT}\n", f"PROJECT={project_of(dest)}\n"))
     subprocess.run([*GIT, "commit", "-qam", "this test's project"], cwd=dest, check=True)  # on every branch made later
     return dest
+
+
+@pytest.fixture
+def real_repo(repo: Path, tmp_path: Path) -> Path:
+    """A private copy of the committed repository whose dev.env names a project of this test's own."""
+    return private_repo(repo, tmp_path / "repo")
+
+
+def set_settings(repo: Path, **values: str) -> None:
+    """Change settings of the (uncommitted) dev.env: deploy.sh reads the work tree's settings file."""
+    settings = repo / "deploy" / "dev.env"
+    text = settings.read_text()
+    for name, value in values.items():
+        text, found = re.subn(rf"^{name}=.*$", f"{name}={value}", text, flags=re.M)
+        assert found == 1, name
+    settings.write_text(text)
 
 
 def project_of(repo: Path) -> str:
@@ -83,10 +98,10 @@ def sink_subscription(state: dict, project: str) -> str:
     return trigger["transport"]["pubsub"]["subscription"]
 
 
-def statements(stack: Stack, project: str) -> list[sql.Statement]:
+def statements(requests: list[dict], project: str) -> list[sql.Statement]:
     """Every SQL statement of the recorded (non-dry-run) query jobs."""
     found = []
-    for request in stack.requests():
+    for request in requests:
         config = (request.get("body") or {}).get("configuration", {}) if request["method"] == "POST" else {}
         if "query" in config.get("query", {}) and not config.get("dryRun"):
             found += [sql.classify(s, project) for s in sql.split_statements(config["query"]["query"])]
@@ -119,7 +134,8 @@ def test_plan_reaches_no_server(real_repo, standin_stack, cli_environ):
 
 
 def fresh_deploy(repo: Path, stack: Stack, environ: dict[str, str]) -> tuple[dict, str]:
-    """Deploy a new project; check everything it must create; the stand-in's state and the deploy's output."""
+    """Deploy a new project (no domain); check everything it must create, and that nothing of the edge is; the
+    stand-in's state and the deploy's output."""
     project = project_of(repo)
     out = deploy(repo, environ)
     assert out.returncode == 0, output(out)
@@ -150,6 +166,10 @@ def fresh_deploy(repo: Path, stack: Stack, environ: dict[str, str]) -> tuple[dic
     assert state["bigquery"]["computations"][f"{project}.telemetry.daily_active_instances"] == 1
     assert f"ingest URL: {ingest['serviceConfig']['uri']}/v1/events" in out.stdout
     assert_healthy_sink_subscription(stack=stack, state=state, project=project)
+    # dev.env sets no INGEST_DOMAIN: nothing of the edge exists, and the function URL serves as before.
+    assert edge_of(state, project) == {} and ingest["serviceConfig"]["ingressSettings"] == "ALLOW_ALL"
+    assert "INGEST_DOMAIN is empty: no load balancer" in out.stdout
+    assert not [t for t in board["mosaicLayout"]["tiles"] if "Cloud Armor" in t["widget"]["title"]]
     return state, out.stdout + out.stderr
 
 
@@ -165,7 +185,7 @@ def test_a_new_project_deploys_then_redeploys_unchanged_then_alters_once_for_a_n
     assert "trigger is unchanged" in out.stdout
     assert sink_subscription(state, project) == sink_subscription(before, project)  # same subscription, backlog kept
     assert_healthy_sink_subscription(standin_stack, state, project)
-    assert [s.text for s in statements(standin_stack, project) if s.kind == "ALTER_TABLE"] == []
+    assert [s.text for s in statements(standin_stack.requests(), project) if s.kind == "ALTER_TABLE"] == []
     assert len(owned(state["monitoring"]["policies"], standin_stack, project)) == 1
     assert len(owned(state["monitoring"]["dashboards"], standin_stack, project)) == 1
     assert len(owned(state["bigquerydatatransfer"]["configs"], standin_stack, project)) == 1
@@ -183,7 +203,7 @@ def test_a_new_project_deploys_then_redeploys_unchanged_then_alters_once_for_a_n
     standin_stack.reset_requests()
     out = deploy(real_repo, cli_environ, "--version", "new-column")
     assert out.returncode == 0, output(out)
-    alters = [s for s in statements(standin_stack, project) if s.kind == "ALTER_TABLE"]
+    alters = [s for s in statements(standin_stack.requests(), project) if s.kind == "ALTER_TABLE"]
     assert len(alters) == 1 and alters[0].target == f"{project}.telemetry.events", [s.text for s in alters]
     assert "standin_probe" in alters[0].text
 
@@ -228,22 +248,57 @@ def bq_resource(stack: Stack, path: str) -> dict:
         return json.load(answer)
 
 
+@dataclass
+class Deployed:
+    """One deploy: what it printed, and the stand-in's state and requests after it."""
+
+    repo: Path
+    project: str
+    output: subprocess.CompletedProcess
+    state: dict
+    requests: list[dict]
+
+
+DOMAINS = ("telemetry-gateway.example.com", "telemetry.example.org")
+
+
+def deployed(repo: Path, stack: Stack, environ: dict[str, str]) -> Deployed:
+    """Deploy the repository's project; what happened."""
+    stack.reset_requests()
+    out = deploy(repo, environ)
+    assert out.returncode == 0, output(out)
+    return Deployed(repo, project_of(repo), out, stack.state(), stack.requests())
+
+
+@pytest.fixture(scope="module")
+def first_with_a_domain(repo: Path, tmp_path_factory: pytest.TempPathFactory, standin_stack: Stack,
+                        cli_environ: dict[str, str]) -> Deployed:
+    """A new project with an analysts' group and a domain, deployed (each deploy a fixture of its own, so that no
+    test item holds both deploys' time)."""
+    dest = private_repo(repo, tmp_path_factory.mktemp("edge") / "repo")
+    set_settings(dest, ANALYSTS_GROUP="group:analysts@example.com", INGEST_DOMAIN=DOMAINS[0])
+    return deployed(dest, standin_stack, cli_environ)
+
+
+@pytest.fixture(scope="module")
+def second_with_a_domain(first_with_a_domain: Deployed, standin_stack: Stack,
+                         cli_environ: dict[str, str]) -> Deployed:
+    """The same project deployed again, after an operator changed its domain and its license threshold."""
+    set_settings(first_with_a_domain.repo, INGEST_DOMAIN=DOMAINS[1], EDGE_LICENSE_REQUESTS_PER_MINUTE="240")
+    return deployed(first_with_a_domain.repo, standin_stack, cli_environ)
+
+
 def test_analysts_read_the_aggregates_through_an_authorized_dataset_and_are_never_granted_the_source(
-        real_repo, standin_stack, cli_environ):
+        first_with_a_domain, standin_stack):
     """BigQuery needs the base table to read a materialized view, so analysts are granted a dataset of views
     authorized on the source dataset, never the source dataset (docs/analysts.md "Who may read what")."""
     from shared.sink.warehouse import analysts
 
-    project = project_of(real_repo)
+    project = first_with_a_domain.project
     source, mine = f"{project}.telemetry", f"{project}.telemetry_analysts"
-    settings = real_repo / "deploy" / "dev.env"
-    settings.write_text(settings.read_text().replace("ANALYSTS_GROUP=\n",
-                                                     "ANALYSTS_GROUP=group:analysts@example.com\n"))
-    standin_stack.reset_requests()
-    out = deploy(real_repo, cli_environ)
-    assert out.returncode == 0, output(out)
-    state = standin_stack.state()["bigquery"]
-    created = [s.text for s in statements(standin_stack, project) if s.text.startswith("CREATE OR REPLACE VIEW")]
+    state = first_with_a_domain.state["bigquery"]
+    created = [s.text for s in statements(first_with_a_domain.requests, project)
+               if s.text.startswith("CREATE OR REPLACE VIEW")]
     for name in analysts.OBJECTS:  # one logical view per aggregate, reading it in the source dataset
         view = bq_resource(standin_stack, f"{project}/datasets/telemetry_analysts/tables/{name}")
         assert view["type"] == "VIEW", view
@@ -266,9 +321,107 @@ def test_analysts_read_the_aggregates_through_an_authorized_dataset_and_are_neve
                                                                                   "telemetry-aggregates"}
     assert state["access_updates"] == {**state["access_updates"], source: 1}
 
-    out = deploy(real_repo, cli_environ)  # a redeploy finds it authorized and changes no access list
-    assert out.returncode == 0, output(out)
-    again = standin_stack.state()["bigquery"]
-    assert again["access"][source] == source_access and again["access_updates"][source] == 1
-    assert again["grants"][mine] == [analyst]
-    assert f"authorized: {mine}'s views on {source}" in out.stdout
+
+def test_a_redeploy_finds_the_analysts_authorized_and_changes_no_access_list(first_with_a_domain,
+                                                                             second_with_a_domain):
+    project = first_with_a_domain.project
+    source, mine = f"{project}.telemetry", f"{project}.telemetry_analysts"
+    before, again = first_with_a_domain.state["bigquery"], second_with_a_domain.state["bigquery"]
+    assert again["access"][source] == before["access"][source] and again["access_updates"][source] == 1
+    assert again["grants"][mine] == [{"role": "roles/bigquery.dataViewer", "groupByEmail": "analysts@example.com"}]
+    assert f"authorized: {mine}'s views on {source}" in second_with_a_domain.output.stdout
+
+
+def edge_of(state: dict, project: str) -> dict[str, dict]:
+    """The project's Compute resources by kind/name (e.g. 'addresses/telemetry-ingest-ip')."""
+    return {"/".join(path.split("/")[-2:]): r for path, r in state["compute"]["resources"].items()
+            if path.startswith(f"projects/{project}/")}
+
+
+def changes_of(state: dict, project: str) -> dict[str, list[str]]:
+    """What each of the project's Compute resources went through (insert, patch, addRule 2000, ...)."""
+    return {"/".join(path.split("/")[-2:]): c for path, c in state["compute"]["changes"].items()
+            if path.startswith(f"projects/{project}/")}
+
+
+def ingest_of(state: dict, project: str) -> dict:
+    """The project's ingest function as Cloud Functions answers it."""
+    return state["cloudfunctions"]["functions"][f"projects/{project}/locations/us-central1/functions/telemetry-ingest"]
+
+
+def settings_of(repo: Path) -> dict[str, str]:
+    """NAME=value lines of a repository's dev.env."""
+    text = (repo / "deploy" / "dev.env").read_text()
+    return {m[1]: m[2].strip('"') for m in re.finditer(r"^([A-Z_][A-Z0-9_]*)=(.*)$", text, re.M)}
+
+
+def test_a_domain_puts_the_load_balancer_and_cloud_armor_in_front_and_a_redeploy_updates_them_in_place(
+        first_with_a_domain, second_with_a_domain, standin_stack):
+    """Created once; the second deploy (another domain, another license threshold) patches that rule and adds the
+    domain's certificate to the HTTPS proxy, and touches nothing else; the address is never recreated; the function
+    URL is closed (internal-and-gclb): only the load balancer, through the policy, reaches ingest."""
+    from tools import armor
+    from tools.edge import Edge
+
+    project, first, second = first_with_a_domain.project, first_with_a_domain.state, second_with_a_domain.state
+    env = {**settings_of(first_with_a_domain.repo), "INGEST_DOMAIN": DOMAINS[0],
+           "EDGE_LICENSE_REQUESTS_PER_MINUTE": "120"}
+    edges = [Edge.from_env(env), Edge.from_env({**env, "INGEST_DOMAIN": DOMAINS[1]})]
+    built = edge_of(first, project)
+    assert set(built) == {"addresses/telemetry-ingest-ip", "securityPolicies/telemetry-ingest-armor",
+                          "networkEndpointGroups/telemetry-ingest-neg", "backendServices/telemetry-ingest-backend",
+                          "urlMaps/telemetry-ingest-lb", f"sslCertificates/{edges[0].name('certificate')}",
+                          "targetHttpsProxies/telemetry-ingest-https-proxy", "forwardingRules/telemetry-ingest-https",
+                          "urlMaps/telemetry-ingest-http-redirect", "targetHttpProxies/telemetry-ingest-http-proxy",
+                          "forwardingRules/telemetry-ingest-http"}
+    assert all(c.count("insert") == 1 and c[0] == "insert" for c in changes_of(first, project).values())
+
+    assert ingest_of(first, project)["serviceConfig"]["ingressSettings"] == "ALLOW_INTERNAL_AND_GCLB"
+    neg = built["networkEndpointGroups/telemetry-ingest-neg"]
+    backend = built["backendServices/telemetry-ingest-backend"]
+    assert neg["networkEndpointType"] == "SERVERLESS" and neg["cloudRun"] == {"service": "telemetry-ingest"}
+    assert [b["group"] for b in backend["backends"]] == [neg["selfLink"]]
+    assert backend["loadBalancingScheme"] == "EXTERNAL_MANAGED" and backend["logConfig"]["enable"] is True
+    policy = built["securityPolicies/telemetry-ingest-armor"]
+    assert backend["securityPolicy"] == policy["selfLink"]  # the policy is on the backend service
+    wanted = armor.rules(env)
+    assert [r["priority"] for r in policy["rules"]] == [r.priority for r in wanted] + [2147483647]
+    assert [{k: r.get(k) for k in w.resource()} for r, w in zip(policy["rules"], wanted, strict=False)] == [
+        w.resource() for w in wanted]
+    assert built["urlMaps/telemetry-ingest-lb"]["defaultService"] == backend["selfLink"]
+    certificate = built[f"sslCertificates/{edges[0].name('certificate')}"]
+    assert certificate["managed"]["domains"] == [DOMAINS[0]] and certificate["type"] == "MANAGED"
+    https = built["targetHttpsProxies/telemetry-ingest-https-proxy"]
+    assert https["sslCertificates"] == [certificate["selfLink"]]
+    address = built["addresses/telemetry-ingest-ip"]
+    rules = {port: built[f"forwardingRules/telemetry-ingest-{name}"] for port, name in ((443, "https"), (80, "http"))}
+    assert {p: (r["IPAddress"], r["portRange"], r["loadBalancingScheme"]) for p, r in rules.items()} == {
+        443: (address["address"], "443", "EXTERNAL_MANAGED"), 80: (address["address"], "80", "EXTERNAL_MANAGED")}
+    assert rules[443]["target"] == https["selfLink"]
+    redirect = built["urlMaps/telemetry-ingest-http-redirect"]
+    assert redirect["defaultUrlRedirect"]["httpsRedirect"] is True
+    assert rules[80]["target"] == built["targetHttpProxies/telemetry-ingest-http-proxy"]["selfLink"]
+    said = first_with_a_domain.output.stdout
+    assert f"DNS: an A record {DOMAINS[0]} -> {address['address']}" in said
+    assert f"ingest URL: https://{DOMAINS[0]}/v1/events" in said
+
+    # The second deploy: the changed rule patched, the new certificate added and served first, nothing else.
+    again = edge_of(second, project)
+    before, after = changes_of(first, project), changes_of(second, project)
+    new_certificate = f"sslCertificates/{edges[1].name('certificate')}"
+    assert after == {**before, "securityPolicies/telemetry-ingest-armor": [
+        *before["securityPolicies/telemetry-ingest-armor"], "patchRule 2000"],
+        new_certificate: ["insert"], "targetHttpsProxies/telemetry-ingest-https-proxy": ["insert", "patch"]}
+    assert again["addresses/telemetry-ingest-ip"] == address  # the same address: instances resolve the same IP
+    (license_rule,) = [r for r in again["securityPolicies/telemetry-ingest-armor"]["rules"] if r["priority"] == 2000]
+    assert license_rule["rateLimitOptions"]["rateLimitThreshold"] == {"count": 240, "intervalSec": 60}
+    assert again["targetHttpsProxies/telemetry-ingest-https-proxy"]["sslCertificates"] == [
+        again[new_certificate]["selfLink"], certificate["selfLink"]]
+    assert ingest_of(second, project)["serviceConfig"]["ingressSettings"] == "ALLOW_INTERNAL_AND_GCLB"
+    (board,) = owned(second["monitoring"]["dashboards"], standin_stack, project)
+    titles = [t["widget"]["title"] for t in board["mosaicLayout"]["tiles"]]
+    assert [t for t in titles if t.startswith("Cloud Armor: requests")] == [
+        "Cloud Armor: requests allowed per minute, by rule",
+        "Cloud Armor: requests throttled (429) per minute, by rule", "Cloud Armor: requests banned per minute, by rule"]
+    metric = second["logging"]["metrics"][f"projects/{project}/metrics/telemetry_edge_requests"]
+    assert 'jsonPayload.enforcedSecurityPolicy.name="telemetry-ingest-armor"' in metric["filter"]

@@ -7,7 +7,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from tests.deploy.standin.server import BQ_PREFIX, GCLOUD_PREFIXES
+from tests.deploy.standin.server import BQ_PREFIX, GCLOUD_PREFIXES, OVERRIDE_PATHS
 
 DEPLOYER = "deployer@standin-tests.iam.gserviceaccount.com"
 # Safe start-up savers: no update check, no usage reporting, no GCE metadata probe, no survey prompts.
@@ -41,7 +41,8 @@ def cli_env(standin_url: str, home: Path) -> dict[str, str]:
     bigqueryrc.write_text(f"--api={standin_url}/{BQ_PREFIX}\n")
     env = {**FAST, "CLOUDSDK_CONFIG": str(config), "CLOUDSDK_AUTH_ACCESS_TOKEN_FILE": str(token),
            "BIGQUERYRC": str(bigqueryrc)}
-    env.update({f"CLOUDSDK_API_ENDPOINT_OVERRIDES_{api.upper()}": f"{standin_url}/{api}/" for api in GCLOUD_PREFIXES})
+    env.update({f"CLOUDSDK_API_ENDPOINT_OVERRIDES_{api.upper()}": f"{standin_url}/{OVERRIDE_PATHS.get(api, api + '/')}"
+                for api in GCLOUD_PREFIXES})
     return env
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from tests.deploy.standin.apis.bigquery import BigQuery
+from tests.deploy.standin.apis.compute import Compute
 from tests.deploy.standin.apis.datatransfer import DataTransfer
 from tests.deploy.standin.apis.discovery import Discovery
 from tests.deploy.standin.apis.eventarc import Eventarc
@@ -28,7 +29,9 @@ from tests.deploy.standin.web import Api, Request, Response, not_found, ok
 
 # gcloud's CLOUDSDK_API_ENDPOINT_OVERRIDES_<API> point at http://HOST/<prefix>/ (see fixtures.cli_env).
 GCLOUD_PREFIXES = ("serviceusage", "iam", "cloudresourcemanager", "cloudfunctions", "run", "eventarc", "logging",
-                   "monitoring", "pubsub")
+                   "monitoring", "pubsub", "compute")
+# Compute's base URL carries its version (https://compute.googleapis.com/compute/v1/), the others' do not.
+OVERRIDE_PATHS = {"compute": "compute/v1/"}
 BQ_PREFIX = "bigquery"  # bq's --api=http://HOST/bigquery: BigQuery at bigquery/v2/..., Data Transfer at v1/...
 
 
@@ -48,7 +51,7 @@ class Router:
             "serviceusage": ServiceUsage(self.identities), "iam": Iam(self.identities),
             "cloudresourcemanager": ResourceManager(self.identities), "cloudfunctions": self.functions,
             "run": Run(self.identities), "eventarc": self.eventarc, "logging": LoggingMetrics(),
-            "monitoring": Monitoring(self.identities), "pubsub": pubsub}
+            "monitoring": Monitoring(self.identities), "pubsub": pubsub, "compute": Compute(self.identities)}
         self.log_path, self.log_lock = log_path, threading.Lock()
 
     def route(self, request: Request) -> tuple[str, Response]:

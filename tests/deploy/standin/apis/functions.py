@@ -29,6 +29,8 @@ from tests.deploy.standin.web import (
 FUNCTION_TYPE = "type.googleapis.com/google.cloud.functions.v2.Function"
 METADATA_TYPE = "type.googleapis.com/google.cloud.functions.v2.OperationMetadata"
 RUNTIMES = ("python310", "python311", "python312", "python313")
+# ServiceConfig.ingressSettings: gcloud's --ingress-settings all | internal-only | internal-and-gclb.
+INGRESS = ("ALLOW_ALL", "ALLOW_INTERNAL_ONLY", "ALLOW_INTERNAL_AND_GCLB")
 # Cloud Functions' documented build failure when the build service account lacks a permission
 # (https://cloud.google.com/functions/docs/troubleshooting#build-service-account).
 BUILD_PERMISSION_ERROR = (
@@ -136,6 +138,8 @@ class Functions(Api):
         build["build"] = f"projects/{self.identities.project_number(project)}/locations/{region}/builds/{uuid.uuid4()}"
         build.setdefault("dockerRegistry", "ARTIFACT_REGISTRY")
         service = function.setdefault("serviceConfig", {})
+        if service.get("ingressSettings", "ALLOW_ALL") not in INGRESS:
+            raise invalid(f"Invalid value for field 'service_config.ingress_settings': {service['ingressSettings']!r}")
         service.update({"uri": self.uri(name),
                         "service": f"projects/{project}/locations/{region}/services/{function_id}",
                         "revision": f"{function_id}-{next(self.revisions):05d}-{uuid.uuid4().hex[:3]}",
