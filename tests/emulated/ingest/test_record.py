@@ -59,11 +59,20 @@ def test_nothing_published_when_every_event_is_refused(record, keys, pull):
     assert pull() == []
 
 
-def test_license_checked_before_the_body_is_read(record):
-    req = request(make_body([make_event()]), None)
+def test_a_header_license_is_checked_before_the_body_is_read(record):
+    req = request(make_body([make_event()]), "not-a-license")
     with pytest.raises(Unauthorized):
         record.handle(req)
     assert req.stream.read() != b""  # the body was never consumed
+
+
+def test_without_a_header_the_body_is_read_for_its_license_then_refused(record):
+    """The key may travel in metadata.identifier.licensedInstance.licenseKey (issue 22): without a header the
+    body is read within its limits; without a key in it either, 401 missing_license."""
+    req = request(make_body([make_event()]), None)
+    with pytest.raises(Unauthorized) as exc:
+        record.handle(req)
+    assert exc.value.code == "missing_license" and req.stream.read() == b""
 
 
 def test_quota_charged_per_batch(record, keys):
