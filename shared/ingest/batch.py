@@ -65,6 +65,11 @@ class BatchResult:
     redacted: list[list[str]] = field(default_factory=list)  # per accepted event: fields removed by policy
     failures: list[Failure] = field(default_factory=list)
 
+    @property
+    def ids(self) -> list[str]:
+        """The accepted events' ids, in request order."""
+        return [event["id"] for event in self.accepted]
+
     def redacted_by_feature(self) -> dict[tuple[str, str], int]:
         """(feature, field) -> events that lost that field to the privacy policy."""
         return count_redactions([event["feature"] for event in self.accepted], self.redacted)

@@ -110,12 +110,11 @@ class RecordEvents:
         had_credential, caller = self.authenticate(request)
         fmt, raw = self.read(request)
         max_events = self.config.max_events
-        if fmt == PROTOBUF:
-            with self.budget.hold(len(raw) * PARSED_BYTES_PER_BYTE):
-                parsed = parse_protobuf(raw, max_events)
-                return self._record(parsed, caller if had_credential else self.body_caller(parsed.metadata))
-        with self.budget.reserve(raw, max_events):
-            parsed = parse_document(raw, max_events)
+        protobuf = fmt == PROTOBUF
+        reserved = (self.budget.hold(len(raw) * PARSED_BYTES_PER_BYTE) if protobuf
+                    else self.budget.reserve(raw, max_events))
+        with reserved:
+            parsed = parse_protobuf(raw, max_events) if protobuf else parse_document(raw, max_events)
             return self._record(parsed, caller if had_credential else self.body_caller(parsed.metadata))
 
     def _record(self, parsed: RecordRequest | ProtoRequest, caller: Caller) -> Outcome:
@@ -136,7 +135,7 @@ class RecordEvents:
             log["messageId"] = self.publisher.publish(data, attributes)
             log["publishMs"] = round((time.perf_counter() - started) * 1000, 2)
             log["messageBytes"] = len(data)
-            succeeded = result.ids if isinstance(parsed, ProtoRequest) else [e["id"] for e in result.accepted]
+            succeeded = result.ids
         log["accepted"] = len(succeeded)
         for (feature, name), count in result.redacted_by_feature().items():  # names and counts, never values
             logs.info("fields_redacted", instanceId=identity.instance_id, feature=feature, field=name, count=count)
