@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -53,7 +52,6 @@ class LocalPipeline:
             "TRUSTED_LICENSE_KEYS_FILE": str(self.workdir / "license-key.pub"),
             **self.bigquery.env(), **self.extra_env,
         }
-        os.environ.update({k: v for k, v in self.env.items() if k.endswith("_HOST")})
         create_warehouse(self.config)
         self.publisher, self.subscriber = clients(self.pubsub.host)
         self.topic_path = ensure_topic(self.publisher, self.project, self.topic)

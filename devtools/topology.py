@@ -10,9 +10,21 @@ from google.cloud import pubsub_v1
 
 
 def clients(emulator_host: str) -> tuple[pubsub_v1.PublisherClient, pubsub_v1.SubscriberClient]:
-    """Clients bound to the emulator (the variable is set before they are created)."""
+    """Clients bound to the emulator.
+
+    The library reads PUBSUB_EMULATOR_HOST when a client is created; it is set for that moment only and then
+    restored, so that clients created later in the same process (an in-process function's, created lazily) are
+    not silently bound to this emulator.
+    """
+    before = os.environ.get("PUBSUB_EMULATOR_HOST")
     os.environ["PUBSUB_EMULATOR_HOST"] = emulator_host
-    return pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
+    try:
+        return pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
+    finally:
+        if before is None:
+            del os.environ["PUBSUB_EMULATOR_HOST"]
+        else:
+            os.environ["PUBSUB_EMULATOR_HOST"] = before
 
 
 def ensure_topic(publisher: pubsub_v1.PublisherClient, project: str, topic: str) -> str:
