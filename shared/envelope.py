@@ -1,8 +1,11 @@
-"""The Pub/Sub message ingest publishes: one gzip'd batch per accepted request.
+"""The Pub/Sub messages ingest publishes: one gzip'd batch per accepted request, and request-log records.
 
 schemaVersion 1: a JSON document (a JSON request's events). schemaVersion 2: a `PublishedBatch` protobuf
 message (shared/gateway.proto; a protobuf request's events as they arrived). The sink reads both:
 during a rollout, messages of the previous release are still in the backlog.
+
+Request-log messages travel on the same topic, told apart by the attribute `recordType=requests` (absent on
+batches): a gzip'd JSON document `{"schemaVersion": 1, "requests": [row, ...]}` of `requests` table rows.
 """
 
 from __future__ import annotations
@@ -24,6 +27,11 @@ ENCODINGS = ("gzip", "identity")
 # envelope's head and attributes fit in the remaining headroom.
 MAX_BATCH_BYTES = 9 * 1024 * 1024
 MAX_MESSAGE_BODY = MAX_BATCH_BYTES + 1024 * 1024  # a decoded message: the batch and its envelope head
+
+
+RECORD_TYPE = "recordType"  # the attribute naming a message's kind; absent: an events batch
+REQUESTS_RECORD_TYPE = "requests"
+REQUESTS_SCHEMA_VERSION = 1
 
 
 class PoisonMessage(ValueError):
@@ -201,3 +209,31 @@ def _decode_protobuf(body: bytes) -> Batch:
         raise PoisonMessage("redacted does not match the events")
     return Batch(Identity.from_message(message.identity), message.request_id or None, message.received_at,
                  message.events, redacted, PROTOBUF_WIRE)
+
+
+def is_requests(attributes: dict) -> bool:
+    """Whether a message carries request-log rows rather than events."""
+    return attributes.get(RECORD_TYPE) == REQUESTS_RECORD_TYPE
+
+
+def encode_requests(rows: list[dict], gzip_level: int = 1) -> tuple[bytes, dict]:
+    """Message data and attributes for request-log rows."""
+    body = orjson.dumps({"schemaVersion": REQUESTS_SCHEMA_VERSION, "requests": rows})
+    return igzip.compress(body, gzip_level), {
+        RECORD_TYPE: REQUESTS_RECORD_TYPE, "schemaVersion": str(REQUESTS_SCHEMA_VERSION), "encoding": "gzip",
+        "contentType": "application/json", "rowCount": str(len(rows))}
+
+
+def decode_requests(data: bytes, attributes: dict) -> list[dict]:
+    """The rows of a message written by encode_requests(); PoisonMessage if it never can be read."""
+    body = _inflate(data) if attributes.get("encoding") == "gzip" else data
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise PoisonMessage(f"undecodable request log: {exc}") from None
+    if not isinstance(doc, dict) or doc.get("schemaVersion") != REQUESTS_SCHEMA_VERSION:
+        raise PoisonMessage("not a request log of schemaVersion 1")
+    rows = doc.get("requests")
+    if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+        raise PoisonMessage("request log: requests is not a list of objects")
+    return rows

@@ -47,3 +47,31 @@ def leaf_names(path: str) -> frozenset[str]:
     for part in path.split("."):
         node = node[part] if node else None
     return frozenset(k for k, v in (node or {}).items() if v is None)
+
+
+Node = tuple[frozenset, tuple, tuple]
+
+
+def _compile(tree: dict) -> Node:
+    """(known keys, ((key, keys) of leaf-only objects), ((key, node) of deeper objects))."""
+    leaves = tuple((k, frozenset(v)) for k, v in tree.items() if v is not None and all(x is None for x in v.values()))
+    deeper = tuple((k, _compile(v)) for k, v in tree.items() if v is not None and k not in dict(leaves))
+    return frozenset(tree), leaves, deeper
+
+
+KNOWN = _compile(FIELDS)
+
+
+def unknown_fields(value: dict, known: Node = KNOWN) -> dict:
+    """Fields of value that the event schema does not declare, nested under their parents."""
+    keys, leaves, deeper = known
+    extra = {} if value.keys() <= keys else {k: v for k, v in value.items() if k not in keys}
+    for key, leaf_keys in leaves:
+        item = value.get(key)
+        if type(item) is dict and not item.keys() <= leaf_keys:
+            extra[key] = {k: v for k, v in item.items() if k not in leaf_keys}
+    for key, node in deeper:
+        item = value.get(key)
+        if type(item) is dict and (nested := unknown_fields(item, node)):
+            extra[key] = nested
+    return extra

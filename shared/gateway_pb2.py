@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from shared import telemetrygateway_pb2 as shared_dot_telemetrygateway__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14shared/gateway.proto\x12\x14telemetry_gateway.v1\x1a\x1dshared/telemetrygateway.proto\"\x82\x01\n\x10RecordEventsBody\x12\x42\n\x08metadata\x18\x01 \x01(\x0b\x32\x30.telemetrygateway.v1.RecordEventsRequestMetadata\x12*\n\x06\x65vents\x18\x02 \x03(\x0b\x32\x1a.telemetrygateway.v1.Event\"i\n\x12RecordEventsAnswer\x12\x18\n\x10succeeded_events\x18\x01 \x03(\t\x12\x39\n\rfailed_events\x18\x02 \x03(\x0b\x32\".telemetry_gateway.v1.EventFailure\"]\n\x0c\x45ventFailure\x12\r\n\x05index\x18\x01 \x01(\x05\x12\n\n\x02id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x11\n\tretryable\x18\x05 \x01(\x08\"\xaa\x02\n\x0e\x43\x61llerIdentity\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x13\n\x0binstance_id\x18\x02 \x01(\t\x12\x19\n\x0c\x65xternal_url\x18\x03 \x01(\tH\x00\x88\x01\x01\x12 \n\x13license_fingerprint\x18\x04 \x01(\tH\x01\x88\x01\x01\x12\x14\n\x0clicense_tags\x18\x05 \x03(\t\x12\x13\n\x0b\x65nvironment\x18\x06 \x01(\t\x12 \n\x13service_environment\x18\x07 \x01(\tH\x02\x88\x01\x01\x12\x19\n\x0c\x63\x61ller_email\x18\x08 \x01(\tH\x03\x88\x01\x01\x42\x0f\n\r_external_urlB\x16\n\x14_license_fingerprintB\x16\n\x14_service_environmentB\x0f\n\r_caller_email\" \n\x0eRedactedFields\x12\x0e\n\x06\x66ields\x18\x01 \x03(\t\"\xed\x01\n\x0ePublishedBatch\x12*\n\x06\x65vents\x18\x02 \x03(\x0b\x32\x1a.telemetrygateway.v1.Event\x12\x16\n\x0eschema_version\x18\x03 \x01(\x05\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x13\n\x0breceived_at\x18\x05 \x01(\t\x12\x36\n\x08identity\x18\x06 \x01(\x0b\x32$.telemetry_gateway.v1.CallerIdentity\x12\x36\n\x08redacted\x18\x07 \x03(\x0b\x32$.telemetry_gateway.v1.RedactedFieldsb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14shared/gateway.proto\x12\x14telemetry_gateway.v1\x1a\x1dshared/telemetrygateway.proto\"\x82\x01\n\x10RecordEventsBody\x12\x42\n\x08metadata\x18\x01 \x01(\x0b\x32\x30.telemetrygateway.v1.RecordEventsRequestMetadata\x12*\n\x06\x65vents\x18\x02 \x03(\x0b\x32\x1a.telemetrygateway.v1.Event\"\x9f\x01\n\x12RecordEventsAnswer\x12\x18\n\x10succeeded_events\x18\x01 \x03(\t\x12\x39\n\rfailed_events\x18\x02 \x03(\x0b\x32\".telemetry_gateway.v1.EventFailure\x12\x34\n\x08warnings\x18\x03 \x03(\x0b\x32\".telemetry_gateway.v1.EventWarning\"H\n\x0c\x45ventWarning\x12\r\n\x05index\x18\x01 \x01(\x05\x12\n\n\x02id\x18\x02 \x01(\t\x12\x0c\n\x04\x63ode\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\"]\n\x0c\x45ventFailure\x12\r\n\x05index\x18\x01 \x01(\x05\x12\n\n\x02id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x11\n\tretryable\x18\x05 \x01(\x08\"\xaa\x02\n\x0e\x43\x61llerIdentity\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x13\n\x0binstance_id\x18\x02 \x01(\t\x12\x19\n\x0c\x65xternal_url\x18\x03 \x01(\tH\x00\x88\x01\x01\x12 \n\x13license_fingerprint\x18\x04 \x01(\tH\x01\x88\x01\x01\x12\x14\n\x0clicense_tags\x18\x05 \x03(\t\x12\x13\n\x0b\x65nvironment\x18\x06 \x01(\t\x12 \n\x13service_environment\x18\x07 \x01(\tH\x02\x88\x01\x01\x12\x19\n\x0c\x63\x61ller_email\x18\x08 \x01(\tH\x03\x88\x01\x01\x42\x0f\n\r_external_urlB\x16\n\x14_license_fingerprintB\x16\n\x14_service_environmentB\x0f\n\r_caller_email\" \n\x0eRedactedFields\x12\x0e\n\x06\x66ields\x18\x01 \x03(\t\"\xed\x01\n\x0ePublishedBatch\x12*\n\x06\x65vents\x18\x02 \x03(\x0b\x32\x1a.telemetrygateway.v1.Event\x12\x16\n\x0eschema_version\x18\x03 \x01(\x05\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x13\n\x0breceived_at\x18\x05 \x01(\t\x12\x36\n\x08identity\x18\x06 \x01(\x0b\x32$.telemetry_gateway.v1.CallerIdentity\x12\x36\n\x08redacted\x18\x07 \x03(\x0b\x32$.telemetry_gateway.v1.RedactedFieldsb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,14 +34,16 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_RECORDEVENTSBODY']._serialized_start=78
   _globals['_RECORDEVENTSBODY']._serialized_end=208
-  _globals['_RECORDEVENTSANSWER']._serialized_start=210
-  _globals['_RECORDEVENTSANSWER']._serialized_end=315
-  _globals['_EVENTFAILURE']._serialized_start=317
-  _globals['_EVENTFAILURE']._serialized_end=410
-  _globals['_CALLERIDENTITY']._serialized_start=413
-  _globals['_CALLERIDENTITY']._serialized_end=711
-  _globals['_REDACTEDFIELDS']._serialized_start=713
-  _globals['_REDACTEDFIELDS']._serialized_end=745
-  _globals['_PUBLISHEDBATCH']._serialized_start=748
-  _globals['_PUBLISHEDBATCH']._serialized_end=985
+  _globals['_RECORDEVENTSANSWER']._serialized_start=211
+  _globals['_RECORDEVENTSANSWER']._serialized_end=370
+  _globals['_EVENTWARNING']._serialized_start=372
+  _globals['_EVENTWARNING']._serialized_end=444
+  _globals['_EVENTFAILURE']._serialized_start=446
+  _globals['_EVENTFAILURE']._serialized_end=539
+  _globals['_CALLERIDENTITY']._serialized_start=542
+  _globals['_CALLERIDENTITY']._serialized_end=840
+  _globals['_REDACTEDFIELDS']._serialized_start=842
+  _globals['_REDACTEDFIELDS']._serialized_end=874
+  _globals['_PUBLISHEDBATCH']._serialized_start=877
+  _globals['_PUBLISHEDBATCH']._serialized_end=1114
 # @@protoc_insertion_point(module_scope)

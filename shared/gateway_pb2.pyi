@@ -16,12 +16,26 @@ class RecordEventsBody(_message.Message):
     def __init__(self, metadata: _Optional[_Union[_telemetrygateway_pb2.RecordEventsRequestMetadata, _Mapping]] = ..., events: _Optional[_Iterable[_Union[_telemetrygateway_pb2.Event, _Mapping]]] = ...) -> None: ...
 
 class RecordEventsAnswer(_message.Message):
-    __slots__ = ("succeeded_events", "failed_events")
+    __slots__ = ("succeeded_events", "failed_events", "warnings")
     SUCCEEDED_EVENTS_FIELD_NUMBER: _ClassVar[int]
     FAILED_EVENTS_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
     succeeded_events: _containers.RepeatedScalarFieldContainer[str]
     failed_events: _containers.RepeatedCompositeFieldContainer[EventFailure]
-    def __init__(self, succeeded_events: _Optional[_Iterable[str]] = ..., failed_events: _Optional[_Iterable[_Union[EventFailure, _Mapping]]] = ...) -> None: ...
+    warnings: _containers.RepeatedCompositeFieldContainer[EventWarning]
+    def __init__(self, succeeded_events: _Optional[_Iterable[str]] = ..., failed_events: _Optional[_Iterable[_Union[EventFailure, _Mapping]]] = ..., warnings: _Optional[_Iterable[_Union[EventWarning, _Mapping]]] = ...) -> None: ...
+
+class EventWarning(_message.Message):
+    __slots__ = ("index", "id", "code", "message")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    id: str
+    code: str
+    message: str
+    def __init__(self, index: _Optional[int] = ..., id: _Optional[str] = ..., code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class EventFailure(_message.Message):
     __slots__ = ("index", "id", "reason", "message", "retryable")

@@ -13,6 +13,7 @@ from devtools.emulators import BigQueryEmulator, start_bigquery, start_pubsub
 from devtools.functions import start_function
 from devtools.procs import Service
 from devtools.topology import clients, ensure_subscription, ensure_topic
+from shared.envelope import is_requests
 from tests.helpers import KeyPair, TokenIssuer
 
 PROJECT = "test-project"
@@ -157,7 +158,8 @@ def dev_server(server_factory: Callable[..., Service], keys: dict[str, KeyPair])
 
 @pytest.fixture
 def subscription(pubsub_clients: tuple) -> Callable[[Service], Callable[..., list]]:
-    """Attach a fresh pull subscription to a server's topic; returns a function that pulls everything."""
+    """Attach a fresh pull subscription to a server's topic; returns a function that pulls every events batch
+    (request-log messages, on the same topic, are acknowledged and left out)."""
     _, subscriber = pubsub_clients
 
     def attach(server: Service) -> Callable[..., list]:
@@ -174,7 +176,7 @@ def subscription(pubsub_clients: tuple) -> Callable[[Service], Callable[..., lis
                     continue
                 if resp.received_messages:
                     subscriber.acknowledge(subscription=path, ack_ids=[m.ack_id for m in resp.received_messages])
-                    got += [m.message for m in resp.received_messages]
+                    got += [m.message for m in resp.received_messages if not is_requests(m.message.attributes)]
                 if len(got) >= expect > 0:
                     break
             return got

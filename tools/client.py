@@ -34,6 +34,7 @@ class Report:
     sent: int = 0
     succeeded: int = 0
     refused: Counter = field(default_factory=Counter)
+    warnings: Counter = field(default_factory=Counter)  # accepted events the gateway changed, per code
     gave_up: int = 0
     requests: int = 0
     retries: int = 0
@@ -46,8 +47,9 @@ class Report:
     def summary(self) -> str:
         """Human-readable summary."""
         refused = ", ".join(f"{n} {reason}" for reason, n in self.refused.most_common()) or "none"
+        warnings = ", ".join(f"{n} {code}" for code, n in self.warnings.most_common()) or "none"
         return (f"sent {self.sent} events in {self.requests} requests ({self.retries} retried): "
-                f"{self.succeeded} succeeded, refused: {refused}, gave up on {self.gave_up}")
+                f"{self.succeeded} succeeded (warnings: {warnings}), refused: {refused}, gave up on {self.gave_up}")
 
 
 class Sender:
@@ -150,6 +152,7 @@ class Sender:
     def _answered(batch: list, doc: dict, report: Report, pending: deque) -> int:
         """Count a 200's successes and final refusals, queue its retryable failures; return events done."""
         report.succeeded += len(doc["succeededEvents"])
+        report.warnings.update(w["code"] for w in doc.get("warnings") or ())  # absent before this release
         again = []
         for failure in doc["failedEvents"]:
             if failure.get("retryable"):

@@ -37,7 +37,7 @@ import orjson
 from google.api_core import exceptions as gexc
 from google.api_core import retry as gretry
 
-from shared.envelope import PoisonMessage, decode
+from shared.envelope import PoisonMessage, decode, decode_requests, is_requests
 from shared.errors import ConfigError
 from shared.ingest.config import IngestConfig
 from shared.ingest.publisher import Publisher
@@ -93,10 +93,14 @@ def poison_reason(exc: Exception) -> str:
 def classify(data: bytes, attributes: Mapping[str, str]) -> str:
     """DECODABLE if the sink can load the message, else why it would only fail again.
 
-    The same checks as the sink's before it writes anything: decode(), then the batch's shared columns.
+    The same checks as the sink's before it writes anything: decode(), then the batch's shared columns (a
+    request-log message: decode_requests()).
     """
     try:
-        context_columns(decode(data, dict(attributes)), "redrive", None)
+        if is_requests(attributes):
+            decode_requests(data, dict(attributes))
+        else:
+            context_columns(decode(data, dict(attributes)), "redrive", None)
     except (PoisonMessage, RowProblem) as exc:
         return poison_reason(exc)
     return DECODABLE

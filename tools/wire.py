@@ -46,11 +46,13 @@ def encode_body(metadata: dict, events: list[Event | bytes]) -> bytes:
 
 
 def decode_answer(data: bytes) -> dict:
-    """A RecordEventsAnswer as the JSON answer's dict (succeededEvents, failedEvents)."""
+    """A RecordEventsAnswer as the JSON answer's dict (succeededEvents, failedEvents, warnings)."""
     answer = RecordEventsAnswer.FromString(data)
     return {"succeededEvents": list(answer.succeeded_events),
             "failedEvents": [{"index": f.index, "id": f.id or None, "reason": f.reason, "message": f.message,
-                              "retryable": f.retryable} for f in answer.failed_events]}
+                              "retryable": f.retryable} for f in answer.failed_events],
+            "warnings": [{"index": w.index, "id": w.id, "code": w.code, "message": w.message}
+                         for w in answer.warnings]}
 
 
 def error_reason(data: bytes) -> str | None:

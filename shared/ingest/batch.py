@@ -2,15 +2,32 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import orjson
 
+from shared.event import unknown_fields
 from shared.ingest.checks import Invalid, check
 from shared.ingest.names import DuplicateField, camel_case
+from shared.ingest.policy import MARKETING_TRACKING, PRIVATE_METADATA
 from shared.ingest.schema import explain
+
+# Warnings: an accepted event that was changed on its way in (docs/api.md, "Warnings"). Code -> message.
+WARNINGS = {
+    "private_metadata_removed": "parameters.privateMetadata removed by the gateway's privacy policy",
+    "marketing_tracking_removed": "marketingTracking removed by the gateway's privacy policy",
+    "legacy_metadata_overridden": "a key of parameters.legacyMetadata is also in parameters.metadata: "
+                                  "metadata's value was kept",
+    "unknown_fields_kept": "fields this gateway does not declare were kept as they are (the extra column)",
+    "unknown_fields_dropped": "protobuf fields this gateway does not declare were dropped",
+    "timestamp_truncated": "timestamp had digits below the microsecond: stored to the microsecond",
+}
+REDACTION_WARNINGS = {PRIVATE_METADATA: "private_metadata_removed", MARKETING_TRACKING: "marketing_tracking_removed"}
+_SUB_MICRO = re.compile(r"\.\d{6}(\d+)")
+_MICRO_STAMP_CHARS = len("2026-01-01T00:00:00.000000Z")
 
 
 @dataclass(frozen=True)
@@ -26,10 +43,13 @@ class Limits:
 
 @dataclass(frozen=True)
 class Accepted:
-    """An accepted event as it will be published, and its JSON (serialized once)."""
+    """An accepted event as it will be published, its JSON (serialized once), its time in microseconds since
+    the epoch and the warnings' codes of what was changed."""
 
     event: dict
     json: bytes
+    at: int = 0
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -57,13 +77,44 @@ class Failure:
 
 
 @dataclass
-class BatchResult:
+class EventWarning:
+    """An accepted event that was changed, as reported in warnings."""
+
+    index: int
+    id: str
+    code: str
+
+    def as_json(self) -> dict:
+        """The warnings entry."""
+        return {"index": self.index, "id": self.id, "code": self.code, "message": WARNINGS[self.code]}
+
+
+@dataclass
+class Verdicts:
+    """What both encodings' batch results report: refusals, warnings, accepted events' time span."""
+
+    failures: list[Failure] = field(default_factory=list)
+    warnings: list[EventWarning] = field(default_factory=list)
+    earliest: int | None = None  # accepted events' earliest and latest timestamps, microseconds since the epoch
+    latest: int | None = None
+
+    def accept(self, index: int, event_id: str, at: int, codes: tuple[str, ...], removed: list[str]) -> None:
+        """Note an accepted event: its time and its warnings (changes, and removals by the privacy policy)."""
+        if self.earliest is None or at < self.earliest:
+            self.earliest = at
+        if self.latest is None or at > self.latest:
+            self.latest = at
+        for code in (*codes, *(REDACTION_WARNINGS[name] for name in removed)):
+            self.warnings.append(EventWarning(index, event_id, code))
+
+
+@dataclass
+class BatchResult(Verdicts):
     """Accepted (normalized) events and refused ones, in request order."""
 
     accepted: list[dict] = field(default_factory=list)
     accepted_json: list[bytes] = field(default_factory=list)
     redacted: list[list[str]] = field(default_factory=list)  # per accepted event: fields removed by policy
-    failures: list[Failure] = field(default_factory=list)
 
     @property
     def ids(self) -> list[str]:
@@ -107,20 +158,41 @@ def _shape_problem(value: object, limits: Limits, depth: int = 1) -> str | None:
     return None
 
 
-def _normalized(event: dict) -> dict:
-    """The event as published: legacyMetadata merged into metadata (metadata wins), the rest untouched.
+def _normalized(event: dict) -> tuple[dict, bool]:
+    """The event as published: legacyMetadata merged into metadata (metadata wins), the rest untouched; and
+    whether a key was in both.
 
     legacyMetadata is map<string, int64> (values may be decimal strings): they stay exact integers, never
     pass through a float (9007199254740993 stays 9007199254740993).
     """
     params = event.get("parameters")
     if not params or "legacyMetadata" not in params:
-        return event
+        return event, False
     merged = {k: int(v) for k, v in (params.get("legacyMetadata") or {}).items()}
-    merged.update(params.get("metadata") or {})
+    metadata = params.get("metadata") or {}
+    clash = not merged.keys().isdisjoint(metadata)
+    merged.update(metadata)
     new_params = {k: v for k, v in params.items() if k != "legacyMetadata"}
     new_params["metadata"] = merged
-    return {**event, "parameters": new_params}
+    return {**event, "parameters": new_params}, clash
+
+
+def truncated_below_micros(stamp: str) -> bool:
+    """Whether an RFC 3339 text has non-zero digits below the microsecond (parsing cuts them)."""
+    if len(stamp) <= _MICRO_STAMP_CHARS:
+        return False
+    found = _SUB_MICRO.search(stamp)
+    return found is not None and found.group(1).strip("0") != ""
+
+
+def _changes(event: dict, clash: bool) -> tuple[str, ...]:
+    """The warnings' codes of a valid (camelCase) event, before the privacy policy."""
+    codes = ("legacy_metadata_overridden",) if clash else ()
+    if unknown_fields(event):
+        codes += ("unknown_fields_kept",)
+    if truncated_below_micros(event["timestamp"]):
+        codes += ("timestamp_truncated",)
+    return codes
 
 
 def _shape_ok(raw: bytes, limits: Limits) -> bool:
@@ -155,8 +227,9 @@ def check_event(event: object, limits: Limits, now: datetime) -> Accepted | Refu
         return Refusal("timestamp_in_future", f"timestamp more than {limits.max_future} ahead of server time")
     if ts < now - limits.max_age:
         return Refusal("timestamp_too_old", f"timestamp older than {limits.max_age.days} days")
-    normalized = _normalized(event)
-    return Accepted(normalized, raw if normalized is original else orjson.dumps(normalized))
+    normalized, clash = _normalized(event)
+    return Accepted(normalized, raw if normalized is original else orjson.dumps(normalized),
+                    int(ts.timestamp()) * 1_000_000 + ts.microsecond, _changes(event, clash))
 
 
 Redact = Callable[[dict], tuple[dict, list[str]]]
@@ -181,6 +254,7 @@ def validate_batch(events: list, limits: Limits, now: datetime, redact: Redact |
             continue
         seen.add(event_id)
         published, removed = redact(verdict.event) if redact else (verdict.event, [])
+        result.accept(index, event_id, verdict.at, verdict.warnings, removed)
         result.accepted.append(published)
         result.accepted_json.append(verdict.json if published is verdict.event else orjson.dumps(published))
         result.redacted.append(removed)

@@ -86,6 +86,21 @@ class IngestConfig(Settings):
         "QUOTA_EVENTS_PER_SECOND", 2000.0, positive, "Token bucket per license fingerprint, per function instance.")
     quota_burst_events: int = setting(
         "QUOTA_BURST_EVENTS", 20_000, integer(minimum=1), "The bucket's size (>= MAX_EVENTS_PER_REQUEST).")
+    request_log: bool = setting(
+        "REQUEST_LOG", True, boolean, "Publish one `requests` row per request (docs/analysts.md, \"Why is data "
+        "missing?\").")
+    request_log_refused_per_client: int = setting(
+        "REQUEST_LOG_REFUSED_PER_CLIENT", 10, integer(minimum=0), "Refused (4xx) requests of one client (license "
+        "fingerprint, else IP) recorded one by one per window and function instance; the rest are counted in "
+        "one `suppressed` row.")
+    request_log_refused_per_instance: int = setting(
+        "REQUEST_LOG_REFUSED_PER_INSTANCE", 600, integer(minimum=0), "Refused requests of all clients recorded "
+        "one by one per window and function instance; the rest are counted in one `suppressed` row.")
+    request_log_window_s: float = setting(
+        "REQUEST_LOG_WINDOW_SECONDS", 60.0, positive, "The window of the two bounds above.")
+    request_log_flush_s: float = setting(
+        "REQUEST_LOG_FLUSH_SECONDS", 1.0, positive, "Rows are published together, at most this long after "
+        "their request (or when 500 are waiting).")
 
     def __post_init__(self) -> None:
         """The rules between settings."""

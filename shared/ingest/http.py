@@ -13,13 +13,14 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from shared import logs
 from shared.errors import GatewayError, MethodNotAllowed, NotFound
-from shared.gateway_pb2 import EventFailure, RecordEventsAnswer
+from shared.gateway_pb2 import EventFailure, EventWarning, RecordEventsAnswer
 from shared.ingest.body import CONTENT_TYPES, PROTOBUF, PROTOBUF_TYPE
 from shared.ingest.config import IngestConfig
 from shared.ingest.licenses.verifier import LicenseVerifier
 from shared.ingest.publisher import Publisher
 from shared.ingest.quota import Quota
 from shared.ingest.record import RecordEvents
+from shared.ingest.requestlog import RequestFacts, RequestLog
 
 EVENTS_PATH = "/v1/events"
 HEARTBEAT_CACHE_S = 10.0
@@ -51,7 +52,8 @@ def answer_message(body: dict) -> RecordEventsAnswer:
     """The JSON answer's content as a RecordEventsAnswer."""
     return RecordEventsAnswer(succeeded_events=body["succeededEvents"], failed_events=[
         EventFailure(index=f["index"], id=f["id"] or "", reason=f["reason"], message=f["message"],
-                     retryable=f["retryable"]) for f in body["failedEvents"]])
+                     retryable=f["retryable"]) for f in body["failedEvents"]],
+        warnings=[EventWarning(**w) for w in body["warnings"]])
 
 
 def status_message(status: int, code: str, message: str) -> status_pb2.Status:
@@ -73,12 +75,22 @@ def error_response(exc: GatewayError, protobuf: bool = False) -> Response:
     return json_response(exc.body(), exc.status, headers or None)
 
 
+def client_address(request: Request) -> str | None:
+    """The caller's IP as Google's front end saw it: the last X-Forwarded-For entry, which it appends (earlier
+    entries are the caller's to write); without the header, the peer address."""
+    forwarded = request.headers.get("X-Forwarded-For")
+    if forwarded:
+        return forwarded.rsplit(",", 1)[-1].strip()[:64] or None
+    return request.remote_addr
+
+
 class Gateway:
     """Routes requests to RecordEvents and the operational endpoints."""
 
-    def __init__(self, config: IngestConfig, record: RecordEvents) -> None:
+    def __init__(self, config: IngestConfig, record: RecordEvents, requests: RequestLog | None = None) -> None:
         self.config = config
         self.record = record
+        self.requests = requests or RequestLog(config, record.publisher)
         self._heartbeat = (-HEARTBEAT_CACHE_S, False)
         self._heartbeat_lock = threading.Lock()
         logs.configure(version=config.version, environment=config.environment, function="ingest")
@@ -128,22 +140,29 @@ class Gateway:
         return json_response(denied.body(), denied.status, {"Allow": method})
 
     def _record(self, request: Request) -> Response:
+        received_at_us = time.time_ns() // 1000
         started = time.perf_counter()
         fields: dict = {}
+        code = None
+        facts = RequestFacts()
         protobuf = wants_protobuf(request)
         try:
-            outcome = self.record.handle(request)
+            outcome = self.record.handle(request, facts)
             fields = outcome.log
             response = protobuf_response(answer_message(outcome.body)) if protobuf else json_response(outcome.body)
         except GatewayError as exc:
             response = error_response(exc, protobuf)
+            code = exc.code
             fields = {"reasonCode": exc.code, "detail": exc.message}
         except Exception as exc:  # a bug of ours: still an answer and a log line, then investigate
             response = (protobuf_response(status_message(500, "internal", "internal error"), 500) if protobuf else
                         json_response({"error": {"code": "internal", "message": "internal error"}}, 500))
+            code = "internal"
             fields = {"reasonCode": "internal", "detail": f"{type(exc).__name__}: {str(exc)[:300]}",
                       "traceback": traceback.format_exc(limit=20)}
         latency_ms = round((time.perf_counter() - started) * 1000, 2)
+        self.requests.record(facts, response.status_code, code, received_at_us, latency_ms,
+                             request.headers.get("User-Agent"), client_address(request))
         severity = "INFO" if response.status_code < 400 else "WARNING"
         if response.status_code >= 500:
             severity = "ERROR"

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from shared.event import ID_MAX, NAME_MAX, NAME_RULE, STR_MAX, VERSION_MAX
-from shared.ingest.batch import Failure, Limits, Refusal, count_redactions
+from shared.ingest.batch import Failure, Limits, Refusal, Verdicts, count_redactions
 from shared.telemetrygateway_pb2 import Event
 
 _name_match = NAME_RULE.match
@@ -29,13 +29,12 @@ RedactMessage = Callable[[Event], list[str]]
 
 
 @dataclass
-class MessageBatchResult:
+class MessageBatchResult(Verdicts):
     """Ids, features and policy removals of the accepted events (left in the batch), and the refused ones."""
 
     ids: list[str] = field(default_factory=list)
     features: list[str] = field(default_factory=list)
     redacted: list[list[str]] = field(default_factory=list)
-    failures: list[Failure] = field(default_factory=list)
 
     def redacted_by_feature(self) -> dict[tuple[str, str], int]:
         """(feature, field) -> events that lost that field to the privacy policy."""
@@ -156,13 +155,29 @@ def time_window(limits: Limits, now: datetime) -> tuple[int, int]:
             now_us + int(limits.max_future.total_seconds() * 1_000_000))
 
 
+def _changes(event: Event, size: int, had_unknown: bool) -> tuple[str, ...]:
+    """The warnings' codes of a valid event message (before the privacy policy): unknown fields were dropped
+    when the parsed event is smaller than its bytes on the wire (looked at only when the body had some)."""
+    codes: tuple[str, ...] = ()
+    params = event.parameters
+    legacy = params.legacy_metadata
+    if legacy and params.metadata and not legacy.keys().isdisjoint(params.metadata.keys()):
+        codes += ("legacy_metadata_overridden",)
+    if had_unknown and event.ByteSize() < size:
+        codes += ("unknown_fields_dropped",)
+    if event.timestamp.nanos % 1000:
+        codes += ("timestamp_truncated",)
+    return codes
+
+
 def validate_messages(events: object, sizes: list[int], limits: Limits, now: datetime,
-                      redact: RedactMessage | None = None) -> MessageBatchResult:
+                      redact: RedactMessage | None = None, had_unknown: bool = False) -> MessageBatchResult:
     """Validate every event of a repeated Event field (sizes: each one's bytes on the wire), then leave only
     the accepted ones in it.
 
     Duplicates of an id already accepted in this batch are refused; redact (the privacy policy) clears
-    what may not be published and returns the fields it removed.
+    what may not be published and returns the fields it removed; had_unknown: the body held fields this
+    gateway does not declare (dropped by the parser), so each event's size is compared.
     """
     result = MessageBatchResult()
     seen: set[str] = set()
@@ -180,9 +195,13 @@ def validate_messages(events: object, sizes: list[int], limits: Limits, now: dat
             refused.append(index)
             continue
         seen.add(event_id)
+        codes = _changes(event, size, had_unknown)
+        removed = redact(event) if redact else []
+        stamp = event.timestamp
+        result.accept(index, event_id, stamp.seconds * 1_000_000 + stamp.nanos // 1000, codes, removed)
         result.ids.append(event_id)
         result.features.append(event.feature)
-        result.redacted.append(redact(event) if redact else [])
+        result.redacted.append(removed)
     for index in reversed(refused):
         del events[index]
     return result

@@ -24,6 +24,9 @@ class SinkConfig(Settings):
     rejected_partition_expiration_days: int = setting(
         "REJECTED_PARTITION_EXPIRATION_DAYS", 30, integer(minimum=1), "Days BigQuery keeps a partition of "
         "`rejected_events`.")
+    requests_partition_expiration_days: int = setting(
+        "REQUESTS_PARTITION_EXPIRATION_DAYS", 400, integer(minimum=1), "Days BigQuery keeps a partition of "
+        "`requests` (the request log; the logs themselves are kept 30 days).")
     bigquery_emulator_host: str | None = setting(
         "BIGQUERY_EMULATOR_HOST", None, text, "Use the BigQuery emulator's REST port (anonymous credentials).",
         local=True)

@@ -7,10 +7,11 @@ import time
 from collections.abc import Callable
 
 from shared import logs
-from shared.envelope import PROTOBUF_WIRE, Batch, PoisonMessage, decode
+from shared.envelope import PROTOBUF_WIRE, Batch, PoisonMessage, decode, decode_requests, is_requests
 from shared.sink.clients import add_missing_columns, bigquery_client, live_columns, write_client
 from shared.sink.config import SinkConfig
 from shared.sink.push import PushedMessage, message_id, pushed_message
+from shared.sink.request_rows import request_row
 from shared.sink.rows import (
     RowProblem,
     context_columns,
@@ -23,7 +24,7 @@ from shared.sink.rows import (
     row_time,
 )
 from shared.sink.storage_write import Backoff, TableWriter
-from shared.sink.warehouse.tables import EVENTS, REJECTED, TABLES
+from shared.sink.warehouse.tables import EVENTS, REJECTED, REQUESTS, TABLES
 
 
 class _Preparation:
@@ -109,12 +110,17 @@ class Sink:
         started = time.perf_counter()
         try:
             message = pushed_message(data)
-            batch = decode(message.data, message.attributes)
+            requests = is_requests(message.attributes)
+            batch = (decode_requests if requests else decode)(message.data, message.attributes)
         except PoisonMessage as exc:
             logs.error("poison_message", reasonCode="poison_message", detail=str(exc), messageId=message_id(data))
             raise
         try:
             self.prepare(max(self.config.bq_retry_budget_s, self.config.bq_timeout_s))
+            if requests:
+                counts = self.load_requests(batch, message)
+                logs.info("requests_loaded", messageId=message.message_id, **counts)
+                return counts
             counts = self.load(batch, message)
         except PoisonMessage:
             raise  # logged as poison where it was found
@@ -172,6 +178,26 @@ class Sink:
         self._reject(refused, message.message_id, deadline)
         total = len(rejects) + len(refused)
         return {"events": len(batch.events), "inserted": len(batch.events) - total, "rejected": total}
+
+    def load_requests(self, records: list[dict], message: PushedMessage) -> dict:
+        """Request-log rows; a record this release cannot write is logged and skipped (the log is a record of
+        requests, not data whose loss loses an event), a transient failure raises for a redelivery."""
+        deadline = time.monotonic() + self.config.bq_retry_budget_s
+        writer, now = self._writers[REQUESTS.name], micros(now_utc())
+        rows, serialized, skipped = [], [], 0
+        for record in records:
+            try:
+                row = request_row(record, now)
+                serialized.append(writer.serialize(row))
+                rows.append(row)
+            except (TypeError, ValueError) as exc:
+                skipped += 1
+                logs.warning("request_row_invalid", detail=str(exc)[:300], messageId=message.message_id)
+        refused = writer.append(serialized, deadline, lambda i: writer.serialize(rows[i]))
+        for error in refused:
+            logs.warning("request_row_invalid", detail=f"{error.code}: {error.message}"[:300],
+                         messageId=message.message_id)
+        return {"requests": len(records), "inserted": len(rows) - len(refused), "skipped": skipped + len(refused)}
 
     def _reject(self, rows: list[dict], message_id: str, deadline: float) -> None:
         """Write rejected_events rows (every column a plain string or number: BigQuery has no reason to refuse)."""

@@ -11,20 +11,9 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from shared.envelope import Batch
-from shared.event import FIELDS, INT64
+from shared.event import INT64, unknown_fields
 from shared.timestamps import parse_rfc3339
 
-Node = tuple[frozenset, tuple, tuple]
-
-
-def _compile(tree: dict) -> Node:
-    """(known keys, ((key, keys) of leaf-only objects), ((key, node) of deeper objects))."""
-    leaves = tuple((k, frozenset(v)) for k, v in tree.items() if v is not None and all(x is None for x in v.values()))
-    deeper = tuple((k, _compile(v)) for k, v in tree.items() if v is not None and k not in dict(leaves))
-    return frozenset(tree), leaves, deeper
-
-
-KNOWN = _compile(FIELDS)
 # The Storage Write API accepts column-partition times 10 years back to 1 year ahead; the sink keeps
 # the older streaming window (5 years back), which ingest's EVENT_MAX_AGE_DAYS cap follows.
 PARTITION_PAST = timedelta(days=5 * 365)
@@ -51,21 +40,6 @@ def row_time(value: object) -> datetime:
         return parse_rfc3339(value)
     except ValueError as exc:
         raise RowProblem("invalid_event", f"timestamp: {exc}") from None
-
-
-def unknown_fields(value: dict, known: Node = KNOWN) -> dict:
-    """Fields of value that the event schema does not declare, nested under their parents."""
-    keys, leaves, deeper = known
-    extra = {} if value.keys() <= keys else {k: v for k, v in value.items() if k not in keys}
-    for key, leaf_keys in leaves:
-        item = value.get(key)
-        if type(item) is dict and not item.keys() <= leaf_keys:
-            extra[key] = {k: v for k, v in item.items() if k not in leaf_keys}
-    for key, node in deeper:
-        item = value.get(key)
-        if type(item) is dict and (nested := unknown_fields(item, node)):
-            extra[key] = nested
-    return extra
 
 
 def _obj(value: object) -> dict:

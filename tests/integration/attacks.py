@@ -18,6 +18,7 @@ from google.rpc import status_pb2
 from hypothesis import strategies as st
 
 from devtools.procs import Service, wait_for_workers
+from shared.envelope import is_requests
 from shared.gateway_pb2 import RecordEventsAnswer
 from tools import wire
 
@@ -80,15 +81,16 @@ def request_parts(body: bytes, hdrs: dict, gzip_it: bool, license_key: str | Non
 
 
 def drain(subscriber: object, subscription: str) -> list[int]:
-    """Pull and acknowledge everything on a subscription (every message already published): each message's
-    eventCount."""
+    """Pull and acknowledge everything on a subscription (every message already published): each events batch's
+    eventCount (request-log messages are left out)."""
     published: list[int] = []
     while True:
         resp = subscriber.pull(subscription=subscription, max_messages=1000, timeout=3)
         if not resp.received_messages:
             return published
         subscriber.acknowledge(subscription=subscription, ack_ids=[m.ack_id for m in resp.received_messages])
-        published += [int(m.message.attributes["eventCount"]) for m in resp.received_messages]
+        published += [int(m.message.attributes["eventCount"]) for m in resp.received_messages
+                      if not is_requests(m.message.attributes)]
 
 
 def post(server: Service, body: bytes, key: str, gzipped: bool = False, timeout: float = 30,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
+import orjson
 import pytest
 import requests
 
@@ -96,3 +99,13 @@ def test_send_as_protobuf(dev_server, keys, subscription):
     assert {m.attributes["schemaVersion"] for m in messages} == {"2"}
     batches = [decode(m.data, dict(m.attributes)) for m in messages]
     assert sum(len(b.events) for b in batches) == 600 and {b.wire for b in batches} == {"protobuf"}
+
+
+@pytest.mark.parametrize("fmt", ["json", "protobuf"])
+def test_the_summary_counts_the_gateway_s_warnings(dev_server, keys, fmt):
+    stamp = (datetime.now(UTC) - timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%S.123456789Z")
+    events = [make_event(timestamp=stamp), make_event(timestamp=stamp), make_event()]
+    sent = cli("send", "-", "--url", dev_server.url, "--format", fmt, stdin=b"".join(
+        orjson.dumps(e) + b"\n" for e in events), license_key=keys["dev"].issue(tags=("dev",)))
+    assert sent.returncode == 0, sent.stderr
+    assert b"3 succeeded (warnings: 2 timestamp_truncated)" in sent.stdout, sent.stdout

@@ -103,4 +103,5 @@ def test_the_cli_backs_off_and_resends_what_cloud_armor_throttled():
                license_key="KEY")
     assert sent.returncode == 0, sent.stderr.decode()[-2000:]
     assert batches == [EVENTS, EVENTS, EVENTS]
-    assert "sent 3 events in 3 requests (2 retried): 3 succeeded, refused: none, gave up on 0" in sent.stdout.decode()
+    assert ("sent 3 events in 3 requests (2 retried): 3 succeeded (warnings: none), refused: none, gave up on 0"
+            in sent.stdout.decode())

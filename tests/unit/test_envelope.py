@@ -7,7 +7,16 @@ import gzip
 import orjson
 import pytest
 
-from shared.envelope import Batch, Identity, PoisonMessage, decode, encode
+from shared.envelope import (
+    Batch,
+    Identity,
+    PoisonMessage,
+    decode,
+    decode_requests,
+    encode,
+    encode_requests,
+    is_requests,
+)
 
 IDENTITY = Identity("inst", "https://x", "fp", ("dev",), "dev", "licensed_instance")
 
@@ -85,3 +94,19 @@ def test_protobuf_batch_roundtrip_beside_json():
 def test_a_broken_protobuf_batch_is_poison(payload):
     with pytest.raises(PoisonMessage):
         decode(gzip.compress(payload), {"schemaVersion": "2", "encoding": "gzip"})
+
+
+def test_request_log_roundtrip_is_told_apart_from_batches():
+    rows = [{"record_id": "a", "received_at": 1, "status": 401, "outcome": "refused"}]
+    data, attributes = encode_requests(rows)
+    assert is_requests(attributes) and attributes["rowCount"] == "1" and "eventCount" not in attributes
+    assert decode_requests(data, attributes) == rows
+    _, batch_attributes = encode(Batch(IDENTITY, "r", "2026-01-01T00:00:00+00:00", []))
+    assert not is_requests(batch_attributes)
+
+
+@pytest.mark.parametrize("body", [b"not json", b"[]", b'{"schemaVersion": 2, "requests": []}',
+                                  b'{"schemaVersion": 1, "requests": [1]}', b'{"schemaVersion": 1}'])
+def test_a_broken_request_log_is_poison(body):
+    with pytest.raises(PoisonMessage):
+        decode_requests(body, {"recordType": "requests", "encoding": "identity"})

@@ -9,6 +9,8 @@ Grains and sources ("Which table answers which question"):
   materialized view may hold), rebuilt per day by the scheduled refresh (`refresh.py`).
 - `instances`: one row per instance, rebuilt from `daily_active_instances` in the same run.
 - `metadata_keys`: a view over `daily_metadata_keys` (the catalogue over all days).
+- `daily_ingestion_health`: UTC day x instance, from `requests` (received that day, each row once) and
+  `events` (how late that day's events arrived, the latest server version), rebuilt by the same refresh.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import re
 
-from shared.sink.warehouse.columns import BYTES, DATE, FLOAT64, INT64, STRING, TIMESTAMP, Column, TableDef
+from shared.sink.warehouse.columns import BYTES, DATE, FLOAT64, INT64, JSON, STRING, TIMESTAMP, Column, TableDef
 from shared.sink.warehouse.ddl import materialized_view_sql
 
 # A row's inserted_at is stamped before its append is acknowledged; the watermark overlaps the previous
@@ -113,6 +115,34 @@ INSTANCES = TableDef(
     ),
 )
 
+DAILY_INGESTION_HEALTH = _daily(
+    "daily_ingestion_health",
+    "Grain: UTC day x instance. What the gateway received from each instance (the requests table, each row "
+    "once: requests received that day) and how late that day's events arrived (the events table). A request "
+    "refused before its body was read (a bad license) counts for the instance that last sent events with its "
+    "license; instance_id NULL: no instance could be named.",
+    ("instance_id",),
+    Column("instance_id", STRING, "Instance id; NULL: requests no instance could be named for."),
+    Column("requests", INT64, "Requests recorded one by one (suppressed ones are in `suppressed`).", "REQUIRED"),
+    Column("accepted_requests", INT64, "Requests answered 200 with at least one event accepted.", "REQUIRED"),
+    Column("events_sent", INT64, "Events in the bodies of those requests.", "REQUIRED"),
+    Column("events_accepted", INT64, "Events accepted and published.", "REQUIRED"),
+    Column("refused", JSON, "Refused events per reason (200 answers' failedEvents), e.g. {\"invalid_event\": 3}."),
+    Column("redacted", JSON, "Accepted events per field the privacy policy removed."),
+    Column("warnings", JSON, "Accepted events per warning code."),
+    Column("unauthorized_401", INT64, "Requests answered 401 (missing, malformed or invalid license).", "REQUIRED"),
+    Column("forbidden_403", INT64, "Requests answered 403 (revoked, expired, wrong environment).", "REQUIRED"),
+    Column("too_large_413", INT64, "Requests answered 413.", "REQUIRED"),
+    Column("throttled_429", INT64, "Requests answered 429 (quota).", "REQUIRED"),
+    Column("other_refused", INT64, "Other 4xx answers (400, 408, 415).", "REQUIRED"),
+    Column("failed_5xx", INT64, "Requests the gateway failed (503: retried by the instance).", "REQUIRED"),
+    Column("suppressed", INT64, "Refused requests counted but not recorded one by one (a flood).", "REQUIRED"),
+    Column("lateness_p50_s", FLOAT64, "Median of received_at - timestamp over the day's events (approximate)."),
+    Column("lateness_p95_s", FLOAT64, "95th percentile of the same (approximate)."),
+    Column("server_version", STRING, "Server version of the day's latest event."),
+    Column("last_request_at", TIMESTAMP, "The day's last recorded request."),
+)
+
 AGGREGATE_RUNS = TableDef(
     name="aggregate_runs",
     description="One row per completed refresh or rebuild of the aggregates (the refresh's watermark).",
@@ -127,7 +157,8 @@ AGGREGATE_RUNS = TableDef(
     ),
 )
 
-TABLES = (DAILY_FEATURE_USAGE, DAILY_ACTIVE_USERS, DAILY_METADATA_KEYS, INSTANCES, AGGREGATE_RUNS)
+TABLES = (DAILY_FEATURE_USAGE, DAILY_ACTIVE_USERS, DAILY_METADATA_KEYS, INSTANCES, DAILY_INGESTION_HEALTH,
+          AGGREGATE_RUNS)
 DAILY_TABLES = (DAILY_FEATURE_USAGE, DAILY_ACTIVE_USERS, DAILY_METADATA_KEYS)
 
 MATERIALIZED_VIEW = "daily_active_instances"

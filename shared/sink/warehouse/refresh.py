@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from shared import logs
 from shared.sink.warehouse.aggregates import (
     AGGREGATE_RUNS,
+    DAILY_INGESTION_HEALTH,
     DAILY_TABLES,
     FIRST_RUN_LOOKBACK_DAYS,
     INSTANCES,
@@ -89,8 +90,69 @@ SELECT l.instance_id, l.first_seen, l.last_seen, l.last_event, l.server_version,
 FROM latest AS l LEFT JOIN versions AS v ON v.instance_id = l.instance_id"""
 
 
+_COUNTED = ("refused", "redacted", "warnings")  # requests' JSON columns of counts, summed per key
+_STATUSES = {"unauthorized_401": 401, "forbidden_403": 403, "too_large_413": 413, "throttled_429": 429}
+
+
+def _merged_counts(column: str) -> str:
+    """The CTE `{column}_sums`: per (day, key) the JSON object of `column`'s counts summed (the emulator has no
+    JSON_OBJECT of arrays; the names are the gateway's own codes, quoted by TO_JSON_STRING)."""
+    return (f"{column}_sums AS (\n"
+            f"  SELECT day, key, PARSE_JSON(CONCAT('{{', STRING_AGG(FORMAT('%s: %d', TO_JSON_STRING(name), n), "
+            f"', ' ORDER BY name), '}}')) AS {column}\n"
+            f"  FROM (SELECT day, key, name, SUM(LAX_INT64({column}[name])) AS n\n"
+            f"        FROM attributed, UNNEST(JSON_KEYS({column}, 1)) AS name GROUP BY day, key, name)\n"
+            f"  GROUP BY day, key)")
+
+
+def health_source(ds: str, request_days: str, event_days: str) -> str:
+    """`daily_ingestion_health` for the days the filters name: requests by received_at (each record_id once),
+    attributed to an instance by license when refused before the body was read; events by `timestamp`."""
+    statuses = ",\n    ".join(f"COUNTIF(status = {code}) AS {name}" for name, code in _STATUSES.items())
+    known = ", ".join(str(code) for code in _STATUSES.values())
+    sums = ",\n".join(_merged_counts(column) for column in _COUNTED)
+    joins = "".join(f"\nLEFT JOIN {column}_sums USING (day, key)" for column in _COUNTED)
+    counts = ", ".join(f"IFNULL(c.{name}, 0) AS {name}" for name in (
+        "requests", "accepted_requests", "events_sent", "events_accepted", *_STATUSES, "other_refused", "failed_5xx",
+        "suppressed"))
+    return f"""
+WITH req AS (
+  SELECT * FROM `{ds}.requests` WHERE ({request_days})
+  QUALIFY ROW_NUMBER() OVER (PARTITION BY record_id ORDER BY inserted_at) = 1),
+owners AS (
+  SELECT license_fingerprint, MAX_BY(instance_id, last_event) AS instance_id FROM `{ds}.instances`
+  WHERE license_fingerprint IS NOT NULL GROUP BY license_fingerprint),
+attributed AS (
+  SELECT DATE(r.received_at) AS day, IFNULL(COALESCE(r.instance_id, o.instance_id), '') AS key, r.*
+  FROM req AS r LEFT JOIN owners AS o ON r.instance_id IS NULL AND o.license_fingerprint = r.license_fingerprint),
+counts AS (
+  SELECT day, key, COUNTIF(outcome != 'suppressed') AS requests,
+    COUNTIF(outcome IN ('accepted', 'partial')) AS accepted_requests,
+    IFNULL(SUM(events), 0) AS events_sent, IFNULL(SUM(accepted), 0) AS events_accepted,
+    {statuses},
+    COUNTIF(status >= 400 AND status < 500 AND status NOT IN ({known})) AS other_refused,
+    COUNTIF(status >= 500) AS failed_5xx, IFNULL(SUM(suppressed), 0) AS suppressed,
+    MAX(IF(outcome != 'suppressed', received_at, NULL)) AS last_request_at
+  FROM attributed GROUP BY day, key),
+{sums},
+arrivals AS (
+  SELECT DATE(`timestamp`) AS day, instance_id AS key,
+    APPROX_QUANTILES(TIMESTAMP_DIFF(received_at, `timestamp`, MILLISECOND), 100) AS lateness_ms,
+    MAX_BY(server_version, `timestamp`) AS server_version
+  FROM `{ds}.events` WHERE ({event_days})
+  GROUP BY day, key),
+days AS (SELECT day, key FROM counts UNION DISTINCT SELECT day, key FROM arrivals)
+SELECT day, NULLIF(key, '') AS instance_id, {counts},
+  refused, redacted, warnings,
+  lateness_ms[OFFSET(50)] / 1000 AS lateness_p50_s, lateness_ms[OFFSET(95)] / 1000 AS lateness_p95_s,
+  server_version, c.last_request_at
+FROM days LEFT JOIN counts AS c USING (day, key){joins}
+LEFT JOIN arrivals USING (day, key)"""
+
+
 # Holes in the text of the refresh's dynamic statements, filled in the script (and by `executed_statements`).
 EVENT_DAYS = "__EVENT_DAYS__"    # the days' filter on events.`timestamp`
+REQUEST_DAYS = "__REQUEST_DAYS__"  # the days' filter on requests.received_at
 TARGET_DAYS = "__TARGET_DAYS__"  # the days' filter on a daily table's `day` (alias t)
 FROM_DAY = "__FROM_DAY__"        # the first day the changed days are looked for in
 
@@ -112,16 +174,22 @@ def _event_range(first: str, after: str) -> str:
     return f"`timestamp` >= TIMESTAMP '{first}' AND `timestamp` < TIMESTAMP '{after}'"
 
 
+def _request_range(first: str, after: str) -> str:
+    return f"received_at >= TIMESTAMP '{first}' AND received_at < TIMESTAMP '{after}'"
+
+
 def _target_range(first: str, last: str) -> str:
     return f"t.day BETWEEN DATE '{first}' AND DATE '{last}'"
 
 
 def day_filters(days: Iterable[date]) -> dict[str, str]:
-    """The literal text of EVENT_DAYS and TARGET_DAYS for these days (FALSE for none)."""
+    """The literal text of EVENT_DAYS, REQUEST_DAYS and TARGET_DAYS for these days (FALSE for none)."""
     runs = day_runs(days)
     return {
         EVENT_DAYS: " OR ".join(_event_range(a.isoformat(), (b + timedelta(days=1)).isoformat()) for a, b in runs)
         or "FALSE",
+        REQUEST_DAYS: " OR ".join(_request_range(a.isoformat(), (b + timedelta(days=1)).isoformat())
+                                  for a, b in runs) or "FALSE",
         TARGET_DAYS: " OR ".join(_target_range(a.isoformat(), b.isoformat()) for a, b in runs) or "FALSE",
     }
 
@@ -144,8 +212,9 @@ def _runs_sql(template: str) -> str:
 
 
 FILTERS_SQL = {EVENT_DAYS: _runs_sql(_event_range("{first}", "{after}")),
+               REQUEST_DAYS: _runs_sql(_request_range("{first}", "{after}")),
                TARGET_DAYS: _runs_sql(_target_range("{first}", "{last}"))}
-_FILTER_VARIABLES = {EVENT_DAYS: "event_days", TARGET_DAYS: "target_days"}
+_FILTER_VARIABLES = {EVENT_DAYS: "event_days", REQUEST_DAYS: "request_days", TARGET_DAYS: "target_days"}
 
 
 def _names(table: TableDef, prefix: str = "") -> str:
@@ -188,15 +257,21 @@ def _statements(ds: str, filters: dict[str, str] | None) -> list[str]:
     """The rebuild of every aggregate for the days `filters` names (None: the script variable `days`).
 
     The daily tables change together in one transaction. `instances` follows outside it: inside a
-    transaction a materialized view is read like a logical view, i.e. computed over all of `events`.
+    transaction a materialized view is read like a logical view, i.e. computed over all of `events`; then
+    `daily_ingestion_health`, which names instances by license from `instances`.
     """
+    def health(given: dict[str, str]) -> str:
+        return _replace(DAILY_INGESTION_HEALTH, ds, health_source(ds, given[REQUEST_DAYS], given[EVENT_DAYS]),
+                        scope=given[TARGET_DAYS])
+
     if filters is None:  # days known only at run time: each MERGE's text gets them as literals first
-        holes = {h: _FILTER_VARIABLES[h] for h in (EVENT_DAYS, TARGET_DAYS)}
+        holes = dict(_FILTER_VARIABLES)
         merges = [_dynamic(m, holes) for m in _daily_merges(ds, {h: h for h in holes})]
+        health_merge = _dynamic(health({h: h for h in holes}), holes)
     else:
-        merges = _daily_merges(ds, filters)
+        merges, health_merge = _daily_merges(ds, filters), health(filters)
     return ["BEGIN TRANSACTION", *merges, "COMMIT TRANSACTION",
-            _replace(INSTANCES, ds, _INSTANCES_SOURCE.format(ds=ds), scope=None)]
+            _replace(INSTANCES, ds, _INSTANCES_SOURCE.format(ds=ds), scope=None), health_merge]
 
 
 def _script(ds: str, kind: str, head: list[str], filters: dict[str, str] | None) -> str:
@@ -213,10 +288,12 @@ def refresh_script(ds: str, overlap_minutes: int = OVERLAP_MINUTES, lookback_day
     Finding the days reads `timestamp` and `inserted_at` from the first day of the lookback on (its date a
     literal in the executed text); each daily MERGE then reads exactly those days' partitions.
     """
-    find = f"""SELECT ARRAY_AGG(DISTINCT DATE(`timestamp`) ORDER BY DATE(`timestamp`))
-    FROM `{ds}.events`
-    WHERE `timestamp` >= TIMESTAMP '{FROM_DAY}'
-      AND (? IS NULL OR inserted_at >= ?)"""
+    find = f"""SELECT ARRAY_AGG(DISTINCT d ORDER BY d) FROM (
+      SELECT DATE(`timestamp`) AS d FROM `{ds}.events`
+      WHERE `timestamp` >= TIMESTAMP '{FROM_DAY}' AND (? IS NULL OR inserted_at >= ?)
+      UNION ALL
+      SELECT DATE(received_at) FROM `{ds}.requests`
+      WHERE received_at >= TIMESTAMP '{FROM_DAY}' AND (? IS NULL OR inserted_at >= ?))"""
     from_day = (f"CAST(DATE_SUB(DATE(run_started), INTERVAL IF(since IS NULL, {FIRST_RUN_LOOKBACK_DAYS}, "
                 f"{int(lookback_days)}) DAY) AS STRING)")
     head = [
@@ -224,11 +301,9 @@ def refresh_script(ds: str, overlap_minutes: int = OVERLAP_MINUTES, lookback_day
         f"DECLARE since TIMESTAMP DEFAULT (SELECT TIMESTAMP_SUB(MAX(started_at), INTERVAL {int(overlap_minutes)} "
         f"MINUTE) FROM `{ds}.{AGGREGATE_RUNS.name}` WHERE kind = 'refresh')",
         "DECLARE days ARRAY<DATE>",
-        "DECLARE event_days STRING",  # the days' filters, written with literals (day_filters)
-        "DECLARE target_days STRING",
-        f"{_dynamic(find, {FROM_DAY: from_day})} INTO days USING since, since",
-        f"SET event_days = {FILTERS_SQL[EVENT_DAYS]}",
-        f"SET target_days = {FILTERS_SQL[TARGET_DAYS]}",
+        *(f"DECLARE {variable} STRING" for variable in _FILTER_VARIABLES.values()),  # the days' filters, as
+        f"{_dynamic(find, {FROM_DAY: from_day})} INTO days USING since, since, since, since",  # literals
+        *(f"SET {variable} = {FILTERS_SQL[hole]}" for hole, variable in _FILTER_VARIABLES.items()),
     ]
     return _script(ds, "refresh", head, filters=None)
 

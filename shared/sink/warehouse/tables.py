@@ -1,8 +1,9 @@
-"""The sink's tables: `events` (one row per delivery) and `rejected_events` (with the reason)."""
+"""The sink's tables: `events` (one row per delivery), `rejected_events` (with the reason) and `requests` (one row
+per request that reached ingest, accepted or refused)."""
 
 from __future__ import annotations
 
-from shared.sink.warehouse.columns import INT64, JSON, REP, REQ, STRING, TIMESTAMP, Column, TableDef
+from shared.sink.warehouse.columns import FLOAT64, INT64, JSON, REP, REQ, STRING, TIMESTAMP, Column, TableDef
 
 _IDENTITY = (
     Column("instance_id", STRING, "Sourcegraph instance id (metadata.identifier.*.instanceId); for a managed "
@@ -84,4 +85,48 @@ REJECTED = TableDef(
     ),
 )
 
-TABLES = (EVENTS, REJECTED)
+REQUESTS = TableDef(
+    name="requests",
+    description="One row per request that reached the gateway, accepted or refused (refused ones bounded per "
+                "client: see outcome 'suppressed'). Nothing of an event's content. Rows may repeat on a "
+                "redelivery: count DISTINCT record_id (daily_ingestion_health does).",
+    partition_field="received_at",
+    clustering=("instance_id", "outcome"),
+    expiration_setting="REQUESTS_PARTITION_EXPIRATION_DAYS",
+    columns=(
+        Column("record_id", STRING, "Unique id of this row, made by ingest.", REQ),
+        Column("received_at", TIMESTAMP, "When ingest received the request (server clock). Partitioning column.",
+               REQ),
+        Column("outcome", STRING, "accepted (every event), partial, rejected (200, no event accepted), refused "
+                                  "(4xx), failed (5xx), suppressed (refused requests counted, not recorded one by "
+                                  "one: see suppressed).", REQ),
+        Column("status", INT64, "HTTP status of the answer (NULL for suppressed rows)."),
+        Column("error_code", STRING, "The whole request's refusal code, e.g. revoked_license, quota_exceeded."),
+        Column("caller_kind", STRING, "licensed_instance, unlicensed_instance or managed_service, once the caller "
+                                      "was verified (NULL: refused before)."),
+        Column("instance_id", STRING, "The instance id, once the body's metadata was read with a verified caller."),
+        Column("license_fingerprint", STRING, "SHA-256 of the license signature: the verified license, or the one "
+                                              "a refused key claims when it parses (never the key)."),
+        Column("environment", STRING, "Gateway deployment: prod or dev."),
+        Column("request_id", STRING, "RecordEvents metadata.requestId."),
+        Column("events", INT64, "Events in the body (NULL: the body was not read or not parsed)."),
+        Column("accepted", INT64, "Events accepted and published."),
+        Column("refused", JSON, "Refused events per reason, e.g. {\"invalid_event\": 2}."),
+        Column("redacted", JSON, "Accepted events per field the privacy policy removed."),
+        Column("warnings", JSON, "Accepted events per warning code (docs/api.md, Warnings)."),
+        Column("wire_bytes", INT64, "Body bytes on the wire (Content-Length; NULL when chunked)."),
+        Column("body_bytes", INT64, "Body bytes after gunzip."),
+        Column("format", STRING, "json or protobuf."),
+        Column("content_encoding", STRING, "gzip or identity."),
+        Column("handling_ms", FLOAT64, "Time ingest spent on the request."),
+        Column("earliest_event", TIMESTAMP, "Earliest timestamp of the accepted events (instance clock)."),
+        Column("latest_event", TIMESTAMP, "Latest timestamp of the accepted events (instance clock)."),
+        Column("user_agent", STRING, "The client's User-Agent (first 256 characters)."),
+        Column("suppressed", INT64, "Suppressed rows: refused requests of this client (or of all clients, "
+                                    "instance_id and license NULL) in one window of one function instance."),
+        Column("suppressed_by_code", JSON, "Suppressed rows: those requests per error code."),
+        Column("inserted_at", TIMESTAMP, "When the sink wrote the row.", REQ),
+    ),
+)
+
+TABLES = (EVENTS, REJECTED, REQUESTS)

@@ -11,6 +11,7 @@ from flask.testing import FlaskClient
 
 from devtools.procs import ROOT
 from devtools.topology import ensure_subscription, ensure_topic
+from shared.envelope import is_requests
 from tests.conftest import PROJECT
 from tests.helpers import KeyPair
 
@@ -27,16 +28,17 @@ def topic(pubsub_clients: tuple) -> str:
 
 
 @pytest.fixture
-def pull(pubsub_clients: tuple, topic: str) -> Callable[[], list]:
-    """Pull (and ack) whatever reached the topic since this fixture attached."""
+def pull(pubsub_clients: tuple, topic: str) -> Callable[..., list]:
+    """Pull (and ack) what reached the topic since this fixture attached: the events batches, or with
+    requests=True the request-log messages (the other kind is acknowledged and left out)."""
     _, subscriber = pubsub_clients
     path = ensure_subscription(subscriber, PROJECT, f"sub-{uuid.uuid4().hex[:8]}", f"projects/{PROJECT}/topics/{topic}")
 
-    def pull_all() -> list:
+    def pull_all(requests: bool = False) -> list:
         resp = subscriber.pull(subscription=path, max_messages=100, timeout=10)
         if resp.received_messages:
             subscriber.acknowledge(subscription=path, ack_ids=[m.ack_id for m in resp.received_messages])
-        return [m.message for m in resp.received_messages]
+        return [m.message for m in resp.received_messages if is_requests(m.message.attributes) is requests]
 
     return pull_all
 

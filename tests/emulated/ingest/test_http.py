@@ -67,10 +67,10 @@ def test_our_own_bug_is_a_json_500_with_its_traceback_logged(keys, capsys):
     class Broken:
         publisher = None
 
-        def handle(self, request: object) -> None:
+        def handle(self, request: object, facts: object = None) -> None:
             raise KeyError("a bug of ours")
 
-    config = IngestConfig.from_env({"TELEMETRY_ENV": "dev"})
+    config = IngestConfig.from_env({"TELEMETRY_ENV": "dev", "REQUEST_LOG": "false"})
     import flask
 
     app = flask.Flask(__name__)

@@ -32,9 +32,9 @@ def test_the_script_writes_the_day_filters_the_model_does(warehouse, days):
     client, _ = warehouse
     literal = ", ".join(f"DATE '{d}'" for d in days)
     script = (f"DECLARE days ARRAY<DATE> DEFAULT {f'[{literal}]' if days else 'CAST(NULL AS ARRAY<DATE>)'};\n"
-              f"SELECT {refresh.FILTERS_SQL[refresh.EVENT_DAYS]} AS e, {refresh.FILTERS_SQL[refresh.TARGET_DAYS]} AS t")
+              f"SELECT {', '.join(f'{sql} AS h{i}' for i, sql in enumerate(refresh.FILTERS_SQL.values()))}")
     [row] = client.query(script).result()
-    assert {refresh.EVENT_DAYS: row["e"], refresh.TARGET_DAYS: row["t"]} == refresh.day_filters(days)
+    assert {hole: row[f"h{i}"] for i, hole in enumerate(refresh.FILTERS_SQL)} == refresh.day_filters(days)
 
 
 def insert_events(client, ds: str, days: list[date], instance: str) -> None:

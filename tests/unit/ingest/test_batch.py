@@ -7,8 +7,17 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 
-from shared.ingest.batch import Accepted, Limits, Refusal, check_event, validate_batch
+from shared.ingest.batch import (
+    WARNINGS,
+    Accepted,
+    Limits,
+    Refusal,
+    check_event,
+    truncated_below_micros,
+    validate_batch,
+)
 from shared.ingest.schema import known_fields
+from shared.sink.rows import micros
 from tests.helpers import make_event
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
@@ -25,9 +34,45 @@ def reason(event) -> str:
     return verdict.reason if isinstance(verdict, Refusal) else ""
 
 
-def test_valid_event_unchanged():
+def test_valid_event_unchanged_with_its_time_and_warnings():
     event = ev(unknownTopLevel={"kept": True})
-    assert check_event(event, LIMITS, NOW) == Accepted(event, orjson.dumps(event))
+    assert check_event(event, LIMITS, NOW) == Accepted(
+        event, orjson.dumps(event), micros(datetime(2026, 6, 1, 11, 0, 0, 123456, tzinfo=UTC)),
+        ("unknown_fields_kept", "timestamp_truncated"))
+
+
+def test_an_event_changed_by_nothing_has_no_warnings():
+    verdict = check_event(make_event(timestamp="2026-06-01T11:00:00.123456000Z"), LIMITS, NOW)
+    assert verdict.warnings == ()
+
+
+@pytest.mark.parametrize(("stamp", "truncated"), [
+    ("2026-06-01T11:00:00Z", False), ("2026-06-01T11:00:00.123456Z", False),
+    ("2026-06-01T11:00:00.123456+02:00", False), ("2026-06-01T11:00:00.1234560000Z", False),
+    ("2026-06-01T11:00:00.1234567Z", True), ("2026-06-01T11:00:00.000000001+00:00", True),
+])
+def test_truncated_below_micros(stamp, truncated):
+    assert truncated_below_micros(stamp) is truncated
+
+
+def test_legacy_metadata_over_a_clash_is_a_warning_and_metadata_wins():
+    event = ev(parameters={"metadata": {"a": 1.5}, "legacyMetadata": {"a": "2", "b": "3"}})
+    verdict = check_event(event, LIMITS, NOW)
+    assert verdict.event["parameters"]["metadata"] == {"a": 1.5, "b": 3}
+    assert "legacy_metadata_overridden" in verdict.warnings
+    assert "legacy_metadata_overridden" not in check_event(
+        ev(parameters={"legacyMetadata": {"b": "3"}}), LIMITS, NOW).warnings
+
+
+def test_batch_warnings_name_the_accepted_event_and_policy_removals():
+    events = [ev(extra="x"), ev(id="bad", feature="Bad"), ev()]
+    result = validate_batch(events, LIMITS, NOW, lambda e: (e, ["parameters.privateMetadata"]))
+    assert [w.as_json()["code"] for w in result.warnings if w.index == 0] == [
+        "unknown_fields_kept", "timestamp_truncated", "private_metadata_removed"]
+    assert {w.index for w in result.warnings} == {0, 2}
+    assert result.warnings[0].as_json() == {"index": 0, "id": events[0]["id"], "code": "unknown_fields_kept",
+                                            "message": WARNINGS["unknown_fields_kept"]}
+    assert result.earliest == result.latest == micros(datetime(2026, 6, 1, 11, 0, 0, 123456, tzinfo=UTC))
 
 
 @pytest.mark.parametrize("name", ["cody.completion", "blob.codeintel", "search-results.viewed", "aB"])

@@ -77,6 +77,38 @@ def test_same_verdict_as_the_json_path(event):
     assert message_verdict(event) == json_verdict(event), json_format.MessageToDict(event)
 
 
+@settings(max_examples=500, deadline=None)
+@given(events())
+def test_same_warnings_and_time_span_as_the_json_path(event):
+    """An accepted event warns alike in both encodings (its proto3 JSON holds no undeclared field)."""
+    verdict = check_event(json_format.MessageToDict(event), LIMITS, NOW)
+    result = validate_messages(RecordEventsBody(events=[event]).events, [event.ByteSize()], LIMITS, NOW)
+    if isinstance(verdict, Accepted):
+        assert [w.code for w in result.warnings] == list(verdict.warnings)
+        assert result.earliest == result.latest == verdict.at
+    else:
+        assert result.warnings == [] and result.earliest is None
+
+
+def test_warnings_of_a_message():
+    event = nested(1)
+    event.timestamp.nanos = 1_500  # 1.5 microseconds
+    event.parameters.metadata["a"] = 1.0
+    event.parameters.legacy_metadata.update({"a": 2, "b": 3})
+    wire = RecordEventsBody(events=[event]).SerializeToString() + b"\x12\x03\xf8\x07\x01"  # + an event: field 127
+    body = RecordEventsBody.FromString(wire)
+    body.DiscardUnknownFields()
+    sizes = [event.ByteSize(), 3]
+    result = validate_messages(body.events, sizes, LIMITS, NOW, had_unknown=True)
+    assert [(w.index, w.code) for w in result.warnings] == [(0, "legacy_metadata_overridden"),
+                                                             (0, "timestamp_truncated")]
+    assert [f.index for f in result.failures] == [1]  # the second event is empty: refused, so no warning
+    unknown = nested(1)
+    sized = len(unknown.SerializeToString()) + 3  # as if it had carried 3 bytes of an undeclared field
+    result = validate_messages(RecordEventsBody(events=[unknown]).events, [sized], LIMITS, NOW, had_unknown=True)
+    assert [w.code for w in result.warnings] == ["unknown_fields_dropped"]
+
+
 def nested(levels: int) -> Event:
     """A valid event whose private metadata nests `levels` lists below it."""
     event = Event(id="a", feature="cody.chat", action="executed")

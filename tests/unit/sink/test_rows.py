@@ -18,7 +18,6 @@ from shared.sink.rows import (
     message_row,
     micros,
     rejected_row,
-    unknown_fields,
 )
 from shared.telemetrygateway_pb2 import Event
 from tests.helpers import make_event
@@ -41,12 +40,6 @@ def test_row_columns():
     assert row["extra"] is None
     shared = event_batch_columns(CONTEXT, NOW)
     assert shared["inserted_at"] == micros(NOW) and shared["instance_id"] == "i" and shared["license_tags"] == ["a"]
-
-
-def test_unknown_fields_nested():
-    event = {"id": "x", "source": {"server": {"version": "1", "new": 1}, "other": 2}, "top": [1],
-             "parameters": {"metadata": {"anything": 1}}}
-    assert unknown_fields(event) == {"source": {"server": {"new": 1}, "other": 2}, "top": [1]}
 
 
 @pytest.mark.parametrize(("overrides", "reason"), [

@@ -101,8 +101,9 @@ def test_views_replace_the_current_and_drop_the_retired(cli):
 def test_grant_and_table_names(cli):
     assert cli("grant", "roles/bigquery.dataEditor", DS, "serviceAccount:a@p.iam.gserviceaccount.com")[1] == (
         f'GRANT `roles/bigquery.dataEditor` ON SCHEMA `{DS}` TO "serviceAccount:a@p.iam.gserviceaccount.com"\n')
-    assert cli("tables")[1].split() == ["events", "rejected_events", "daily_feature_usage", "daily_active_users",
-                                        "daily_metadata_keys", "instances", "aggregate_runs"]
+    assert cli("tables")[1].split() == ["events", "rejected_events", "requests", "daily_feature_usage",
+                                        "daily_active_users",
+                                        "daily_metadata_keys", "instances", "daily_ingestion_health", "aggregate_runs"]
     with pytest.raises(SystemExit):
         cli("create", "no_such_table", DS)
 
@@ -119,6 +120,6 @@ def test_authorize_prints_the_whole_access_list_or_nothing(cli):
 
 def test_analyst_views_and_role(cli):
     code, out, _ = cli("analyst-views", DS, "proj.telemetry_analysts")
-    assert code == 0 and out.count("CREATE OR REPLACE VIEW `proj.telemetry_analysts.") == 7
+    assert code == 0 and out.count("CREATE OR REPLACE VIEW `proj.telemetry_analysts.") == 8
     assert "FROM `proj.telemetry.daily_active_instances`" in out and "telemetry.events`" not in out
     assert cli("analyst-role")[1].strip() == "roles/bigquery.dataViewer"

@@ -38,14 +38,26 @@ def executed(script: str, days: list[date], from_day: date = TODAY) -> list[str]
     return out
 
 
-def event_filters(statement: str) -> list[str]:
-    """The WHERE clause of each read of `events` in a statement."""
-    reads = statement.split(f"FROM `{DS}.events`")[1:]
-    return [re.split(r"\n\s*GROUP BY", read.split("WHERE", 1)[1])[0] for read in reads]
+def event_filters(statement: str, table: str = "events") -> list[str]:
+    """The WHERE clause of each read of a table (`events`, `requests`) in a statement."""
+    reads = statement.split(f"FROM `{DS}.{table}`")[1:]
+    return [re.split(r"\n\s*(?:GROUP BY|UNION ALL|QUALIFY)", read.split("WHERE", 1)[1])[0] for read in reads]
 
 
-LITERAL_TOKENS = {"`timestamp`", "inserted_at", "TIMESTAMP", "AND", "OR", "FALSE", "IS", "NULL", "?", ">=", "<",
-                  "(", ")"}
+LITERAL_TOKENS = {"`timestamp`", "received_at", "inserted_at", "TIMESTAMP", "AND", "OR", "FALSE", "IS", "NULL",
+                  "?", ">=", "<", "(", ")"}
+HEALTH = f"{DS}.{aggregates.DAILY_INGESTION_HEALTH.name}"
+
+
+def daily_merges(run: list[str]) -> list[str]:
+    """The MERGEs of the daily tables of events (not instances', not the health table's)."""
+    names = {f"{DS}.{t.name}" for t in aggregates.DAILY_TABLES}
+    return [s for s in run if s.startswith("MERGE") and s.split("`")[1] in names]
+
+
+def health_merge(run: list[str]) -> str:
+    [merge] = [s for s in run if s.startswith(f"MERGE `{HEALTH}`")]
+    return merge
 
 
 def test_every_read_of_events_filters_its_partitions_with_literals_only():
@@ -53,9 +65,12 @@ def test_every_read_of_events_filters_its_partitions_with_literals_only():
     # filter, BigQuery must scan all of the partitions"); a script variable is not documented to be constant.
     for script in (refresh.refresh_script(DS), refresh.rebuild_script(DS, LATE)):
         reads = [f for s in executed(script, LATE) for f in event_filters(s)]
-        assert len(reads) == 1 + 3 if "'refresh'" in script else 3  # finding the days, then one per daily table
-        for where in reads:
-            assert re.search(r"`timestamp` >= TIMESTAMP '\d{4}-\d\d-\d\d'", where), where
+        # finding the days, then one per daily table and the health table's
+        assert len(reads) == (1 + 3 + 1 if "'refresh'" in script else 3 + 1)
+        request_reads = [f for s in executed(script, LATE) for f in event_filters(s, "requests")]
+        assert len(request_reads) == (1 + 1 if "'refresh'" in script else 1)  # finding the days, then health
+        for where in reads + request_reads:
+            assert re.search(r"(`timestamp`|received_at) >= TIMESTAMP '\d{4}-\d\d-\d\d'", where), where
             tokens = re.findall(r"`\w+`|'[^']*'|>=|\?|[<()]|\w+", re.sub(r"'[^']*'", " ", where))
             assert set(tokens) <= LITERAL_TOKENS, (set(tokens) - LITERAL_TOKENS, where)
 
@@ -73,11 +88,13 @@ def days_of(ranges: list[tuple[str, str]], last_included: bool) -> set[date]:
 
 def test_a_late_event_300_days_old_reads_its_partition_and_not_the_299_between():
     for script in (refresh.refresh_script(DS), refresh.rebuild_script(DS, LATE)):
-        merges = [s for s in executed(script, LATE) if s.startswith("MERGE")][:-1]  # the last: instances
+        run = executed(script, LATE)
+        merges = daily_merges(run)
         assert len(merges) == len(aggregates.DAILY_TABLES)
-        for merge in merges:
-            [where] = event_filters(merge)
-            ranges = re.findall(r"`timestamp` >= TIMESTAMP '([\d-]+)' AND `timestamp` < TIMESTAMP '([\d-]+)'", where)
+        for merge, table, column in [*((m, "events", "`timestamp`") for m in [*merges, health_merge(run)]),
+                                     (health_merge(run), "requests", "received_at")]:
+            [where] = event_filters(merge, table)
+            ranges = re.findall(rf"{column} >= TIMESTAMP '([\d-]+)' AND {column} < TIMESTAMP '([\d-]+)'", where)
             assert len(ranges) == 2  # consecutive days are one range: [D-300, D-299) and [D-1, D+1)
             assert days_of(ranges, last_included=False) == set(LATE)  # three partitions
             # The target loses exactly those days' rows, in the statement that writes their new ones.
@@ -88,8 +105,10 @@ def test_a_late_event_300_days_old_reads_its_partition_and_not_the_299_between()
 
 def test_no_days_read_no_partition_and_delete_nothing():
     for script in (refresh.refresh_script(DS), refresh.rebuild_script(DS, [])):
-        merges = [s for s in executed(script, []) if s.startswith("MERGE")][:-1]
+        run = executed(script, [])
+        merges = [*daily_merges(run), health_merge(run)]
         assert all("WHERE (FALSE)" in m and "WHEN NOT MATCHED BY SOURCE AND (FALSE) THEN DELETE" in m for m in merges)
+        assert health_merge(run).count("WHERE (FALSE)") == 2  # its read of requests and of events
 
 
 def test_the_refresh_runs_the_statements_a_rebuild_of_its_days_runs():
@@ -103,35 +122,40 @@ def test_the_day_filters_join_consecutive_days():
         (date(2026, 1, 1), date(2026, 1, 3)), (date(2026, 1, 5), date(2026, 1, 5))]
     assert refresh.day_filters([date(2025, 12, 31)]) == {
         refresh.EVENT_DAYS: "`timestamp` >= TIMESTAMP '2025-12-31' AND `timestamp` < TIMESTAMP '2026-01-01'",
+        refresh.REQUEST_DAYS: "received_at >= TIMESTAMP '2025-12-31' AND received_at < TIMESTAMP '2026-01-01'",
         refresh.TARGET_DAYS: "t.day BETWEEN DATE '2025-12-31' AND DATE '2025-12-31'"}
-    assert refresh.day_filters([]) == {refresh.EVENT_DAYS: "FALSE", refresh.TARGET_DAYS: "FALSE"}
+    assert refresh.day_filters([]) == {refresh.EVENT_DAYS: "FALSE", refresh.REQUEST_DAYS: "FALSE",
+                                       refresh.TARGET_DAYS: "FALSE"}
 
 
 def test_the_refresh_rebuilds_the_days_named_by_one_variable():
     parts = statements(refresh.refresh_script(DS))
     declares = [p for p in parts if p.startswith("DECLARE")]
     assert parts[: len(declares)] == declares  # BigQuery wants every DECLARE first
-    assert [d.split()[1] for d in declares] == ["run_started", "since", "days", "event_days", "target_days"]
+    assert [d.split()[1] for d in declares] == ["run_started", "since", "days", "event_days", "request_days",
+                                                "target_days"]
     assert f"INTERVAL {aggregates.OVERLAP_MINUTES} MINUTE" in declares[1] and "kind = 'refresh'" in declares[1]
     find = parts[len(declares)]
-    assert find.startswith("EXECUTE IMMEDIATE") and find.endswith("INTO days USING since, since")
-    assert "AND (? IS NULL OR inserted_at >= ?)" in find
+    assert find.startswith("EXECUTE IMMEDIATE") and find.endswith("INTO days USING since, since, since, since")
+    assert find.count("AND (? IS NULL OR inserted_at >= ?)") == 2  # new events' days and new requests' days
     assert parts[len(declares) + 1].startswith("SET event_days = ")
-    assert parts[len(declares) + 2].startswith("SET target_days = ")
+    assert parts[len(declares) + 2].startswith("SET request_days = ")
+    assert parts[len(declares) + 3].startswith("SET target_days = ")
     run = executed(refresh.refresh_script(DS), LATE)
     merges = [p for p in run if p.startswith("MERGE")]
-    targets = (*aggregates.DAILY_TABLES, aggregates.INSTANCES)
+    targets = (*aggregates.DAILY_TABLES, aggregates.INSTANCES, aggregates.DAILY_INGESTION_HEALTH)
     assert [m.split("`")[1] for m in merges] == [f"{DS}.{t.name}" for t in targets]
-    for merge in merges[:-1]:
+    for merge in merges[:-2]:
         assert "GROUP BY license_fingerprint, instance_id, event_id, `timestamp`, feature, action" in merge
         assert "SELECT" not in merge.split("WHERE", 1)[1].split("GROUP BY")[0]  # no subquery in the filter
-    assert "WHEN NOT MATCHED BY SOURCE THEN DELETE" in merges[-1]  # instances: replaced whole
+    assert "WHEN NOT MATCHED BY SOURCE THEN DELETE" in merges[-2]  # instances: replaced whole
     # The daily tables change together; instances after the commit (in a transaction a materialized view is
-    # read like a logical view, over all of events); the watermark moves last; the result is the days.
-    daily = [run.index(m) for m in merges[:-1]]
+    # read like a logical view, over all of events), then the health table (it names instances by license
+    # from `instances`); the watermark moves last; the result is the days.
+    daily = [run.index(m) for m in merges[:-2]]
     assert daily == list(range(min(daily), max(daily) + 1))
     assert run[min(daily) - 1] == "BEGIN TRANSACTION" and run[max(daily) + 1] == "COMMIT TRANSACTION"
-    assert run.index(merges[-1]) == max(daily) + 2
+    assert run.index(merges[-2]) == max(daily) + 2 and run.index(merges[-1]) == max(daily) + 3
     assert parts[-2].startswith(f"INSERT INTO `{DS}.aggregate_runs`")
     assert parts[-1] == "SELECT IFNULL(days, []) AS days"
 

@@ -22,6 +22,10 @@ FIRST_RELEASE = {
     "rejected_events": ["rejection_id", "reason", "detail", "event_id", "raw_event", "event_index", "instance_id",
                         "external_url", "license_fingerprint", "license_tags", "environment", "request_id",
                         "message_id", "received_at", "published_at", "caller_kind", "rejected_at", "replayed_at"],
+    "requests": ["record_id", "received_at", "outcome", "status", "error_code", "caller_kind", "instance_id",
+                 "license_fingerprint", "environment", "request_id", "events", "accepted", "refused", "redacted",
+                 "warnings", "wire_bytes", "body_bytes", "format", "content_encoding", "handling_ms",
+                 "earliest_event", "latest_event", "user_agent", "suppressed", "suppressed_by_code", "inserted_at"],
     "daily_feature_usage": ["day", "feature", "action", "client_name", "client_version", "events", "instances",
                             "instances_sketch", "users", "users_sketch"],
     "daily_active_users": ["day", "instance_id", "users", "users_sketch", "events", "events_without_user", "clients"],
@@ -29,6 +33,10 @@ FIRST_RELEASE = {
                             "value_sum", "min_value", "max_value"],
     "instances": ["instance_id", "first_seen", "last_seen", "last_event", "server_version", "server_versions",
                   "license_fingerprint", "external_url", "caller_kind", "active_days_28", "as_of"],
+    "daily_ingestion_health": ["day", "instance_id", "requests", "accepted_requests", "events_sent", "events_accepted",
+                               "refused", "redacted", "warnings", "unauthorized_401", "forbidden_403",
+                               "too_large_413", "throttled_429", "other_refused", "failed_5xx", "suppressed",
+                               "lateness_p50_s", "lateness_p95_s", "server_version", "last_request_at"],
     "aggregate_runs": ["kind", "started_at", "finished_at", "days"],
 }
 

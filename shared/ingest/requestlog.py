@@ -1,0 +1,191 @@
+"""The request log: one `requests` row per request that reached the gateway, accepted or refused.
+
+Rows are published apart from the events (the same topic, attribute `recordType=requests`, see
+shared/envelope.py), several per message, by a background thread: recording a request never delays or
+fails the events' publish; a row that cannot be published is counted in the log (`request_log_failed`).
+Refused requests (4xx) are recorded one by one up to a bound per client and per function instance in each
+window; the rest of each client's are counted in one `suppressed` row, so a flood cannot flood the table.
+Rows hold counts and codes, never an event's content, a license key or a token.
+"""
+
+from __future__ import annotations
+
+import atexit
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+
+from shared import logs
+from shared.envelope import encode_requests
+from shared.errors import Unavailable
+from shared.ingest.config import IngestConfig
+from shared.ingest.publisher import Publisher
+
+MAX_USER_AGENT_CHARS = 256
+MAX_ROWS_PER_MESSAGE = 500
+MAX_WAITING_ROWS = 20_000  # held while Pub/Sub is unreachable; beyond, the oldest are dropped and counted
+MAX_TRACKED_CLIENTS = 10_000  # clients counted in one window; beyond, new ones share the instance's bound
+EVERYONE = "*"  # the key of the instance-wide bound's suppressed row
+
+
+@dataclass
+class RequestFacts:
+    """What handling a request learnt about it, filled in as it goes (None: not reached)."""
+
+    format: str | None = None
+    content_encoding: str | None = None
+    wire_bytes: int | None = None
+    body_bytes: int | None = None
+    request_id: str | None = None
+    caller_kind: str | None = None
+    instance_id: str | None = None
+    license_fingerprint: str | None = None  # a refused license's too, when the key parses (never the key)
+    events: int | None = None
+    accepted: int | None = None
+    refused: Counter = field(default_factory=Counter)   # reason -> events
+    redacted: Counter = field(default_factory=Counter)  # field -> events
+    warnings: Counter = field(default_factory=Counter)  # code -> events
+    earliest: int | None = None  # accepted events' timestamps, microseconds since the epoch
+    latest: int | None = None
+
+
+def outcome(status: int, facts: RequestFacts) -> str:
+    """accepted (every event), partial, rejected (200, no event accepted), refused (4xx), failed (5xx)."""
+    if status >= 500:
+        return "failed"
+    if status >= 400:
+        return "refused"
+    if facts.refused:
+        return "partial" if facts.accepted else "rejected"
+    return "accepted"
+
+
+def _json_or_none(counts: Counter) -> dict | None:
+    return dict(counts) if counts else None
+
+
+@dataclass
+class _Window:
+    """Refused requests recorded and suppressed in the current window."""
+
+    started: float
+    total: int = 0
+    per_client: Counter = field(default_factory=Counter)
+    suppressed: dict[str, Counter] = field(default_factory=dict)  # client key -> error code -> requests
+    about: dict[str, dict] = field(default_factory=dict)  # client key -> the identity columns of its row
+
+
+class RequestLog:
+    """Builds, bounds and publishes the rows of one function instance."""
+
+    def __init__(self, config: IngestConfig, publisher: Publisher) -> None:
+        self.config = config
+        self.publisher = publisher
+        self._lock = threading.Lock()
+        self._rows: list[dict] = []
+        self._window = _Window(time.monotonic())
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def record(self, facts: RequestFacts, status: int, error_code: str | None, received_at_us: int,
+               handling_ms: float, user_agent: str | None, client_ip: str | None) -> None:
+        """Queue the request's row (or count it in its client's suppressed row)."""
+        if not self.config.request_log:
+            return
+        row = self._row(facts, status, error_code, received_at_us, handling_ms, user_agent)
+        with self._lock:
+            self._roll_window(time.monotonic())
+            if 400 <= status < 500 and not self._admit(facts.license_fingerprint or client_ip or "", row):
+                return
+            self._rows.append(row)
+            full = len(self._rows) >= MAX_ROWS_PER_MESSAGE
+        self._start()
+        if full:
+            self._wake.set()
+
+    def _row(self, facts: RequestFacts, status: int, error_code: str | None, received_at_us: int,
+             handling_ms: float, user_agent: str | None) -> dict:
+        return {
+            "record_id": uuid.uuid4().hex, "received_at": received_at_us, "request_id": facts.request_id,
+            "environment": self.config.environment, "caller_kind": facts.caller_kind,
+            "instance_id": facts.instance_id, "license_fingerprint": facts.license_fingerprint,
+            "status": status, "error_code": error_code, "outcome": outcome(status, facts),
+            "events": facts.events, "accepted": facts.accepted, "refused": _json_or_none(facts.refused),
+            "redacted": _json_or_none(facts.redacted), "warnings": _json_or_none(facts.warnings),
+            "wire_bytes": facts.wire_bytes, "body_bytes": facts.body_bytes, "format": facts.format,
+            "content_encoding": facts.content_encoding, "handling_ms": handling_ms,
+            "earliest_event": facts.earliest, "latest_event": facts.latest,
+            "user_agent": user_agent[:MAX_USER_AGENT_CHARS] if user_agent else None,
+        }
+
+    def _admit(self, client: str, row: dict) -> bool:
+        """Whether a refused request gets its own row within this window's bounds (else it is counted)."""
+        window, config = self._window, self.config
+        if client not in window.per_client and len(window.per_client) >= MAX_TRACKED_CLIENTS:
+            client = EVERYONE
+        if (window.per_client[client] < config.request_log_refused_per_client
+                and window.total < config.request_log_refused_per_instance):
+            window.per_client[client] += 1
+            window.total += 1
+            return True
+        # A client over its own bound has had rows (at most REFUSED_PER_INSTANCE / REFUSED_PER_CLIENT of them
+        # in a window): its own suppressed row; everything else is counted in the instance's.
+        over_own = client in window.per_client and window.per_client[client] >= config.request_log_refused_per_client
+        key = client if over_own else EVERYONE
+        window.suppressed.setdefault(key, Counter())[row["error_code"] or str(row["status"])] += 1
+        window.about.setdefault(key, {} if key == EVERYONE else {
+            name: row[name] for name in ("caller_kind", "instance_id", "license_fingerprint")})
+        return False
+
+    def _roll_window(self, now: float) -> None:
+        """At the end of a window: one suppressed row per client that went over a bound (lock held)."""
+        window = self._window
+        if now - window.started < self.config.request_log_window_s:
+            return
+        at = int(time.time() * 1_000_000)
+        for key, codes in window.suppressed.items():
+            self._rows.append({"record_id": uuid.uuid4().hex, "received_at": at, "status": None,
+                               "environment": self.config.environment, "outcome": "suppressed",
+                               "suppressed": sum(codes.values()), "suppressed_by_code": dict(codes),
+                               **window.about[key]})
+        self._window = _Window(now)
+
+    def _start(self) -> None:
+        """The publishing thread, started in the process that serves (after a fork)."""
+        if self._thread is not None:
+            return
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="request-log", daemon=True)
+                self._thread.start()
+                atexit.register(self.flush)
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(self.config.request_log_flush_s)
+            self._wake.clear()
+            self.flush()
+
+    def flush(self) -> None:
+        """Publish the waiting rows (and the suppressed rows of an ended window)."""
+        with self._lock:
+            self._roll_window(time.monotonic())
+            rows, self._rows = self._rows, []
+        for start in range(0, len(rows), MAX_ROWS_PER_MESSAGE):
+            chunk = rows[start:start + MAX_ROWS_PER_MESSAGE]
+            try:
+                self.publisher.publish(*encode_requests(chunk, self.config.gzip_level))
+            except Unavailable as exc:
+                self._keep(rows[start:], exc)
+                return
+
+    def _keep(self, rows: list[dict], exc: Unavailable) -> None:
+        """Publishing failed: the rows wait for the next flush, the oldest dropped beyond MAX_WAITING_ROWS."""
+        with self._lock:
+            self._rows[:0] = rows
+            dropped = max(0, len(self._rows) - MAX_WAITING_ROWS)
+            del self._rows[:dropped]
+        logs.warning("request_log_failed", reasonCode=exc.code, detail=exc.message, waiting=len(rows) - dropped,
+                     dropped=dropped)
