@@ -66,6 +66,7 @@ load_settings() {
   SINK_SA_EMAIL="$SINK_SA@$PROJECT.iam.gserviceaccount.com"
   PUSH_SA_EMAIL="$PUSH_SA@$PROJECT.iam.gserviceaccount.com"
   BUILD_SA_EMAIL="$BUILD_SA@$PROJECT.iam.gserviceaccount.com"
+  BUILD_IDENTITY="projects/$PROJECT/serviceAccounts/$BUILD_SA_EMAIL"
   AGGREGATES_SA_EMAIL="$AGGREGATES_SA@$PROJECT.iam.gserviceaccount.com"
   DLQ_PULL="$DEAD_LETTER_TOPIC-pull"
   DS="$PROJECT.$DATASET"
@@ -284,7 +285,6 @@ functions_step() {
   ingest_env="$(settings env ingest)" || die "the ingest function's settings are invalid (above)"
   # functions-framework's gunicorn serves WORKERS x THREADS requests at once whatever --concurrency says:
   # the two agree, so Cloud Run never sends more than the server can take.
-  BUILD_IDENTITY="projects/$PROJECT/serviceAccounts/$BUILD_SA_EMAIL"
   deploy_function "$INGEST_FUNCTION" --gen2 --runtime=python311 --region="$REGION" \
     --source="$BUILD/ingest" --entry-point=ingest --trigger-http --allow-unauthenticated \
     --ingress-settings="$INGEST_INGRESS" --service-account="$INGEST_SA_EMAIL" \
@@ -491,8 +491,8 @@ main() {
   analysts_step
   service_accounts
   schedule_step
+  trigger_step    # the sink first: it reads every message kind a new ingest may publish (docs/api.md)
   functions_step
-  trigger_step
   edge_step
   monitoring
   verify

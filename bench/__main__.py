@@ -10,7 +10,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import cold_start, cost, cpu, http_load, pipeline_bench
+from bench import cold_start, cost, cpu, http_load, pipeline_bench, request_log
 
 OUT = Path(__file__).resolve().parent / "results.json"
 
@@ -31,6 +31,9 @@ def main() -> int:
     ingest = cpu.measure_ingest()
     print("2/4 sink transform ...", flush=True)
     transform = cpu.measure_sink_transform()
+    logged = request_log.measure()
+    log_costs = {"busy": cost.request_log_per_million_events(logged, logged["busy_rows_per_message"]),
+                 "idle": cost.request_log_per_million_events(logged, 1)}
     print("3/4 HTTP throughput and latency (functions-framework + Pub/Sub emulator) ...", flush=True)
     http = http_load.measure()
     print("4/4 sink into the BigQuery emulator and end-to-end lag (whole local pipeline) ...", flush=True)
@@ -66,10 +69,12 @@ def main() -> int:
         "cost_per_million_usd": costs["a_batched_gzip_storage_write"]["total"],
         "protobuf_cost_per_million_usd": protobuf_costs["a_batched_gzip_storage_write"]["total"],
         "wire_bytes_per_event": ingest["wire_bytes_per_event"],
+        "request_log_cost_per_million_usd": log_costs["busy"]["total"],
+        "request_log_idle_cost_per_million_usd": log_costs["idle"]["total"],
         "machine": machine(),
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "details": {"ingest": ingest, "sink_transform": transform, "http": http, "pipeline": pipe, "cost": costs,
-                    "protobuf_cost": protobuf_costs,
+                    "protobuf_cost": protobuf_costs, "request_log": {**logged, "cost": log_costs},
                     "cold_start": cold, "sink_message_s_deployed": sink_message_s},
     }
     OUT.write_text(json.dumps(results, indent=2) + "\n")
@@ -107,6 +112,11 @@ def main() -> int:
          "(100 ms rounding + request fee)"),
         ("cost per million, protobuf bodies", f"${protobuf_costs['a_batched_gzip_storage_write']['total']:.4f}",
          "-", "design (a) with protobuf requests and schemaVersion 2 messages"),
+        ("request log per million events", f"${log_costs['busy']['total']:.4f}", "-",
+         f"{logged['busy_rows_per_message']} rows per message; ${log_costs['idle']['total']:.4f} when every row "
+         f"travels alone (an idle instance); ingest {logged['ingest_s_per_request'] * 1e6:.1f} us and sink "
+         f"{logged['sink_s_per_request'] * 1e6:.1f} us per request; row {logged['row_bytes']} B; "
+         f"storage ${log_costs['busy']['storage_month']:.5f}/month"),
         ("bytes per event on the wire", f"{wb['json']:.0f} / {wb['protobuf']:.0f} B", "-",
          f"JSON / protobuf raw; gzip'd (level 5) {wb['json_gzip']:.0f} / {wb['protobuf_gzip']:.0f} B"),
         ("storage per million events/month", f"${storage['active']:.4f}", "-",

@@ -105,3 +105,26 @@ def edge_per_million_events(request_bytes_per_event: float, batch: int = BATCH) 
     parts = {"load_balancer": processed * LB_DATA_PROCESSED_PER_GIB,
              "cloud_armor": n / batch * ARMOR_PER_MILLION_REQUESTS / 1e6}
     return {**parts, "total": sum(parts.values()), "per_request": sum(parts.values()) / (n / batch)}
+
+
+def request_log_per_million_events(m: dict, rows_per_message: float, batch: int = BATCH) -> dict:
+    """What the request log adds per million events sent in batches of `batch` (one row per request).
+
+    m (bench/request_log.py): ingest_s_per_request and sink_s_per_request (CPU), row_bytes (a stored row),
+    message_bytes_per_row and single_row_message_bytes (gzip'd messages). rows_per_message: 1 for an idle
+    instance (every row its own message and sink invocation), more when requests come together. The ingest
+    work falls inside requests already billed (not rounded up again); every sink invocation is billed.
+    """
+    rows = 1e6 / batch
+    messages = rows / rows_per_message
+    message_bytes = (m["single_row_message_bytes"] if rows_per_message == 1
+                     else m["message_bytes_per_row"] * rows_per_message)
+    sink_s = m["sink_s_per_request"] * rows_per_message / SINK["vcpu"]
+    parts = {
+        "pubsub": _pubsub(messages, message_bytes),
+        "functions": rows * m["ingest_s_per_request"] * INGEST["vcpu"] * RUN_VCPU_SECOND
+        + messages * request_cost(sink_s, SINK),
+        "bigquery": rows * m["row_bytes"] / GIB * BQ_STORAGE_WRITE_PER_GIB,
+    }
+    return {**parts, "total": sum(parts.values()),
+            "storage_month": rows * m["row_bytes"] / GIB * BQ_ACTIVE_STORAGE_GIB_MONTH}

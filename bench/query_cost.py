@@ -14,12 +14,16 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from functools import cache
 
 from bench import corpus
+from bench.request_log import facts
 from shared.envelope import Batch, Identity
+from shared.ingest.requestlog import request_record
+from shared.sink.request_rows import request_row
 from shared.sink.rows import context_columns, event_batch_columns, event_row, micros
 from shared.sink.warehouse import aggregates
-from shared.sink.warehouse.tables import EVENTS
+from shared.sink.warehouse.tables import EVENTS, REQUESTS
 
 EVENTS_PER_DAY = 1_000_000
 RETENTION_DAYS = 730
@@ -28,6 +32,7 @@ ACTIVE_INSTANCES_PER_DAY = 2_000
 INSTANCES_EVER = 5_000
 USAGE_ROWS_PER_DAY = 2_000          # distinct feature x action x client x client version per day
 METADATA_KEY_ROWS_PER_DAY = 1_500   # distinct feature x action x parameters version x key per day
+REQUESTS_PER_DAY = 20_000          # requests of 50 events on average, and the refused ones
 SKETCH_BYTES = 400                  # an HLL++ sketch of tens to hundreds of values (sparse); dense ones are 32 KiB
 ON_DEMAND_USD_PER_TIB = 6.25        # US multi-region on-demand price; check https://cloud.google.com/bigquery/pricing
 FIXED = {"INT64": 8, "FLOAT64": 8, "TIMESTAMP": 8, "DATE": 8, "BOOL": 1}
@@ -60,6 +65,13 @@ def event_column_bytes(sample: int = 2_000) -> dict[str, float]:
     return {name: sum(logical_bytes(r.get(name), t) for r in rows) / len(rows) for name, t in types.items()}
 
 
+@cache
+def request_column_bytes() -> dict[str, int]:
+    """Logical bytes per requests column of a typical accepted request's row, as the sink writes it."""
+    row = request_row(request_record("prod", facts(), 200, None, 1, 12.5, "sourcegraph/6.0"), 1)
+    return {c.name: logical_bytes(row.get(c.name), c.type) for c in REQUESTS.columns}
+
+
 # Logical bytes of an aggregate column (typical names and versions; sketches as assumed above).
 AGGREGATE_COLUMN_BYTES = {
     "day": 8, "day_start": 8, "feature": 20, "action": 12, "client_name": 23, "client_version": 8, "key": 14,
@@ -79,6 +91,7 @@ def _rows(table: str, days: int) -> float:
         return INSTANCES_EVER  # not partitioned: every row is read
     return {"daily_feature_usage": USAGE_ROWS_PER_DAY, "daily_active_users": ACTIVE_INSTANCES_PER_DAY,
             "daily_active_instances": ACTIVE_INSTANCES_PER_DAY, "daily_metadata_keys": METADATA_KEY_ROWS_PER_DAY,
+            "daily_ingestion_health": ACTIVE_INSTANCES_PER_DAY, "requests": REQUESTS_PER_DAY,
             }.get(table, EVENTS_PER_DAY) * days
 
 
@@ -87,6 +100,8 @@ def read_bytes(table: str, columns: tuple[str, ...], days: int, sizes: dict[str,
     if table in ("events", "events_deduped"):
         wanted = set(columns) | (set(DEDUP_WINDOW) if table == "events_deduped" else set())
         scanned = sum(sizes[c] for c in wanted) * _rows(table, days)
+    elif table == "requests":
+        scanned = sum(request_column_bytes()[c] for c in columns) * _rows(table, days)
     else:
         scanned = sum(_column_bytes(c) for c in columns) * _rows(table, days)
     return max(scanned, MINIMUM_BILLED)
@@ -120,6 +135,11 @@ QUESTIONS = (
     ("Instances and what they last reported",
      ("events_deduped", ("timestamp", "instance_id", "license_fingerprint", "server_version", "received_at"), 400),
      ("instances", ("instance_id", "last_seen", "server_version", "server_versions", "active_days_28"), 1)),
+    ("Why is data missing: an instance's requests, refusals and lateness per day (30 days)",
+     ("requests", ("received_at", "instance_id", "license_fingerprint", "outcome", "status", "events", "accepted",
+                   "refused"), 30),
+     ("daily_ingestion_health", ("day", "instance_id", "requests", "events_accepted", "refused", "unauthorized_401",
+                                 "forbidden_403", "throttled_429", "lateness_p95_s"), 30)),
     ("Ingestion lag by day received (30 days of events)",
      ("events", ("timestamp", "received_at"), 30), None),
 )
@@ -166,7 +186,19 @@ def refresh_bytes(sizes: dict[str, float], dirty_days: int) -> float:
         merges += sum(sizes[c] for c in set(DEDUP_WINDOW[:6]) | set(columns)) * EVENTS_PER_DAY * dirty_days
         merges += read_bytes(target, _columns(target), dirty_days, sizes)
     instances = read_bytes("daily_active_instances", aggregates.MATERIALIZED_VIEW_COLUMNS, RETENTION_DAYS, sizes)
-    return find + merges + instances + read_bytes("instances", _columns("instances"), 1, sizes)
+    return (find + merges + instances + read_bytes("instances", _columns("instances"), 1, sizes)
+            + health_refresh_bytes(sizes, dirty_days))
+
+
+def health_refresh_bytes(sizes: dict[str, float], dirty_days: int) -> float:
+    """daily_ingestion_health's part of a refresh: finding the days of new requests (received_at and inserted_at
+    over the lookback), then its MERGE: those days of requests (every column) and of events (lateness, version),
+    the licenses of `instances`, and its target."""
+    find = read_bytes("requests", ("received_at", "inserted_at"), aggregates.LOOKBACK_DAYS + 1, sizes)
+    return (find + read_bytes("requests", tuple(request_column_bytes()), dirty_days, sizes)
+            + read_bytes("events", ("timestamp", "received_at", "instance_id", "server_version"), dirty_days, sizes)
+            + read_bytes("instances", ("license_fingerprint", "instance_id", "last_event"), 1, sizes)
+            + read_bytes("daily_ingestion_health", _columns("daily_ingestion_health"), dirty_days, sizes))
 
 
 def _columns(table: str) -> tuple[str, ...]:

@@ -66,6 +66,23 @@ def _json_or_none(counts: Counter) -> dict | None:
     return dict(counts) if counts else None
 
 
+def request_record(environment: str, facts: RequestFacts, status: int, error_code: str | None, received_at_us: int,
+                handling_ms: float, user_agent: str | None) -> dict:
+    """The record of one request: its `requests` row but inserted_at, which the sink adds."""
+    return {
+        "record_id": uuid.uuid4().hex, "received_at": received_at_us, "request_id": facts.request_id,
+        "environment": environment, "caller_kind": facts.caller_kind,
+        "instance_id": facts.instance_id, "license_fingerprint": facts.license_fingerprint,
+        "status": status, "error_code": error_code, "outcome": outcome(status, facts),
+        "events": facts.events, "accepted": facts.accepted, "refused": _json_or_none(facts.refused),
+        "redacted": _json_or_none(facts.redacted), "warnings": _json_or_none(facts.warnings),
+        "wire_bytes": facts.wire_bytes, "body_bytes": facts.body_bytes, "format": facts.format,
+        "content_encoding": facts.content_encoding, "handling_ms": handling_ms,
+        "earliest_event": facts.earliest, "latest_event": facts.latest,
+        "user_agent": user_agent[:MAX_USER_AGENT_CHARS] if user_agent else None,
+    }
+
+
 @dataclass
 class _Window:
     """Refused requests recorded and suppressed in the current window."""
@@ -94,7 +111,8 @@ class RequestLog:
         """Queue the request's row (or count it in its client's suppressed row)."""
         if not self.config.request_log:
             return
-        row = self._row(facts, status, error_code, received_at_us, handling_ms, user_agent)
+        row = request_record(self.config.environment, facts, status, error_code, received_at_us, handling_ms,
+                          user_agent)
         with self._lock:
             self._roll_window(time.monotonic())
             if 400 <= status < 500 and not self._admit(facts.license_fingerprint or client_ip or "", row):
@@ -104,21 +122,6 @@ class RequestLog:
         self._start()
         if full:
             self._wake.set()
-
-    def _row(self, facts: RequestFacts, status: int, error_code: str | None, received_at_us: int,
-             handling_ms: float, user_agent: str | None) -> dict:
-        return {
-            "record_id": uuid.uuid4().hex, "received_at": received_at_us, "request_id": facts.request_id,
-            "environment": self.config.environment, "caller_kind": facts.caller_kind,
-            "instance_id": facts.instance_id, "license_fingerprint": facts.license_fingerprint,
-            "status": status, "error_code": error_code, "outcome": outcome(status, facts),
-            "events": facts.events, "accepted": facts.accepted, "refused": _json_or_none(facts.refused),
-            "redacted": _json_or_none(facts.redacted), "warnings": _json_or_none(facts.warnings),
-            "wire_bytes": facts.wire_bytes, "body_bytes": facts.body_bytes, "format": facts.format,
-            "content_encoding": facts.content_encoding, "handling_ms": handling_ms,
-            "earliest_event": facts.earliest, "latest_event": facts.latest,
-            "user_agent": user_agent[:MAX_USER_AGENT_CHARS] if user_agent else None,
-        }
 
     def _admit(self, client: str, row: dict) -> bool:
         """Whether a refused request gets its own row within this window's bounds (else it is counted)."""

@@ -197,3 +197,27 @@ def test_the_health_table_counts_the_mix_per_instance(pipeline, scene, mix):
     [x_day] = [r for r in x if r["lateness_p50_s"] is not None]
     assert LATE.total_seconds() - 1 < x_day["lateness_p50_s"] <= x_day["lateness_p95_s"] < LATE.total_seconds() + 60
     assert x_day["server_version"] == "5.4.0"  # the redacted event is the day's latest
+
+
+def test_rows_still_waiting_are_published_when_an_instance_shuts_down(pipeline, tmp_path):
+    """A Cloud Run instance gets SIGTERM before it goes: the rows its flusher has not published yet go out."""
+    from devtools.topology import ensure_subscription
+    from shared.envelope import decode_requests, is_requests
+
+    watch = ensure_subscription(pipeline.subscriber, pipeline.project, f"reqlog-{uuid.uuid4().hex[:8]}",
+                                pipeline.topic_path)
+    server = start_function("ingest", {**pipeline.env, "REQUEST_LOG_FLUSH_SECONDS": "600"})
+    marker = f"shutdown-{uuid.uuid4().hex[:8]}"
+    resp = requests.post(f"{server.url}/v1/events", data=b"{}", timeout=10,
+                         headers={"Content-Type": "application/json", "User-Agent": marker})
+    assert resp.status_code == 400
+    server.stop()  # SIGTERM: gunicorn's graceful exit
+    deadline, rows = time.monotonic() + 20, []
+    while not rows and time.monotonic() < deadline:
+        got = pipeline.subscriber.pull(subscription=watch, max_messages=100, timeout=5).received_messages
+        if got:
+            pipeline.subscriber.acknowledge(subscription=watch, ack_ids=[m.ack_id for m in got])
+        rows += [r for m in got if is_requests(m.message.attributes)
+                 for r in decode_requests(m.message.data, dict(m.message.attributes)) if r["user_agent"] == marker]
+    pipeline.subscriber.delete_subscription(subscription=watch)
+    assert [(r["status"], r["error_code"]) for r in rows] == [(400, resp.json()["error"]["code"])]
