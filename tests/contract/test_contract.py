@@ -65,7 +65,7 @@ def test_valid_batch_all_succeed(base_url, license_key):
     events = [make_event() for _ in range(3)]
     resp = post(base_url, body(*events), license_key)
     assert resp.status_code == 200, resp.text
-    assert resp.json() == {"succeededEvents": [e["id"] for e in events], "failedEvents": []}
+    assert resp.json() == {"succeededEvents": [e["id"] for e in events], "failedEvents": [], "warnings": []}
 
 
 def test_gzip_batch(base_url, license_key):

@@ -173,13 +173,21 @@ def fresh_deploy(repo: Path, stack: Stack, environ: dict[str, str]) -> tuple[dic
     return state, out.stdout + out.stderr
 
 
-def test_a_new_project_deploys_then_redeploys_unchanged_then_alters_once_for_a_new_column(real_repo, standin_stack,
-                                                                                         cli_environ):
-    project = project_of(real_repo)
-    before, _ = fresh_deploy(real_repo, standin_stack, cli_environ)
+@pytest.fixture(scope="module")
+def new_project(repo: Path, tmp_path_factory: pytest.TempPathFactory, standin_stack: Stack,
+                cli_environ: dict[str, str]) -> tuple[Path, dict]:
+    """A new project (no domain) deployed once and checked by fresh_deploy: its repository and the state then
+    (each deploy in a test item of its own, so that none holds two deploys' time against the timeout)."""
+    dest = private_repo(repo, tmp_path_factory.mktemp("new") / "repo")
+    state, _ = fresh_deploy(dest, standin_stack, cli_environ)
+    return dest, state
 
+
+def test_a_new_project_redeploys_unchanged(new_project, standin_stack, cli_environ):
+    repo, before = new_project
+    project = project_of(repo)
     standin_stack.reset_requests()
-    out = deploy(real_repo, cli_environ)
+    out = deploy(repo, cli_environ)
     assert out.returncode == 0, output(out)
     state = standin_stack.state()
     assert "trigger is unchanged" in out.stdout
@@ -191,17 +199,21 @@ def test_a_new_project_deploys_then_redeploys_unchanged_then_alters_once_for_a_n
     assert len(owned(state["bigquerydatatransfer"]["configs"], standin_stack, project)) == 1
     assert state["bigquery"]["computations"][f"{project}.telemetry.daily_active_instances"] == 1
 
-    tables = real_repo / "shared" / "sink" / "warehouse" / "tables.py"
+
+def test_a_new_column_is_added_by_one_alter_table(new_project, standin_stack, cli_environ):
+    repo, _ = new_project
+    project = project_of(repo)
+    tables = repo / "shared" / "sink" / "warehouse" / "tables.py"
     original = tables.read_text()
     # The last column of `events` only (its tuple ends with the caller columns it shares with rejected_events).
     line_end = original.index("        *_CALLER,\n", original.index("EVENTS = TableDef(")) + len("        *_CALLER,\n")
-    subprocess.run([*GIT, "checkout", "-qb", "new-column"], cwd=real_repo, check=True)
+    subprocess.run([*GIT, "checkout", "-qb", "new-column"], cwd=repo, check=True)
     tables.write_text(original[:line_end] + '        Column("standin_probe", STRING, "A column added by a test."),\n'
                       + original[line_end:])
-    subprocess.run([*GIT, "commit", "-qam", "a new column"], cwd=real_repo, check=True)
-    subprocess.run([*GIT, "checkout", "-q", "-"], cwd=real_repo, check=True)
+    subprocess.run([*GIT, "commit", "-qam", "a new column"], cwd=repo, check=True)
+    subprocess.run([*GIT, "checkout", "-q", "-"], cwd=repo, check=True)
     standin_stack.reset_requests()
-    out = deploy(real_repo, cli_environ, "--version", "new-column")
+    out = deploy(repo, cli_environ, "--version", "new-column")
     assert out.returncode == 0, output(out)
     alters = [s for s in statements(standin_stack.requests(), project) if s.kind == "ALTER_TABLE"]
     assert len(alters) == 1 and alters[0].target == f"{project}.telemetry.events", [s.text for s in alters]
@@ -219,8 +231,8 @@ def test_a_trigger_change_is_refused_then_recreates_a_healthy_subscription_when_
                                                                                        cli_environ):
     project = project_of(real_repo)
     # New accounts' grants take minutes to apply: the first builds fail with the documented permission error
-    # and deploy.sh retries them (here with 3 s between tries, against a 6 s propagation).
-    with standin_stack.behaviour(build_iam_delay_seconds=6.0):
+    # and deploy.sh retries them (here with 3 s between tries; the account's first build fails).
+    with standin_stack.behaviour(build_iam_failing_builds=1):
         before, said = fresh_deploy(real_repo, standin_stack, {**cli_environ, "BUILD_RETRY_SECONDS": "3"})
     assert "missing permission on the build service account" in said
     assert "the build account's grants are not applied yet; retrying" in said

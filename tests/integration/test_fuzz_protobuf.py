@@ -27,9 +27,9 @@ from tests.integration.attacks import AUTHORIZATIONS, ENCODINGS, check_answer, d
 from tests.integration.messages import MARKETING, base_event, licensed, varint
 
 pytestmark = pytest.mark.integration
-# The JSON fuzz's settings (`make fuzz` raises them), a fifth and a half of them: an example costs about what a
+# The JSON fuzz's settings (`make fuzz` raises them), a quarter and a half of them: an example costs about what a
 # JSON one does, and `make test` gains ~20 s, not a minute more.
-EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "10000")) // 5
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "4000")) // 4
 HTTP_EXAMPLES = int(os.environ.get("FUZZ_HTTP_EXAMPLES", "500")) // 2
 
 INT32, INT64 = st.integers(-(2**31), 2**31 - 1), st.integers(-(2**63), 2**63 - 1)

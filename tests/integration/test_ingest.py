@@ -37,7 +37,7 @@ def test_valid_batch_published_once_with_identity(prod_server, keys, subscriptio
     events = [make_event() for _ in range(5)]
     resp = post(prod_server, make_body(events, instance_id="inst-A", request_id="req-1"), lic)
     assert resp.status_code == 200, resp.text
-    assert resp.json() == {"succeededEvents": [e["id"] for e in events], "failedEvents": []}
+    assert resp.json() == {"succeededEvents": [e["id"] for e in events], "failedEvents": [], "warnings": []}
     messages = pull(expect=1)
     assert len(messages) == 1
     batch = decode(messages[0].data, dict(messages[0].attributes))

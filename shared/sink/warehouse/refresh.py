@@ -144,7 +144,7 @@ arrivals AS (
 days AS (SELECT day, key FROM counts UNION DISTINCT SELECT day, key FROM arrivals)
 SELECT day, NULLIF(key, '') AS instance_id, {counts},
   refused, redacted, warnings,
-  lateness_ms[OFFSET(50)] / 1000 AS lateness_p50_s, lateness_ms[OFFSET(95)] / 1000 AS lateness_p95_s,
+  lateness_ms[SAFE_OFFSET(50)] / 1000 AS lateness_p50_s, lateness_ms[SAFE_OFFSET(95)] / 1000 AS lateness_p95_s,
   server_version, c.last_request_at
 FROM days LEFT JOIN counts AS c USING (day, key){joins}
 LEFT JOIN arrivals USING (day, key)"""

@@ -13,6 +13,8 @@ class Settings:
     eventarc_retention_seconds: int = 86400  # Eventarc's push subscriptions keep messages 24 h
     recreate_trigger_on_update: bool = True  # a deploy with eventTrigger in the update mask recreates it
     build_iam_delay_seconds: float = 1.0  # a build within this long after its account was created/granted fails
+    build_iam_failing_builds: int = 0  # ... or, counted rather than timed (a slow machine cannot outrun it): the
+    # first this many builds by each build account fail
     binding_iam_delay_seconds: float = 0.0  # a binding naming an account created this recently fails
     table_updates_per_window: int = 5  # table metadata update operations per table ...
     table_update_window_seconds: float = 10.0  # ... per this many seconds

@@ -1,4 +1,4 @@
-"""The redrive's pure parts, and its loop against an in-memory subscription (no process, no server)."""
+"""The redrive's command line, and its loop against an in-memory subscription (no process, no server)."""
 
 from __future__ import annotations
 
@@ -8,54 +8,13 @@ from concurrent.futures import Future
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
-import orjson
 import pytest
 from google.cloud.pubsub_v1 import types
 
-from shared.envelope import Batch, Identity, encode
-from tests.helpers import make_event
-from tools.redrive import (
-    DECODABLE,
-    Redrive,
-    age_bucket,
-    classify,
-    decide,
-    default_subscription,
-    parse_duration,
-    parser,
-    republish_attributes,
-    subscription_path,
-)
+from tests.unit.tools.test_deadletter import DEAD_LETTER_ATTRIBUTES, batch_message
+from tools.redrive import Redrive, default_subscription, parser, subscription_path
 
-DEAD_LETTER_ATTRIBUTES = {"CloudPubSubDeadLetterSourceDeliveryCount": "5",
-                          "CloudPubSubDeadLetterSourceSubscription": "telemetry-events-sink",
-                          "CloudPubSubDeadLetterSourceSubscriptionProject": "p",
-                          "CloudPubSubDeadLetterSourceTopicPublishTime": "2026-11-01T00:00:00.000Z"}
-
-
-def batch_message(events: int = 1, received_at: str | None = None, **extra: str) -> tuple[bytes, dict]:
-    identity = Identity("inst-1", None, "fp-1", ("dev",), "dev", "licensed_instance")
-    batch = Batch(identity, "req-1", received_at or datetime.now(UTC).isoformat(),
-                  [make_event() for _ in range(events)])
-    return encode(batch, 1, extra or None)
-
-
-# -- pure functions --------------------------------------------------------------------------------------
-
-@pytest.mark.parametrize(("text", "expected"), [
-    ("90s", timedelta(seconds=90)), ("30m", timedelta(minutes=30)), ("2h", timedelta(hours=2)),
-    ("1d", timedelta(days=1)), ("1w", timedelta(days=7)), ("1h30m", timedelta(hours=1, minutes=30)),
-    (" 2H ", timedelta(hours=2)), ("0s", timedelta(0)),
-])
-def test_durations(text, expected):
-    assert parse_duration(text) == expected
-
-
-@pytest.mark.parametrize("text", ["", "2", "h", "-1h", "2x", "1.5h", "2 h", "2h-", "two hours"])
-def test_what_is_not_a_duration(text):
-    with pytest.raises(ValueError, match="not a duration"):
-        parse_duration(text)
-
+# -- the command line ------------------------------------------------------------------------------------
 
 def test_the_command_line_refuses_a_bad_duration_or_count(capsys):
     for argv in (["--older-than", "soon"], ["--max", "0"], ["--batch", "-1"]):
@@ -67,66 +26,11 @@ def test_the_command_line_refuses_a_bad_duration_or_count(capsys):
     assert (args.dry_run, args.max, args.older_than, args.subscription) == (True, 5, timedelta(hours=2), None)
 
 
-def test_only_pub_sub_s_dead_letter_attributes_are_dropped():
-    kept = {"encoding": "gzip", "eventCount": "3", "requestId": "", "deadLetter": "mine",
-            "cloudPubSubDeadLetterSourceDeliveryCount": "not Pub/Sub's (case differs)", "CloudPubSubOther": "x"}
-    assert republish_attributes({**kept, **DEAD_LETTER_ATTRIBUTES}) == kept
-    assert republish_attributes({}) == {}
-
-
 def test_the_default_subscription_is_the_one_deploy_sh_creates():
     # deploy.sh: DLQ_PULL="$DEAD_LETTER_TOPIC-pull", DEAD_LETTER_TOPIC=telemetry-events-dead-letter (deploy/*.env)
     assert default_subscription("telemetry-events") == "telemetry-events-dead-letter-pull"
     assert subscription_path("p", "s") == "projects/p/subscriptions/s"
     assert subscription_path("p", "projects/q/subscriptions/s") == "projects/q/subscriptions/s"
-
-
-def _poison_cases() -> list[tuple[str, bytes, dict]]:
-    data, attributes = batch_message()
-    raw = lambda doc: orjson.dumps(doc)  # noqa: E731
-    head = {"schemaVersion": 1, "receivedAt": "2026-11-01T00:00:00Z",
-            "identity": {"instanceId": "i", "environment": "dev"}, "events": []}
-    return [
-        ("undecodable_payload", b"\x1f\x8bnot-gzip", {"encoding": "gzip"}),
-        ("undecodable_payload", data[: len(data) // 2], attributes),  # truncated gzip
-        ("undecodable_payload", b"", {}),
-        ("undecodable_payload", b"{not json", {"encoding": "identity"}),
-        ("unknown_encoding", data, {**attributes, "encoding": "br"}),
-        ("unsupported_schema_version", raw({**head, "schemaVersion": 2}), {}),
-        ("unsupported_schema_version", raw([1, 2]), {}),
-        ("envelope_incomplete", raw({k: v for k, v in head.items() if k != "identity"}), {}),
-        ("events_not_a_list", raw({**head, "events": {"a": 1}}), {}),
-        ("redacted_fields_mismatch", raw({**head, "events": [{}], "redactedFields": [[], []]}), {}),
-        ("envelope_unusable", raw({**head, "receivedAt": "yesterday"}), {}),
-    ]
-
-
-@pytest.mark.parametrize(("reason", "data", "attributes"), _poison_cases())
-def test_messages_that_would_only_fail_again_are_named_by_reason(reason, data, attributes):
-    assert classify(data, attributes) == reason
-
-
-def test_a_real_batch_is_decodable_with_or_without_the_dead_letter_attributes():
-    data, attributes = batch_message(3)
-    assert classify(data, attributes) == DECODABLE
-    assert classify(data, {**attributes, **DEAD_LETTER_ATTRIBUTES}) == DECODABLE
-
-
-def test_age_buckets():
-    assert [age_bucket(timedelta(seconds=s)) for s in (0, 3599, 3600, 86399, 86400, 7 * 86400 - 1, 7 * 86400)] == [
-        "<1h", "<1h", "1h-1d", "1h-1d", "1d-7d", "1d-7d", ">=7d"]
-
-
-def test_decide():
-    old, young = timedelta(hours=3), timedelta(minutes=5)
-    assert decide(DECODABLE, old, None, False, None, False) == "move"
-    assert decide(DECODABLE, old, timedelta(hours=2), False, 1, False) == "move"
-    assert decide(DECODABLE, young, timedelta(hours=2), False, None, False) == "too_young"
-    assert decide(DECODABLE, old, None, False, 0, False) == "over_max"
-    assert decide(DECODABLE, old, None, True, None, False) == "dry_run"
-    assert decide(DECODABLE, old, None, False, None, True) == "dead_lettered_again"
-    assert decide("undecodable_payload", old, None, False, None, False) == "undecodable_payload"
-    assert decide("undecodable_payload", old, None, True, None, False) == "undecodable_payload"
 
 
 # -- the loop, on an in-memory subscription ----------------------------------------------------------------
@@ -267,7 +171,7 @@ def test_older_than_moves_only_the_older():
     sub = FakeSubscription()
     old = [sub.add(*batch_message(), age=timedelta(hours=3)) for _ in range(3)]
     young = [sub.add(*batch_message(), age=timedelta(minutes=10)) for _ in range(2)]
-    report, _ = redrive(sub, older_than=parse_duration("2h"))
+    report, _ = redrive(sub, older_than=timedelta(hours=2))
     assert report.moved == 3 and sorted(sub.waiting()) == sorted(young) and report.left == {"too_young": 2}
     assert all(sub.messages[mid]["acked"] for mid in old)
 

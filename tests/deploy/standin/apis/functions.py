@@ -51,6 +51,7 @@ class Functions(Api):
         self.operations: dict[str, dict] = {}
         self.uploads: dict[str, int] = {}
         self.deploys: dict[str, int] = {}
+        self.failed_builds: dict[str, int] = {}  # build account -> builds failed by build_iam_failing_builds
         self.revisions = itertools.count(1)
         self.lock = threading.RLock()
 
@@ -181,13 +182,23 @@ class Functions(Api):
                     "apiVersion": "v2", "requestedCancellation": False}
         account = function.get("buildConfig", {}).get("serviceAccount", "").rsplit("/", 1)[-1]
         operation: dict = {"name": op_name, "metadata": metadata, "done": False}
-        if account and self.identities.changed_within(account, self.settings.build_iam_delay_seconds):
+        if account and (self.identities.changed_within(account, self.settings.build_iam_delay_seconds)
+                        or self._first_builds_fail(account)):
             operation["_result"] = {"error": {"code": 3, "message": BUILD_PERMISSION_ERROR}}
             function["state"] = "FAILED"
         else:
             operation["_result"] = {"response": {"@type": FUNCTION_TYPE, **copy.deepcopy(function)}}
         self.operations[op_name] = operation
         return ok({k: v for k, v in operation.items() if not k.startswith("_")})
+
+    def _first_builds_fail(self, account: str) -> bool:
+        """Whether this build is one of the account's first build_iam_failing_builds (then counted)."""
+        with self.lock:
+            failed = self.failed_builds.get(account, 0)
+            if failed >= self.settings.build_iam_failing_builds:
+                return False
+            self.failed_builds[account] = failed + 1
+            return True
 
     def operation(self, request: Request, name: str) -> Response:
         operation = self.operations.get(name)
