@@ -75,3 +75,26 @@ def unknown_fields(value: dict, known: Node = KNOWN) -> dict:
         if type(item) is dict and (nested := unknown_fields(item, node)):
             extra[key] = nested
     return extra
+
+
+# For has_unknown_fields: (key, its keys, ((child, the child's keys), ...)) of every object at the top level.
+# FIELDS nests objects two levels deep at most (source.server, parameters.billingMetadata, ...); a test pins it.
+_TOP_KEYS = frozenset(FIELDS)
+_OBJECTS = tuple((key, frozenset(tree), tuple((child, frozenset(sub)) for child, sub in tree.items() if sub))
+                 for key, tree in FIELDS.items() if tree)
+
+
+def has_unknown_fields(event: dict) -> bool:
+    """Whether unknown_fields(event) would find any, without building them (ingest asks it of every event)."""
+    if not event.keys() <= _TOP_KEYS:
+        return True
+    for key, keys, children in _OBJECTS:
+        item = event.get(key)
+        if type(item) is dict:
+            if not item.keys() <= keys:
+                return True
+            for child, child_keys in children:
+                sub = item.get(child)
+                if type(sub) is dict and not sub.keys() <= child_keys:
+                    return True
+    return False

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 import orjson
 
-from shared.event import unknown_fields
+from shared.event import has_unknown_fields
 from shared.ingest.checks import Invalid, check
 from shared.ingest.names import DuplicateField, camel_case
 from shared.ingest.policy import MARKETING_TRACKING, PRIVATE_METADATA
@@ -188,7 +188,7 @@ def truncated_below_micros(stamp: str) -> bool:
 def _changes(event: dict, clash: bool) -> tuple[str, ...]:
     """The warnings' codes of a valid (camelCase) event, before the privacy policy."""
     codes = ("legacy_metadata_overridden",) if clash else ()
-    if unknown_fields(event):
+    if has_unknown_fields(event):
         codes += ("unknown_fields_kept",)
     if truncated_below_micros(event["timestamp"]):
         codes += ("timestamp_truncated",)

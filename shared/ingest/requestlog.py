@@ -190,5 +190,5 @@ class RequestLog:
             self._rows[:0] = rows
             dropped = max(0, len(self._rows) - MAX_WAITING_ROWS)
             del self._rows[:dropped]
-        logs.warning("request_log_failed", reasonCode=exc.code, detail=exc.message, waiting=len(rows) - dropped,
+        logs.warning("request_log_failed", cause=exc.code, detail=exc.message, waiting=len(rows) - dropped,
                      dropped=dropped)

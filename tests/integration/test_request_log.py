@@ -22,7 +22,7 @@ from devtools.functions import start_function
 from shared.ingest.licenses.keys import decode_license
 from shared.sink.warehouse import refresh
 from tests.helpers import make_body, make_event
-from tests.integration.rows import table
+from tests.integration.rows import table, wait_rows
 
 pytestmark = pytest.mark.integration
 PER_CLIENT, WINDOW_S, FLOOD = 5, 3, 30
@@ -180,6 +180,9 @@ def merged(rows: list[dict], name: str) -> dict:
 def test_the_health_table_counts_the_mix_per_instance(pipeline, scene, mix):
     x_rows = request_rows(pipeline, "license_fingerprint", [fingerprint(scene["x"])], 5)
     y_rows = request_rows(pipeline, "license_fingerprint", [fingerprint(scene["revoked"])], 3)
+    answers = mix["answers"]
+    accepted = [i for k in ("good", "mixed", "redacted", "y_before") for i in answers[k].json()["succeededEvents"]]
+    assert len(wait_rows(pipeline, "events", accepted, len(accepted))) == len(accepted)  # the refresh reads them
     days = sorted({r["received_at"].date() for r in x_rows + y_rows} | {(datetime.now(UTC) - LATE).date()})
     health = health_rows(pipeline, [mix["x"], mix["y"]], days)
     x, y = health[mix["x"]], health[mix["y"]]
