@@ -19,8 +19,16 @@ setup: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
+# The real-CLI deploy tests (`-m deploy`, tests/deploy/test_real_cli.py: about 12 minutes, mostly gcloud starting
+# up) run beside the rest in a second pytest process; their output follows; either failing fails the target.
 test: $(STAMP) lint
-	$(BIN)/python -m pytest
+	@mkdir -p .local
+	@$(BIN)/python -m pytest -m deploy -p no:cacheprovider --basetemp=.local/pytest-deploy \
+		> .local/test-deploy.log 2>&1 & deploy=$$!; \
+	$(BIN)/python -m pytest -m "not deploy"; rest=$$?; \
+	wait $$deploy; deployed=$$?; \
+	echo "== the real-CLI deploy tests (pytest -m deploy), run beside the above:"; cat .local/test-deploy.log; \
+	exit $$(( rest || deployed ))
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit

@@ -1,7 +1,9 @@
 """Acceptance tests: `deploy.sh dev` through the real gcloud and bq, against the stand-in and the emulators.
 
-They share one stand-in and the emulators (tests.deploy.standin.fixtures); each test deploys a project of its
-own from scratch, so it passes alone and in any order. Select them with `-m deploy`.
+They share one stand-in and the emulators (tests.deploy.standin.fixtures). A project lives through module
+fixtures, one deploy each (new, redeployed, a new column, a trigger change refused then allowed; with a domain:
+first, then updated), so a test run alone deploys what it needs and passes in any order. Select them with
+`-m deploy`.
 """
 
 from __future__ import annotations
@@ -173,36 +175,54 @@ def fresh_deploy(repo: Path, stack: Stack, environ: dict[str, str]) -> tuple[dic
     return state, out.stdout + out.stderr
 
 
+# The life of one project, each deploy a fixture of the one before: a test item holds one deploy's time when the
+# module runs in order; run alone, it deploys the chain up to it (hence the longer timeout).
+CHAIN_TIMEOUT = pytest.mark.timeout(1500)
+
+
+@dataclass
+class Life:
+    """A project's repository, the state after its first deploy; the last deploy's result, the stand-in's state
+    and requests right after it (later deploys change them)."""
+
+    repo: Path
+    first: dict
+    out: subprocess.CompletedProcess
+    state: dict
+    requests: list[dict]
+
+
+def redeployed(life: Life, stack: Stack, environ: dict[str, str], *args: str) -> Life:
+    stack.reset_requests()
+    out = deploy(life.repo, environ, *args)
+    return Life(life.repo, life.first, out, stack.state(), stack.requests())
+
+
 @pytest.fixture(scope="module")
 def new_project(repo: Path, tmp_path_factory: pytest.TempPathFactory, standin_stack: Stack,
-                cli_environ: dict[str, str]) -> tuple[Path, dict]:
-    """A new project (no domain) deployed once and checked by fresh_deploy: its repository and the state then
-    (each deploy in a test item of its own, so that none holds two deploys' time against the timeout)."""
+                cli_environ: dict[str, str]) -> Life:
+    """A new project (no domain) deployed once and checked by fresh_deploy. New accounts' grants take minutes to
+    apply: the build account's first build fails with the documented permission error and deploy.sh retries it
+    (here with 3 s between tries)."""
     dest = private_repo(repo, tmp_path_factory.mktemp("new") / "repo")
-    state, _ = fresh_deploy(dest, standin_stack, cli_environ)
-    return dest, state
+    with standin_stack.behaviour(build_iam_failing_builds=1):
+        state, said = fresh_deploy(dest, standin_stack, {**cli_environ, "BUILD_RETRY_SECONDS": "3"})
+    return Life(dest, state, subprocess.CompletedProcess([], 0, said, ""), state, [])
 
 
-def test_a_new_project_redeploys_unchanged(new_project, standin_stack, cli_environ):
-    repo, before = new_project
-    project = project_of(repo)
-    standin_stack.reset_requests()
-    out = deploy(repo, cli_environ)
-    assert out.returncode == 0, output(out)
-    state = standin_stack.state()
-    assert "trigger is unchanged" in out.stdout
-    assert sink_subscription(state, project) == sink_subscription(before, project)  # same subscription, backlog kept
-    assert_healthy_sink_subscription(standin_stack, state, project)
-    assert [s.text for s in statements(standin_stack.requests(), project) if s.kind == "ALTER_TABLE"] == []
-    assert len(owned(state["monitoring"]["policies"], standin_stack, project)) == 1
-    assert len(owned(state["monitoring"]["dashboards"], standin_stack, project)) == 1
-    assert len(owned(state["bigquerydatatransfer"]["configs"], standin_stack, project)) == 1
-    assert state["bigquery"]["computations"][f"{project}.telemetry.daily_active_instances"] == 1
+@pytest.fixture(scope="module")
+def unchanged(new_project: Life, standin_stack: Stack, cli_environ: dict[str, str]) -> Life:
+    """The same commit deployed again; its sink subscription checked while it is the live one."""
+    life = redeployed(new_project, standin_stack, cli_environ)
+    assert life.out.returncode == 0, output(life.out)
+    assert_healthy_sink_subscription(standin_stack, life.state, project_of(life.repo))
+    return life
 
 
-def test_a_new_column_is_added_by_one_alter_table(new_project, standin_stack, cli_environ):
-    repo, _ = new_project
-    project = project_of(repo)
+@pytest.fixture(scope="module")
+def new_column(unchanged: Life, standin_stack: Stack, cli_environ: dict[str, str]) -> Life:
+    """A release whose `events` has one more column (its last), deployed with --version."""
+    repo = unchanged.repo
     tables = repo / "shared" / "sink" / "warehouse" / "tables.py"
     original = tables.read_text()
     # The last column of `events` only (its tuple ends with the caller columns it shares with rejected_events).
@@ -212,12 +232,7 @@ def test_a_new_column_is_added_by_one_alter_table(new_project, standin_stack, cl
                       + original[line_end:])
     subprocess.run([*GIT, "commit", "-qam", "a new column"], cwd=repo, check=True)
     subprocess.run([*GIT, "checkout", "-q", "-"], cwd=repo, check=True)
-    standin_stack.reset_requests()
-    out = deploy(repo, cli_environ, "--version", "new-column")
-    assert out.returncode == 0, output(out)
-    alters = [s for s in statements(standin_stack.requests(), project) if s.kind == "ALTER_TABLE"]
-    assert len(alters) == 1 and alters[0].target == f"{project}.telemetry.events", [s.text for s in alters]
-    assert "standin_probe" in alters[0].text
+    return redeployed(unchanged, standin_stack, cli_environ, "--version", "new-column")
 
 
 def change_push_account(repo: Path) -> None:
@@ -227,31 +242,66 @@ def change_push_account(repo: Path) -> None:
     settings.write_text(text.replace("PUSH_SA=telemetry-sink-push\n", "PUSH_SA=telemetry-sink-pusher\n"))
 
 
-def test_a_trigger_change_is_refused_then_recreates_a_healthy_subscription_when_allowed(real_repo, standin_stack,
-                                                                                       cli_environ):
-    project = project_of(real_repo)
-    # New accounts' grants take minutes to apply: the first builds fail with the documented permission error
-    # and deploy.sh retries them (here with 3 s between tries; the account's first build fails).
-    with standin_stack.behaviour(build_iam_failing_builds=1):
-        before, said = fresh_deploy(real_repo, standin_stack, {**cli_environ, "BUILD_RETRY_SECONDS": "3"})
+@pytest.fixture(scope="module")
+def trigger_refused(new_column: Life, standin_stack: Stack, cli_environ: dict[str, str]) -> Life:
+    """The sink's push account changed in dev.env, deployed without --allow-trigger-change."""
+    change_push_account(new_column.repo)
+    return redeployed(new_column, standin_stack, cli_environ)
+
+
+@pytest.fixture(scope="module")
+def trigger_allowed(trigger_refused: Life, standin_stack: Stack, cli_environ: dict[str, str]) -> Life:
+    """The same, deployed with --allow-trigger-change; its new sink subscription checked while it is live."""
+    life = redeployed(trigger_refused, standin_stack, cli_environ, "--allow-trigger-change")
+    assert life.out.returncode == 0, output(life.out)
+    assert_healthy_sink_subscription(standin_stack, life.state, project_of(life.repo))
+    old = sink_subscription(life.first, project_of(life.repo))
+    assert subscription(standin_stack, old) is None  # recreated: the old backlog is gone
+    return life
+
+
+def test_a_new_project_retries_its_first_build_while_the_build_account_s_grants_apply(new_project):
+    said = new_project.out.stdout
     assert "missing permission on the build service account" in said
     assert "the build account's grants are not applied yet; retrying" in said
-    change_push_account(real_repo)
 
-    standin_stack.reset_requests()
-    out = deploy(real_repo, cli_environ)
+
+@CHAIN_TIMEOUT
+def test_a_new_project_redeploys_unchanged(unchanged, standin_stack):
+    out, project, state = unchanged.out, project_of(unchanged.repo), unchanged.state
+    assert "trigger is unchanged" in out.stdout
+    assert sink_subscription(state, project) == sink_subscription(unchanged.first, project)  # backlog kept
+    assert [s.text for s in statements(unchanged.requests, project) if s.kind == "ALTER_TABLE"] == []
+    assert len(owned(state["monitoring"]["policies"], standin_stack, project)) == 1
+    assert len(owned(state["monitoring"]["dashboards"], standin_stack, project)) == 1
+    assert len(owned(state["bigquerydatatransfer"]["configs"], standin_stack, project)) == 1
+    assert state["bigquery"]["computations"][f"{project}.telemetry.daily_active_instances"] == 1
+
+
+@CHAIN_TIMEOUT
+def test_a_new_column_is_added_by_one_alter_table(new_column, standin_stack):
+    assert new_column.out.returncode == 0, output(new_column.out)
+    alters = [s for s in statements(new_column.requests, project_of(new_column.repo)) if s.kind == "ALTER_TABLE"]
+    assert len(alters) == 1 and alters[0].target == f"{project_of(new_column.repo)}.telemetry.events", [
+        s.text for s in alters]
+    assert "standin_probe" in alters[0].text
+
+
+@CHAIN_TIMEOUT
+def test_a_trigger_change_is_refused_without_leave(trigger_refused, standin_stack):
+    out, project = trigger_refused.out, project_of(trigger_refused.repo)
     assert out.returncode != 0 and "the sink's trigger would change" in out.stderr, output(out)
-    patches = [r for r in standin_stack.requests() if r["api"] == "cloudfunctions" and r["method"] == "PATCH"
+    patches = [r for r in trigger_refused.requests if r["api"] == "cloudfunctions" and r["method"] == "PATCH"
                and "telemetry-sink" in r["path"]]
     assert patches == []
-    assert sink_subscription(standin_stack.state(), project) == sink_subscription(before, project)
+    assert sink_subscription(trigger_refused.state, project) == sink_subscription(trigger_refused.first, project)
 
-    out = deploy(real_repo, cli_environ, "--allow-trigger-change")
-    assert out.returncode == 0, output(out)
-    state = standin_stack.state()
-    old, new = sink_subscription(before, project), sink_subscription(state, project)
-    assert new != old and subscription(standin_stack, old) is None  # recreated: the old backlog is gone
-    assert_healthy_sink_subscription(standin_stack, state, project)
+
+@CHAIN_TIMEOUT
+def test_an_allowed_trigger_change_recreates_a_healthy_subscription(trigger_allowed):
+    project = project_of(trigger_allowed.repo)
+    old, new = sink_subscription(trigger_allowed.first, project), sink_subscription(trigger_allowed.state, project)
+    assert new != old  # a new subscription, checked healthy and the old one gone by the fixture
 
 
 def bq_resource(stack: Stack, path: str) -> dict:
