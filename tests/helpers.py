@@ -13,6 +13,7 @@ from pathlib import Path
 import orjson
 
 from devtools.procs import ROOT
+from shared.envelope import Batch, Identity, encode
 from tools.signing import encode_license, generate_private_key, private_key_pem, public_key_line
 
 
@@ -111,3 +112,18 @@ def cli(*args: str, stdin: bytes | None = None, license_key: str | None = None) 
         env["TELEMETRY_LICENSE_KEY"] = license_key
     return subprocess.run([sys.executable, "-m", "tools.client", *args], input=stdin, capture_output=True,
                           cwd=ROOT, timeout=180, env=env)
+
+
+# Pub/Sub's attributes on a dead-lettered message (tools.deadletter and tools.redrive tests).
+DEAD_LETTER_ATTRIBUTES = {"CloudPubSubDeadLetterSourceDeliveryCount": "5",
+                          "CloudPubSubDeadLetterSourceSubscription": "telemetry-events-sink",
+                          "CloudPubSubDeadLetterSourceSubscriptionProject": "p",
+                          "CloudPubSubDeadLetterSourceTopicPublishTime": "2026-11-01T00:00:00.000Z"}
+
+
+def batch_message(events: int = 1, received_at: str | None = None, **extra: str) -> tuple[bytes, dict]:
+    """A published batch message of `events` realistic events."""
+    identity = Identity("inst-1", None, "fp-1", ("dev",), "dev", "licensed_instance")
+    batch = Batch(identity, "req-1", received_at or datetime.now(UTC).isoformat(),
+                  [make_event() for _ in range(events)])
+    return encode(batch, 1, extra or None)

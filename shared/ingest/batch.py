@@ -41,10 +41,11 @@ class Limits:
     max_age: timedelta
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Accepted:
     """An accepted event as it will be published, its JSON (serialized once), its time in microseconds since
-    the epoch and the warnings' codes of what was changed."""
+    the epoch and the warnings' codes of what was changed (not frozen: made for every event, a frozen
+    dataclass's __init__ costs a call per field)."""
 
     event: dict
     json: bytes
@@ -100,12 +101,16 @@ class Verdicts:
 
     def accept(self, index: int, event_id: str, at: int, codes: tuple[str, ...], removed: list[str]) -> None:
         """Note an accepted event: its time and its warnings (changes, and removals by the privacy policy)."""
-        if self.earliest is None or at < self.earliest:
+        earliest = self.earliest
+        if earliest is None:
+            self.earliest = self.latest = at
+        elif at < earliest:
             self.earliest = at
-        if self.latest is None or at > self.latest:
+        elif at > self.latest:
             self.latest = at
-        for code in (*codes, *(REDACTION_WARNINGS[name] for name in removed)):
-            self.warnings.append(EventWarning(index, event_id, code))
+        if codes or removed:
+            for code in (*codes, *(REDACTION_WARNINGS[name] for name in removed)):
+                self.warnings.append(EventWarning(index, event_id, code))
 
 
 @dataclass
@@ -177,6 +182,11 @@ def _normalized(event: dict) -> tuple[dict, bool]:
     return {**event, "parameters": new_params}, clash
 
 
+def micros_of(moment: datetime) -> int:
+    """Microseconds since the epoch (the sink's rows.micros, without importing the sink)."""
+    return int(moment.timestamp()) * 1_000_000 + moment.microsecond
+
+
 def truncated_below_micros(stamp: str) -> bool:
     """Whether an RFC 3339 text has non-zero digits below the microsecond (parsing cuts them)."""
     if len(stamp) <= _MICRO_STAMP_CHARS:
@@ -229,7 +239,7 @@ def check_event(event: object, limits: Limits, now: datetime) -> Accepted | Refu
         return Refusal("timestamp_too_old", f"timestamp older than {limits.max_age.days} days")
     normalized, clash = _normalized(event)
     return Accepted(normalized, raw if normalized is original else orjson.dumps(normalized),
-                    int(ts.timestamp()) * 1_000_000 + ts.microsecond, _changes(event, clash))
+                    micros_of(ts), _changes(event, clash))
 
 
 Redact = Callable[[dict], tuple[dict, list[str]]]

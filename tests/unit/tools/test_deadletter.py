@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import orjson
 import pytest
 
-from shared.envelope import Batch, Identity, encode, encode_requests
-from tests.helpers import make_event
+from shared.envelope import encode_requests
+from tests.helpers import DEAD_LETTER_ATTRIBUTES, batch_message
 from tools.deadletter import (
     DECODABLE,
     age_bucket,
@@ -17,19 +17,6 @@ from tools.deadletter import (
     parse_duration,
     republish_attributes,
 )
-
-DEAD_LETTER_ATTRIBUTES = {"CloudPubSubDeadLetterSourceDeliveryCount": "5",
-                          "CloudPubSubDeadLetterSourceSubscription": "telemetry-events-sink",
-                          "CloudPubSubDeadLetterSourceSubscriptionProject": "p",
-                          "CloudPubSubDeadLetterSourceTopicPublishTime": "2026-11-01T00:00:00.000Z"}
-
-
-def batch_message(events: int = 1, received_at: str | None = None, **extra: str) -> tuple[bytes, dict]:
-    identity = Identity("inst-1", None, "fp-1", ("dev",), "dev", "licensed_instance")
-    batch = Batch(identity, "req-1", received_at or datetime.now(UTC).isoformat(),
-                  [make_event() for _ in range(events)])
-    return encode(batch, 1, extra or None)
-
 
 REQUESTS = {"recordType": "requests", "encoding": "identity"}
 

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 from google.cloud.pubsub_v1 import types
 
-from tests.unit.tools.test_deadletter import DEAD_LETTER_ATTRIBUTES, batch_message
+from tests.helpers import DEAD_LETTER_ATTRIBUTES, batch_message
 from tools.redrive import Redrive, default_subscription, parser, subscription_path
 
 # -- the command line ------------------------------------------------------------------------------------
