@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from devtools.procs import Service, wait_for_workers
 from shared.envelope import is_requests
 from shared.gateway_pb2 import RecordEventsAnswer
+from shared.ingest.batch import WARNINGS
 from tools import wire
 
 MIB = 1024 * 1024
@@ -53,8 +54,10 @@ def _check_json(status: int, doc: dict) -> int:
     if status >= 400:
         assert set(doc) == {"error"} and doc["error"]["code"] and doc["error"]["message"], doc
         return 0
-    assert set(doc) == {"succeededEvents", "failedEvents"}, doc
+    assert set(doc) == {"succeededEvents", "failedEvents", "warnings"}, doc
     assert all(f["reason"] and f["message"] for f in doc["failedEvents"]), doc
+    succeeded = set(doc["succeededEvents"])
+    assert all(w["code"] in WARNINGS and w["message"] and w["id"] in succeeded for w in doc["warnings"]), doc
     return len(doc["succeededEvents"])
 
 
@@ -68,6 +71,8 @@ def _check_protobuf(status: int, content: bytes) -> int:
         return 0
     answer = RecordEventsAnswer.FromString(content)
     assert all(f.reason and f.message for f in answer.failed_events), answer
+    succeeded = set(answer.succeeded_events)
+    assert all(w.code in WARNINGS and w.message and w.id in succeeded for w in answer.warnings), answer
     return len(answer.succeeded_events)
 
 

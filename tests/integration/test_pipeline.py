@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import orjson
@@ -141,7 +142,9 @@ def test_bigquery_row_error_then_replay(pipeline, monkeypatch):
     identity = Identity("inst-replay", "https://r.example.com", "fp-r", ("dev",), "dev", "licensed_instance")
     data, attributes = encode(Batch(identity, "req-r", datetime.now(UTC).isoformat(), events))
     message_id = f"fake-{uuid.uuid4().hex[:8]}"
-    sink = Sink(pipeline.config)
+    # The deployed budgets, not the pipeline's short ones (made for its fault tests): on a busy machine this
+    # process's first AppendRows connection may take longer than 4 s to open, and this test is about row errors.
+    sink = Sink(replace(pipeline.config, bq_timeout_s=20.0, bq_retry_budget_s=30.0))
     counts = sink.handle({"message": {"data": base64.b64encode(data).decode(), "attributes": attributes,
                                       "messageId": message_id, "publishTime": datetime.now(UTC).isoformat()}})
     assert counts == {"events": 3, "inserted": 2, "rejected": 1}
@@ -242,11 +245,13 @@ def test_analyst_queries_run(pipeline):
     unloadable = make_event()
     del unloadable["feature"]
     publish_batch(pipeline, [unloadable], "inst-docs")
+    send(pipeline, [make_event(), {"id": "refused"}], "inst-docs")  # a refused event for the health queries
     wait_rows(pipeline, "rejected_events", [unloadable["id"]], 1)
+    wait_rows(pipeline, "requests", ["inst-docs"], 2, column="instance_id")
     refresh.refresh(pipeline.bq(), pipeline.dataset_ref)
     unanswered = []
     for sql in queries:
-        sql = sql.replace("PROJECT.telemetry", pipeline.dataset_ref)
+        sql = sql.replace("PROJECT.telemetry", pipeline.dataset_ref).replace("INSTANCE_ID", "inst-docs")
         if not list(pipeline.bq().query(sql).result()):
             unanswered.append(sql)
     assert unanswered == []

@@ -45,14 +45,18 @@ def scene(pipeline, keys, tmp_path_factory):
     common = {**pipeline.env, "TRUSTED_LICENSE_KEYS_FILE": str(trusted), "MAX_EVENTS_PER_REQUEST": "10",
               "REQUEST_LOG_WINDOW_SECONDS": str(WINDOW_S), "REQUEST_LOG_REFUSED_PER_CLIENT": str(PER_CLIENT)}
     before = start_function("ingest", common)
-    after = start_function("ingest", {**common, "REVOKED_LICENSES_FILE": str(base / "revoked.txt"),
-                                      "OTHER_ENV_LICENSE_KEYS_FILE": str(keys["prod"].public_path),
-                                      "QUOTA_BURST_EVENTS": "10", "QUOTA_EVENTS_PER_SECOND": "0.001",
-                                      "MAX_REQUEST_BYTES": "65536"})
-    yield {"before": before, "after": after, "revoked": revoked, "x": pipeline.issue_license(),
-           "wrong_env": keys["prod"].issue(), "stranger": keys["stranger"].issue(tags=("dev",))}
-    before.stop()
-    after.stop()
+    try:
+        after = start_function("ingest", {**common, "REVOKED_LICENSES_FILE": str(base / "revoked.txt"),
+                                          "OTHER_ENV_LICENSE_KEYS_FILE": str(keys["prod"].public_path),
+                                          "QUOTA_BURST_EVENTS": "10", "QUOTA_EVENTS_PER_SECOND": "0.001",
+                                          "MAX_REQUEST_BYTES": "65536"})
+        try:
+            yield {"before": before, "after": after, "revoked": revoked, "x": pipeline.issue_license(),
+                   "wrong_env": keys["prod"].issue(), "stranger": keys["stranger"].issue(tags=("dev",))}
+        finally:
+            after.stop()
+    finally:
+        before.stop()
 
 
 def post(server, key: str, events: list, instance: str, raw: bytes | None = None) -> requests.Response:
@@ -211,10 +215,12 @@ def test_rows_still_waiting_are_published_when_an_instance_shuts_down(pipeline, 
                                 pipeline.topic_path)
     server = start_function("ingest", {**pipeline.env, "REQUEST_LOG_FLUSH_SECONDS": "600"})
     marker = f"shutdown-{uuid.uuid4().hex[:8]}"
-    resp = requests.post(f"{server.url}/v1/events", data=b"{}", timeout=10,
-                         headers={"Content-Type": "application/json", "User-Agent": marker})
+    try:
+        resp = requests.post(f"{server.url}/v1/events", data=b"{}", timeout=10,
+                             headers={"Content-Type": "application/json", "User-Agent": marker})
+    finally:
+        server.stop()  # SIGTERM: gunicorn's graceful exit
     assert resp.status_code == 400
-    server.stop()  # SIGTERM: gunicorn's graceful exit
     deadline, rows = time.monotonic() + 20, []
     while not rows and time.monotonic() < deadline:
         got = pipeline.subscriber.pull(subscription=watch, max_messages=100, timeout=5).received_messages
