@@ -19,6 +19,13 @@ DuckDB takes one ALTER command per statement ("Only one ALTER command per statem
 BigQuery takes several (the warehouse adds every missing column in one statement: one table metadata
 update). This launcher runs such a statement as a script of one-clause statements.
 
+bqemulator serves AppendRows with a synchronous handler, which holds a thread of grpc.aio's pool for as long as
+its connection is open, and the pool is asyncio's default: min(32, cores + 4) threads, 6 on 2 cores. A client
+keeps one connection per table open (BigQuery's documented use of the default stream), so the seventh
+connection waited, unanswered, until another closed: a sink writing three tables and a second sink in a test
+were enough. BigQuery has no such limit (its quotas allow far more concurrent connections per project);
+this launcher gives the server a pool of APPEND_STREAM_THREADS threads.
+
 bqemulator records a `CREATE TABLE`'s partitioning from its DDL but not its `CLUSTER BY`, and reads the
 columns' types back from DuckDB, where a JSON column is text (a table made through tables.insert keeps
 both); this launcher records the DDL's clustering and JSON columns too, as BigQuery does.
@@ -38,7 +45,9 @@ import re
 import sys
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
+import grpc
 from bqemulator import server
 from bqemulator.api import app as api_app
 from bqemulator.api.routes import jobs as job_routes
@@ -52,6 +61,7 @@ from bqemulator.storage.engine import DuckDBEngine
 from bqemulator.versioning.snapshots import SnapshotManager
 
 DUCKDB = threading.RLock()
+APPEND_STREAM_THREADS = 256  # open AppendRows connections (and other sync RPCs) served at once
 GRPC_HANDLERS = ("_perform_append", "_handle_create_write_stream", "_handle_get_write_stream",
                  "_handle_finalize_write_stream", "_handle_batch_commit_write_streams", "_handle_flush_rows")
 
@@ -208,6 +218,20 @@ BigQueryWriteHandler._handle_append_rows = counted(BigQueryWriteHandler._handle_
 for _name in GRPC_HANDLERS:
     setattr(BigQueryWriteHandler, _name, serialized(getattr(BigQueryWriteHandler, _name)))
 server.create_app = create_app
+
+
+def with_stream_threads(make_server: Callable) -> Callable:
+    """grpc.aio.server with a thread pool of its own for the synchronous handlers (see the module's doc)."""
+
+    @functools.wraps(make_server)
+    def wrapper(*args: object, **kwargs: object) -> object:
+        kwargs.setdefault("migration_thread_pool", ThreadPoolExecutor(APPEND_STREAM_THREADS, "grpc-sync"))
+        return make_server(*args, **kwargs)
+
+    return wrapper
+
+
+grpc.aio.server = with_stream_threads(grpc.aio.server)
 
 if __name__ == "__main__":
     sys.argv[0] = "bqemulator"

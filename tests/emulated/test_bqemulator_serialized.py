@@ -10,9 +10,10 @@ from devtools.procs import group_rss_bytes
 from shared.envelope import Batch
 from shared.sink.clients import write_client
 from shared.sink.config import SinkConfig
+from shared.sink.request_rows import request_row
 from shared.sink.rows import context_columns, event_batch_columns, event_row, micros
 from shared.sink.storage_write import TableWriter
-from shared.sink.warehouse.tables import EVENTS
+from shared.sink.warehouse.tables import EVENTS, REQUESTS
 
 APPENDS = 40
 
@@ -42,3 +43,25 @@ def test_appends_do_not_copy_the_table(bigquery_emulator, bigquery_env):
     first, second = sizes[1] - sizes[0], sizes[2] - sizes[1]
     assert sizes[2] - sizes[0] < 150, f"the emulator grew {sizes[2] - sizes[0]:.0f} MB for 20,000 rows: {sizes}"
     assert second < max(first, 0) + 50, f"appends cost more as the table grew: {sizes}"
+
+
+CONNECTIONS = 12  # more than asyncio's default pool of min(32, cores + 4) threads on a small machine
+
+
+def test_many_append_connections_stay_open_at_once(bigquery_env):
+    """Unpatched, each open AppendRows connection holds one of 6 threads (2 cores): the seventh waited until
+    another closed. Patched, twelve connections, each kept open, all append."""
+    config = SinkConfig.from_env(bigquery_env)
+    create_warehouse(config)
+    client = write_client(config)
+    writers = [TableWriter(client, config.project, config.bq_dataset, REQUESTS, config.bq_timeout_s)
+               for _ in range(CONNECTIONS)]
+    try:
+        for number, writer in enumerate(writers):
+            row = request_row({"record_id": f"c-{number}", "received_at": micros(datetime.now(UTC)),
+                               "outcome": "accepted"}, micros(datetime.now(UTC)))
+            assert writer.append([writer.serialize(row)]) == []
+        assert sum(w.connections_opened for w in writers) == CONNECTIONS
+    finally:
+        for writer in writers:
+            writer.close()

@@ -7,7 +7,6 @@ import subprocess
 import sys
 import time
 import uuid
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import orjson
@@ -142,9 +141,7 @@ def test_bigquery_row_error_then_replay(pipeline, monkeypatch):
     identity = Identity("inst-replay", "https://r.example.com", "fp-r", ("dev",), "dev", "licensed_instance")
     data, attributes = encode(Batch(identity, "req-r", datetime.now(UTC).isoformat(), events))
     message_id = f"fake-{uuid.uuid4().hex[:8]}"
-    # The deployed budgets, not the pipeline's short ones (made for its fault tests): on a busy machine this
-    # process's first AppendRows connection may take longer than 4 s to open, and this test is about row errors.
-    sink = Sink(replace(pipeline.config, bq_timeout_s=20.0, bq_retry_budget_s=30.0))
+    sink = Sink(pipeline.config)
     counts = sink.handle({"message": {"data": base64.b64encode(data).decode(), "attributes": attributes,
                                       "messageId": message_id, "publishTime": datetime.now(UTC).isoformat()}})
     assert counts == {"events": 3, "inserted": 2, "rejected": 1}
