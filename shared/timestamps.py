@@ -18,3 +18,8 @@ def parse_rfc3339(value: object) -> datetime:
     if parsed.tzinfo is None:
         raise ValueError("a time zone is required (e.g. Z)")
     return parsed
+
+
+def micros(moment: datetime) -> int:
+    """Microseconds since the epoch (a BigQuery TIMESTAMP as the Storage Write API takes it)."""
+    return int(moment.timestamp()) * 1_000_000 + moment.microsecond

@@ -14,6 +14,7 @@ from shared.ingest.checks import Invalid, check
 from shared.ingest.names import DuplicateField, camel_case
 from shared.ingest.policy import MARKETING_TRACKING, PRIVATE_METADATA
 from shared.ingest.schema import explain
+from shared.timestamps import micros
 
 # Warnings: an accepted event that was changed on its way in (docs/api.md, "Warnings"). Code -> message.
 WARNINGS = {
@@ -182,11 +183,6 @@ def _normalized(event: dict) -> tuple[dict, bool]:
     return {**event, "parameters": new_params}, clash
 
 
-def micros_of(moment: datetime) -> int:
-    """Microseconds since the epoch (the sink's rows.micros, without importing the sink)."""
-    return int(moment.timestamp()) * 1_000_000 + moment.microsecond
-
-
 def truncated_below_micros(stamp: str) -> bool:
     """Whether an RFC 3339 text has non-zero digits below the microsecond (parsing cuts them)."""
     if len(stamp) <= _MICRO_STAMP_CHARS:
@@ -239,7 +235,7 @@ def check_event(event: object, limits: Limits, now: datetime) -> Accepted | Refu
         return Refusal("timestamp_too_old", f"timestamp older than {limits.max_age.days} days")
     normalized, clash = _normalized(event)
     return Accepted(normalized, raw if normalized is original else orjson.dumps(normalized),
-                    micros_of(ts), _changes(event, clash))
+                    micros(ts), _changes(event, clash))
 
 
 Redact = Callable[[dict], tuple[dict, list[str]]]

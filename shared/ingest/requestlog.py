@@ -147,7 +147,7 @@ class RequestLog:
         window = self._window
         if now - window.started < self.config.request_log_window_s:
             return
-        at = int(time.time() * 1_000_000)
+        at = time.time_ns() // 1000  # as http.py stamps received_at
         for key, codes in window.suppressed.items():
             self._rows.append({"record_id": uuid.uuid4().hex, "received_at": at, "status": None,
                                "environment": self.config.environment, "outcome": "suppressed",

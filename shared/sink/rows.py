@@ -12,7 +12,7 @@ from google.protobuf.message import Message
 
 from shared.envelope import Batch
 from shared.event import INT64, unknown_fields
-from shared.timestamps import parse_rfc3339
+from shared.timestamps import micros, parse_rfc3339
 
 # The Storage Write API accepts column-partition times 10 years back to 1 year ahead; the sink keeps
 # the older streaming window (5 years back), which ingest's EVENT_MAX_AGE_DAYS cap follows.
@@ -27,11 +27,6 @@ class RowProblem(ValueError):
         super().__init__(detail)
         self.reason = reason
         self.detail = detail
-
-
-def micros(moment: datetime) -> int:
-    """TIMESTAMP as microseconds since the epoch."""
-    return int(moment.timestamp()) * 1_000_000 + moment.microsecond
 
 
 def row_time(value: object) -> datetime:

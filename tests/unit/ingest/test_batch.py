@@ -17,7 +17,7 @@ from shared.ingest.batch import (
     validate_batch,
 )
 from shared.ingest.schema import known_fields
-from shared.sink.rows import micros
+from shared.timestamps import micros
 from tests.helpers import make_event
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
