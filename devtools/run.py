@@ -16,7 +16,17 @@ def main() -> int:
     pipeline = LocalPipeline(ROOT / ".local" / "pipeline")
     print("starting emulators and functions ...", flush=True)
     pipeline.start()
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    stopping: list[int] = []
+
+    def stop(signum: int, _frame: object) -> None:
+        """The first Ctrl-C or SIGTERM stops everything; any later one is ignored, so it cannot cut the
+        stopping short (a second SIGTERM used to land inside the `finally` and leave the processes running)."""
+        if not stopping:
+            stopping.append(signum)
+            raise KeyboardInterrupt
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, stop)
     try:
         run_demo(pipeline)
         print("\nRunning. Ctrl-C stops everything this command started.", flush=True)
@@ -27,8 +37,7 @@ def main() -> int:
     except KeyboardInterrupt:
         return 0
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):  # a second Ctrl-C must not leave processes behind
-            signal.signal(sig, signal.SIG_IGN)
+        stopping.append(0)  # from here on every signal is ignored
         pipeline.stop()
 
 
