@@ -104,6 +104,7 @@ class RequestLog:
         self._rows: list[dict] = []
         self._window = _Window(time.monotonic())
         self._wake = threading.Event()
+        self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
 
     def record(self, facts: RequestFacts, status: int, error_code: str | None, received_at_us: int,
@@ -166,10 +167,17 @@ class RequestLog:
                 atexit.register(self.flush)
 
     def _run(self) -> None:
-        while True:
+        while not self._stopped.is_set():
             self._wake.wait(self.config.request_log_flush_s)
             self._wake.clear()
             self.flush()
+
+    def stop(self) -> None:
+        """End the publishing thread after its current flush (rows still waiting stay unpublished)."""
+        self._stopped.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join()
 
     def flush(self) -> None:
         """Publish the waiting rows (and the suppressed rows of an ended window)."""

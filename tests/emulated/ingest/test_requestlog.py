@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Iterator
 
 import pytest
 
@@ -17,12 +18,26 @@ from tests.conftest import PROJECT
 WINDOW_S = 1.0
 
 
+MADE: list[RequestLog] = []
+
+
+@pytest.fixture(autouse=True)
+def stopped_after_the_test() -> Iterator[None]:
+    """Every log a test makes has its publishing thread stopped at the end (one retrying a dead Pub/Sub ran on
+    through the rest of the session, and a thread count in tests/unit/ingest/test_watchdog.py saw its threads)."""
+    yield
+    while MADE:
+        MADE.pop().stop()
+
+
 def request_log(topic: str, emulator_host: str, monkeypatch: pytest.MonkeyPatch, **env: str) -> RequestLog:
     monkeypatch.setenv("PUBSUB_EMULATOR_HOST", emulator_host)
     config = IngestConfig.from_env({"TELEMETRY_ENV": "dev", "GOOGLE_CLOUD_PROJECT": PROJECT, "PUBSUB_TOPIC": topic,
                                     "REQUEST_LOG_WINDOW_SECONDS": str(WINDOW_S), "REQUEST_LOG_FLUSH_SECONDS": "0.2",
                                     "PUBLISH_TIMEOUT_SECONDS": "2", **env})
-    return RequestLog(config, Publisher(config.topic_path, config.publish_timeout_s, config.retry_after_s))
+    log = RequestLog(config, Publisher(config.topic_path, config.publish_timeout_s, config.retry_after_s))
+    MADE.append(log)
+    return log
 
 
 def rows_of(messages: list) -> list[dict]:
