@@ -70,16 +70,16 @@ load_settings() {
   AGGREGATES_SA_EMAIL="$AGGREGATES_SA@$PROJECT.iam.gserviceaccount.com"
   DLQ_PULL="$DEAD_LETTER_TOPIC-pull"
   DS="$PROJECT.$DATASET"
-  # The function URL closes (internal-and-gclb: only the load balancer reaches ingest) once a domain is set, unless
-  # INGEST_FUNCTION_URL=open keeps it while instances move to the domain (docs/operations.md "The domain").
+  # The function URL stays open (ingress all) unless INGEST_FUNCTION_URL=closed: then only the load balancer reaches
+  # ingest (internal-and-gclb), which closing_check allows only once the domain serves (docs/operations.md "Day one").
   INGEST_INGRESS=all
-  if [ -n "${INGEST_DOMAIN:-}" ]; then
-    case "${INGEST_FUNCTION_URL:-}" in
-      closed) INGEST_INGRESS=internal-and-gclb ;;
-      open) ;;
-      *) die "INGEST_FUNCTION_URL must be closed or open (with INGEST_DOMAIN) in $SETTINGS" ;;
-    esac
-  fi
+  case "${INGEST_FUNCTION_URL:-open}" in
+    open) ;;
+    closed) [ -n "${INGEST_DOMAIN:-}" ] || die "INGEST_FUNCTION_URL=closed needs INGEST_DOMAIN in $SETTINGS: without a \
+domain the function URL is the only way in"
+            INGEST_INGRESS=internal-and-gclb ;;
+    *) die "INGEST_FUNCTION_URL must be open or closed in $SETTINGS" ;;
+  esac
 }
 
 preflight() {
@@ -126,12 +126,48 @@ stage() {
   fi
 }
 
+# A new project has only Google's default services on (docs/operations.md "A brand-new project"): every API a
+# step calls is enabled here, Compute Engine (every resource of the edge) only with a domain.
+# INGEST_FUNCTION_URL=closed closes the function URL: only once instances can reach ingest at the domain, that is
+# once the HTTPS proxy serves the domain's managed certificate and the certificate is ACTIVE (it provisions after the
+# A record points at the load balancer, up to 60 minutes later). Otherwise stop here, before anything changes.
+closing_check() {
+  [ "$INGEST_INGRESS" = internal-and-gclb ] || return 0
+  local certificate proxy status="" attached=""
+  certificate="$(edge name certificate)" || die "the edge's settings are invalid (above)"
+  proxy="$(edge name https-proxy)"
+  if [ "$PLAN" = 1 ]; then
+    echo "? certificate $certificate ACTIVE on $proxy before the function URL closes (checked at deploy time)"
+    return 0
+  fi
+  DESCRIBING="listing the enabled services of $PROJECT" answer gcloud services list --enabled "${G[@]}" \
+    --filter=config.name=compute.googleapis.com --format='value(config.name)'
+  if [ -n "$ANSWER" ]; then  # no Compute Engine API: no edge yet
+    if answer gcloud compute ssl-certificates describe "$certificate" --global --format='value(managed.status)' \
+        "${G[@]}"; then status="$ANSWER"; fi
+    if answer gcloud compute target-https-proxies describe "$proxy" --global --format='value(sslCertificates)' \
+        "${G[@]}"; then attached="$ANSWER"; fi
+  fi
+  local served="served by $proxy"
+  [[ "$attached" == *"/$certificate"* ]] || served="not served by $proxy"
+  if [ "$status" = ACTIVE ] && [ "$served" = "served by $proxy" ]; then
+    say "certificate $certificate is ACTIVE, $served: the function URL closes (ingress internal-and-gclb)"
+    return 0
+  fi
+  die "INGEST_FUNCTION_URL=closed would close the function URL before https://$INGEST_DOMAIN serves: certificate \
+$certificate is ${status:-not created}, $served. Nothing was changed. \
+Deploy with INGEST_FUNCTION_URL=open, point the domain's A record at the address the edge step prints, wait until \
+the certificate is ACTIVE (docs/operations.md \"Day one\"), move the instances, then deploy with closed"
+}
+
 apis() {
   say "APIs"
-  run gcloud services enable cloudfunctions.googleapis.com run.googleapis.com cloudbuild.googleapis.com \
-    artifactregistry.googleapis.com eventarc.googleapis.com pubsub.googleapis.com bigquery.googleapis.com \
-    bigquerystorage.googleapis.com bigquerydatatransfer.googleapis.com iam.googleapis.com logging.googleapis.com \
-    monitoring.googleapis.com "${G[@]}"
+  local services=(cloudfunctions.googleapis.com run.googleapis.com cloudbuild.googleapis.com
+    artifactregistry.googleapis.com eventarc.googleapis.com pubsub.googleapis.com bigquery.googleapis.com
+    bigquerystorage.googleapis.com bigquerydatatransfer.googleapis.com iam.googleapis.com logging.googleapis.com
+    monitoring.googleapis.com cloudresourcemanager.googleapis.com)
+  [ -z "${INGEST_DOMAIN:-}" ] || services+=(compute.googleapis.com)
+  run gcloud services enable "${services[@]}" "${G[@]}"
 }
 
 pubsub() {
@@ -197,15 +233,18 @@ analysts_step() {
     bq --project_id="$PROJECT" --location="$BQ_LOCATION" mk --dataset \
     --description="Telemetry Gateway: what analysts read ($ENVIRONMENT)" "$PROJECT:$ANALYSTS_DATASET"
   bq_sql "$(warehouse analyst-views "$DS" "$analysts")"
+  local etag=ETAG
   if [ "$PLAN" = 1 ]; then
     echo '{}' | warehouse authorize "$analysts" > "$access"
   elif bq_show "$PROJECT:$DATASET"; then
     printf '%s' "$ANSWER" | warehouse authorize "$analysts" > "$access" || die "could not read $DS's access list"
+    etag="$(printf '%s' "$ANSWER" | warehouse etag)" || die "could not read $DS's etag"
   else
     die "dataset $PROJECT:$DATASET not found"
   fi
   if [ -s "$access" ]; then
-    run bq --project_id="$PROJECT" update --source="$access" "$PROJECT:$DATASET"
+    # --etag: the list replaces the whole one read above; a change since then refuses the update (412).
+    run bq --project_id="$PROJECT" update --etag="$etag" --source="$access" "$PROJECT:$DATASET"
   else
     echo "  authorized: $analysts's views on $DS"
   fi
@@ -216,14 +255,24 @@ analysts_step() {
   fi
 }
 
+# The project's accounts are listed, not described one by one: a describe of an account that does not exist is a
+# 403 PERMISSION_DENIED, the same answer as a caller without the permission (IAM reference, serviceAccounts.get);
+# a list answers what exists (docs/operations.md "A brand-new project").
 service_accounts() {
   say "service accounts"
-  local sa display
+  local sa display existing=""
+  if [ "$PLAN" = 0 ]; then
+    DESCRIBING="listing the service accounts of $PROJECT" answer gcloud iam service-accounts list "${G[@]}" \
+      --format='value(email)' && existing="$ANSWER"
+  fi
   for sa in "$INGEST_SA:ingest" "$SINK_SA:sink" "$PUSH_SA:sink push identity" "$BUILD_SA:function builds" \
       "$AGGREGATES_SA:aggregates refresh"; do
     display="Telemetry ${sa#*:} ($ENVIRONMENT)"
-    ensure "gcloud iam service-accounts describe ${sa%%:*}@$PROJECT.iam.gserviceaccount.com --project=$PROJECT" \
-      gcloud iam service-accounts create "${sa%%:*}" --display-name="$display" "${G[@]}"
+    if grep -qxF "${sa%%:*}@$PROJECT.iam.gserviceaccount.com" <<<"$existing"; then
+      echo "  exists: ${sa%%:*}@$PROJECT.iam.gserviceaccount.com"
+    else
+      run gcloud iam service-accounts create "${sa%%:*}" --display-name="$display" "${G[@]}"
+    fi
   done
   # ingest: publish to its topic (and read the topic for /__heartbeat__), nothing else.
   retried gcloud pubsub topics add-iam-policy-binding "$TOPIC" --member="serviceAccount:$INGEST_SA_EMAIL" \
@@ -299,10 +348,12 @@ functions_step() {
 trigger_step() {
   local want="projects/$PROJECT/topics/$TOPIC	RETRY_POLICY_RETRY	$PUSH_SA_EMAIL" have="" sink_env
   local flags=(--trigger-topic="$TOPIC" --retry --trigger-service-account="$PUSH_SA_EMAIL")
-  # Only "no such function" means a new trigger; any other failure stops (never trigger flags by mistake).
+  # Only "no such function", or a function whose trigger was never made (a first deploy that failed before its
+  # trigger stage), means a new trigger; any other failure stops (never trigger flags by mistake).
   if [ "$PLAN" = 0 ] && answer gcloud functions describe "$SINK_FUNCTION" --gen2 --region="$REGION" "${G[@]}" \
-      --format='value(eventTrigger.pubsubTopic,eventTrigger.retryPolicy,eventTrigger.serviceAccountEmail)'; then
-    have="$ANSWER"
+      --format='value(eventTrigger.trigger,eventTrigger.pubsubTopic,eventTrigger.retryPolicy,eventTrigger.serviceAccountEmail)'
+  then
+    [ -z "$(cut -f1 <<<"$ANSWER")" ] || have="$(cut -f2- <<<"$ANSWER")"
   fi
   if [ -z "$have" ]; then
     echo "  the sink's trigger is new: creating it"
@@ -484,6 +535,7 @@ main() {
   load_settings
   preflight
   stage
+  closing_check   # before anything changes: INGEST_FUNCTION_URL=closed only once the domain serves
   apis
   pubsub
   warehouse_step

@@ -11,18 +11,50 @@ run() {
   [ "$PLAN" = 1 ] || "$@"
 }
 
-# retried CMD...: IAM bindings right after an account is created can fail while it propagates.
-retried() {
+# What Google answers while a new project's accounts, service agents and grants propagate (docs/operations.md "A
+# brand-new project" cites each): an extended regular expression, then what the deploy is waiting for.
+PROPAGATING=(
+  "Service account [^ ]+ does not exist|a new service account or service agent"
+  "missing permission on the build service account|the build account's grants"
+  "does not have permission to write logs to Cloud Logging|the build account's Logs Writer grant"
+  "Access to bucket gcf-(v2-)?sources-[^ ]+ denied|the build account's access to the function's source bucket"
+  "Permission denied while using the Eventarc Service Agent|Eventarc's service agent"
+  "There were concurrent policy changes|a concurrent change to the same IAM policy"
+)
+
+# waiting_for FILE...: what the failure text in FILE shows is still propagating (status 1: none of PROPAGATING's).
+waiting_for() {
+  local entry
+  for entry in "${PROPAGATING[@]}"; do
+    if grep -qE -- "${entry%%|*}" "$@"; then echo "${entry#*|}"; return 0; fi
+  done
+  return 1
+}
+
+# propagating WAIT CMD...: CMD (printed; planned in plan mode). While it fails with one of PROPAGATING's texts, say
+# which one, wait WAIT x the attempt's number seconds and run it again, PROPAGATION_ATTEMPTS (8) times at most: IAM
+# changes take up to 7 minutes or more to apply. Any other failure stops the deploy with the tool's own words (bq
+# prints its errors on stdout, gcloud on stderr: both are read, and shown).
+propagating() {
+  local wait="$1" attempt=1 rc what out="$BUILD/propagating.out" err="$BUILD/propagating.err"
+  shift
   echo "+ $(printf '%q ' "$@")"
   [ "$PLAN" = 1 ] && return 0
-  local attempt=1
-  until "$@"; do
-    [ "$attempt" -lt 5 ] || die "still failing after $attempt attempts: $*"
-    echo "  retrying in $((attempt * ${DEPLOY_RETRY_SECONDS:-5}))s (new service accounts take a moment to propagate)"
-    sleep "$((attempt * ${DEPLOY_RETRY_SECONDS:-5}))"
+  while true; do
+    rc=0
+    "$@" >"$out" 2>"$err" || rc=$?
+    cat "$out"; cat "$err" >&2
+    [ "$rc" = 0 ] && return 0
+    what="$(waiting_for "$out" "$err")" || die "$1 $2 $3 failed (exit $rc): the answer above"
+    [ "$attempt" -lt "${PROPAGATION_ATTEMPTS:-8}" ] || die "still waiting for $what after $attempt attempts: $*"
+    echo "  waiting for $what to propagate: retrying in $((attempt * wait))s (attempt $attempt of ${PROPAGATION_ATTEMPTS:-8})"
+    sleep "$((attempt * wait))"
     attempt=$((attempt + 1))
   done
 }
+
+# retried CMD...: an IAM binding or grant, retried while the accounts it names propagate.
+retried() { propagating "${DEPLOY_RETRY_SECONDS:-5}" "$@"; }
 
 # answer CMD...: a read-only describe/show. ANSWER is what it printed on stdout (return 0), or return 1 when
 # the resource is not there. gcloud says so on stderr (`NOT_FOUND`, exit 1), bq on stdout ("BigQuery error in
@@ -63,22 +95,6 @@ warehouse() { (cd "$BUILD/src" && "$PYTHON" -m tools.warehouse "$@"); }
 settings() { (cd "$BUILD/src" && "$PYTHON" -m tools.settings "$@"); }
 edge() { (cd "$BUILD/src" && "$PYTHON" -m tools.edge "$@"); }
 
-# deploy_function NAME ARGS...: `gcloud functions deploy`, retried while a new build account's grants
-# propagate. Cloud Functions fails such a build with "missing permission on the build service account"
-# (docs/operations.md); IAM changes take up to 7 minutes to apply.
-deploy_function() {
-  local attempt=1 rc err="$BUILD/deploy-$1.err"
-  echo "+ $(printf '%q ' gcloud functions deploy "$@")"
-  [ "$PLAN" = 1 ] && return 0
-  while true; do
-    rc=0
-    gcloud functions deploy "$@" 2>"$err" || rc=$?
-    cat "$err" >&2
-    [ "$rc" = 0 ] && return 0
-    grep -q "missing permission on the build service account" "$err" || die "deploying $1 failed (exit $rc)"
-    [ "$attempt" -lt "${BUILD_RETRIES:-6}" ] || die "the build of $1 still lacks permissions after $attempt attempts"
-    echo "  the build account's grants are not applied yet; retrying in ${BUILD_RETRY_SECONDS:-60}s"
-    sleep "${BUILD_RETRY_SECONDS:-60}"
-    attempt=$((attempt + 1))
-  done
-}
+# deploy_function NAME ARGS...: `gcloud functions deploy`, retried while a new project's build account and service
+# agents propagate (its build fails with one of PROPAGATING's texts; so does its first Eventarc trigger).
+deploy_function() { propagating "${BUILD_RETRY_SECONDS:-30}" gcloud functions deploy "$@"; }

@@ -7,6 +7,7 @@ Armor policy in front of ingest, each resource described first, then created, up
                                                    # every resource right, from DIR/RESOURCE.json (empty: missing);
                                                    # the files they read (policy, redirect) go to --files
     python -m tools.edge dashboard BOARD TILES     # append the edge's tiles to the dashboard file BOARD
+    python -m tools.edge name RESOURCE             # one resource's name (e.g. certificate, https-proxy)
 
 Names follow INGEST_FUNCTION; the certificate's also INGEST_DOMAIN (a managed certificate's domains never change, so
 another domain is another certificate). Commands are gcloud's words without `gcloud` and `--project`: deploy.sh adds
@@ -120,9 +121,12 @@ class Edge:
             have = existing.get(rule.priority)
             if have is None:
                 commands.append([*command, "create", *target, *rule.flags()])
-            elif have.get("action") == "rate_based_ban" and rule.action != "rate_based_ban":
-                # "When you configure a rule with a rate-based ban action, you can't change it to a throttle action"
-                commands += [[*command, "delete", *target], [*command, "create", *target, *rule.flags()]]
+            elif ((have.get("action") == "rate_based_ban" and rule.action != "rate_based_ban")
+                  or bool(have.get("preview", False)) != bool(rule.resource().get("preview", False))):
+                # "When you configure a rule with a rate-based ban action, you can't change it to a throttle action";
+                # `rules update --preview` sets preview but no flag clears it. Either way: delete (without a prompt)
+                # and create again.
+                commands += [[*command, "delete", *target, "--quiet"], [*command, "create", *target, *rule.flags()]]
             elif not rule_is(have, rule.resource()):
                 commands.append([*command, "update", *target, *rule.flags()])
         return commands
@@ -208,7 +212,10 @@ class Edge:
         if live is not None and all(redirect.get(field) == value for field, value in REDIRECT.items()):
             return []
         source = files / f"{name}.json"  # JSON is YAML: what `url-maps import --source` reads
-        source.write_text(json.dumps({"name": name, "defaultUrlRedirect": REDIRECT}))
+        # An update must carry the live fingerprint ("An up-to-date fingerprint must be provided in order to update
+        # the UrlMap, otherwise the request will fail with error 412 conditionNotMet"); import sends the file's.
+        fingerprint = {"fingerprint": live["fingerprint"]} if live and live.get("fingerprint") else {}
+        source.write_text(json.dumps({"name": name, "defaultUrlRedirect": REDIRECT, **fingerprint}))
         return [["compute", "url-maps", "import", name, f"--source={source}", "--global", "--quiet"]]
 
     def plan_http_proxy(self, live: dict | None) -> list[Command]:
@@ -255,7 +262,6 @@ def append_tiles(board: Path, tiles: Path) -> None:
     board.write_text(json.dumps(doc, indent=1))
 
 
-# --- CLI ---------------------------------------------------------------------------------------------------------
 
 def plan_all(edge: Edge, live: Path, files: Path) -> list[Command]:
     """Every resource's commands, in creation order, from the descriptions in live/RESOURCE.json (empty: missing):
@@ -306,6 +312,15 @@ def _plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _name(args: argparse.Namespace) -> int:
+    try:
+        print(Edge.from_env().name(args.resource))
+    except ConfigError as error:
+        print(f"tools.edge: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _dashboard(args: argparse.Namespace) -> int:
     append_tiles(Path(args.board), Path(args.tiles))
     return 0
@@ -321,6 +336,9 @@ def parser() -> argparse.ArgumentParser:
     plan.add_argument("--live", required=True, help="folder of the descriptions, RESOURCE.json (empty: missing)")
     plan.add_argument("--files", required=True, help="folder for the files a command reads (the redirect URL map)")
     plan.set_defaults(run=_plan)
+    name = sub.add_parser("name")
+    name.add_argument("resource", choices=RESOURCES)
+    name.set_defaults(run=_name)
     board = sub.add_parser("dashboard")
     board.add_argument("board")
     board.add_argument("tiles")

@@ -14,6 +14,7 @@ BigQuery API resource (`bq show --format=json`, `bq ls --transfer_config --forma
     python -m tools.warehouse grant ROLE P.D MEMBER       # a dataset-level grant
     python -m tools.warehouse analyst-views P.D P.A       # the analysts' views (in P.A) over P.D's aggregates
     python -m tools.warehouse authorize P.A < show        # P.D's access list authorizing P.A's views, or nothing
+    python -m tools.warehouse etag < show                 # the etag of the resource shown (for bq update --etag)
     python -m tools.warehouse analyst-role                # the role analysts get on P.A (never on P.D)
 """
 
@@ -106,6 +107,15 @@ def _authorize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _etag(args: argparse.Namespace) -> int:
+    """The shown resource's etag: `bq update --etag` refuses the update if the resource changed since."""
+    shown = _stdin_json("a bq show answer")
+    if not isinstance(shown, dict) or not shown.get("etag"):
+        raise SystemExit("tools.warehouse: etag needs a bq show --format=json answer with an etag on stdin")
+    print(shown["etag"])
+    return 0
+
+
 COMMANDS = {
     "tables": (lambda a: print("\n".join(BY_NAME)) or 0, ()),
     "create": (lambda a: _print([ddl.create_table_sql(BY_NAME[a.table], f"{a.dataset}.{a.table}",
@@ -121,6 +131,7 @@ COMMANDS = {
     "grant": (lambda a: print(ddl.grant_sql(a.role, a.dataset, a.member)) or 0, ("role", "dataset", "member")),
     "analyst-views": (lambda a: _print(analysts.view_statements(a.dataset, a.analysts)), ("dataset", "analysts")),
     "authorize": (_authorize, ("analysts",)),
+    "etag": (_etag, ()),
     "analyst-role": (lambda a: print(analysts.READER_ROLE) or 0, ()),
 }
 HELP = {"table": "a table name (see `tables`)", "dataset": "PROJECT.DATASET", "display_name": "display name",

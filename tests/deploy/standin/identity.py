@@ -1,16 +1,38 @@
-"""Service accounts, project numbers and IAM policies shared by the APIs (IAM is eventually consistent)."""
+"""A project as the APIs share it: its number, its enabled services and their service agents, its service accounts
+and IAM policies. A project starts as Google creates one: only the default services on, no agents, no accounts
+(SOURCES.md "A brand-new project"); IAM is eventually consistent."""
 
 from __future__ import annotations
 
 import base64
 import copy
 import hashlib
+import re
 import threading
 from dataclasses import dataclass, field
 
 from tests.deploy.standin.clock import now
 from tests.deploy.standin.settings import Settings
 from tests.deploy.standin.web import ApiError, invalid
+
+# "Services enabled by default" on every new project (https://cloud.google.com/service-usage/docs/enabled-service#default).
+DEFAULT_SERVICES = frozenset({
+    "analyticshub.googleapis.com", "bigquery.googleapis.com", "bigqueryconnection.googleapis.com",
+    "bigquerydatapolicy.googleapis.com", "bigquerymigration.googleapis.com", "bigqueryreservation.googleapis.com",
+    "bigquerystorage.googleapis.com", "cloudapis.googleapis.com", "cloudtrace.googleapis.com",
+    "dataform.googleapis.com", "dataplex.googleapis.com", "datastore.googleapis.com", "logging.googleapis.com",
+    "monitoring.googleapis.com", "servicemanagement.googleapis.com", "serviceusage.googleapis.com",
+    "sql-component.googleapis.com", "storage-api.googleapis.com", "storage-component.googleapis.com",
+    "storage.googleapis.com"})
+# The service agent each service creates when it is enabled (https://cloud.google.com/iam/docs/service-agents).
+AGENTS = {"pubsub.googleapis.com": "service-{number}@gcp-sa-pubsub.iam.gserviceaccount.com",
+          "eventarc.googleapis.com": "service-{number}@gcp-sa-eventarc.iam.gserviceaccount.com",
+          "cloudfunctions.googleapis.com": "service-{number}@gcf-admin-robot.iam.gserviceaccount.com",
+          "run.googleapis.com": "service-{number}@serverless-robot-prod.iam.gserviceaccount.com",
+          "cloudbuild.googleapis.com": "service-{number}@gcp-sa-cloudbuild.iam.gserviceaccount.com"}
+# A project's user-managed accounts: ACCOUNT@PROJECT.iam.gserviceaccount.com (agents have domains of their own).
+USER_MANAGED = re.compile(r"@[a-z][-a-z0-9]{4,28}[a-z0-9]\.iam\.gserviceaccount\.com$")
+COMPUTE_DEFAULT = re.compile(r"([0-9]+)-compute@developer\.gserviceaccount\.com")
 
 
 def etag(version: int) -> str:
@@ -26,12 +48,63 @@ class Identities:
     accounts: dict[str, dict] = field(default_factory=dict)
     changed: dict[str, float] = field(default_factory=dict)
     policies: dict[str, dict] = field(default_factory=dict)
+    enabled: dict[str, set[str]] = field(default_factory=dict)  # project id -> services enabled beyond the defaults
+    agents: dict[str, dict] = field(default_factory=dict)  # agent email -> {service, project, unready uses left}
+    numbers: dict[str, str] = field(default_factory=dict)  # project number -> project id
     lock: threading.RLock = field(default_factory=threading.RLock)
 
     def project_number(self, project: str) -> str:
         """A stable project number for a project id."""
         digest = int(hashlib.sha256(project.encode()).hexdigest()[:8], 16)
-        return str(self.settings.project_number_base + digest % 10**9)
+        number = str(self.settings.project_number_base + digest % 10**9)
+        self.numbers[number] = project
+        return number
+
+    def project_id(self, project: str) -> str:
+        """A project's id from its id or its number (a number never seen is returned as it is)."""
+        return self.numbers.get(project, project)
+
+    # --- services and their agents ------------------------------------------------------------------------------
+
+    def is_enabled(self, project: str, service: str) -> bool:
+        """Whether the service is on in the project (the defaults always are)."""
+        return service in DEFAULT_SERVICES or service in self.enabled.get(self.project_id(project), set())
+
+    def enable(self, project: str, service: str) -> None:
+        """Turn a service on; its service agent is created now, usable after agent_unready_uses refused uses."""
+        with self.lock:
+            self.enabled.setdefault(project, set()).add(service)
+            if service in AGENTS:
+                email = AGENTS[service].format(number=self.project_number(project))
+                self.agents.setdefault(email, {"service": service, "project": project,
+                                               "unready": self.settings.agent_unready_uses})
+
+    def agent(self, project: str, service: str) -> str:
+        """The email of the project's service agent of a service (whether it exists or not)."""
+        return AGENTS[service].format(number=self.project_number(project))
+
+    def agent_ready(self, email: str) -> bool:
+        """Whether an existing agent's grants have propagated: its first agent_unready_uses uses are refused
+        (counted in calls, not seconds, so no machine is too slow for it)."""
+        with self.lock:
+            agent = self.agents.get(email)
+            if agent is None:
+                return False
+            if agent["unready"] > 0:
+                agent["unready"] -= 1
+                return False
+            return True
+
+    def member_exists(self, email: str) -> bool:
+        """Whether a service account exists: a project's own, an agent of an enabled service, the Compute default
+        account of a project with Compute on. Accounts outside the domains modelled here are taken as real."""
+        if email in self.accounts or email in self.agents:
+            return True
+        default = COMPUTE_DEFAULT.fullmatch(email)
+        if default:
+            return self.is_enabled(default.group(1), "compute.googleapis.com")
+        agent = email.startswith("service-") and any(t.split("@")[1] == email.split("@")[1] for t in AGENTS.values())
+        return not agent and not USER_MANAGED.search(email)
 
     def touch(self, email: str) -> None:
         """Record that an account was created or granted a role just now."""
@@ -58,7 +131,7 @@ class Identities:
             for binding in policy.get("bindings", []):
                 for member in binding.get("members", []):
                     if member.startswith("serviceAccount:") and member not in old:
-                        self.check_propagated(member.split(":", 1)[1])
+                        self.check_member(member.split(":", 1)[1])
             for binding in policy.get("bindings", []):
                 for member in binding.get("members", []):
                     if member.startswith("serviceAccount:"):
@@ -69,10 +142,12 @@ class Identities:
             self.policies[resource] = stored
             return {k: v for k, v in copy.deepcopy(stored).items() if k != "_v"}
 
-    def check_propagated(self, email: str) -> None:
-        """A binding naming an account created too recently fails as on Google Cloud (eventual consistency)."""
+    def check_member(self, email: str) -> None:
+        """A binding naming an account that does not exist, or not yet everywhere (created too recently; an agent
+        whose grants still propagate), fails as on Google Cloud: 400 "Service account X does not exist."."""
         created = self.accounts.get(email, {}).get("_created")
-        if created is not None and now() - created < self.settings.binding_iam_delay_seconds:
+        recent = created is not None and now() - created < self.settings.binding_iam_delay_seconds
+        if recent or not self.member_exists(email) or (email in self.agents and not self.agent_ready(email)):
             raise invalid(f"Service account {email} does not exist.")
 
     def snapshot(self) -> dict:
@@ -80,4 +155,5 @@ class Identities:
         with self.lock:
             return {"accounts": {k: {f: v for f, v in a.items() if not f.startswith("_")}
                                  for k, a in self.accounts.items()},
-                    "policies": {r: {k: v for k, v in p.items() if k != "_v"} for r, p in self.policies.items()}}
+                    "policies": {r: {k: v for k, v in p.items() if k != "_v"} for r, p in self.policies.items()},
+                    "enabled": {p: sorted(s) for p, s in self.enabled.items()}, "agents": copy.deepcopy(self.agents)}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -22,10 +23,10 @@ from tests.deploy.standin.apis.pubsub import PubSub
 from tests.deploy.standin.apis.resourcemanager import ResourceManager
 from tests.deploy.standin.apis.run import Run
 from tests.deploy.standin.apis.serviceusage import ServiceUsage
-from tests.deploy.standin.identity import Identities
+from tests.deploy.standin.identity import USER_MANAGED, Identities
 from tests.deploy.standin.settings import Settings
 from tests.deploy.standin.upstream import Upstream
-from tests.deploy.standin.web import Api, Request, Response, not_found, ok
+from tests.deploy.standin.web import Api, Request, Response, not_found, ok, service_disabled
 
 # gcloud's CLOUDSDK_API_ENDPOINT_OVERRIDES_<API> point at http://HOST/<prefix>/ (see fixtures.cli_env).
 GCLOUD_PREFIXES = ("serviceusage", "iam", "cloudresourcemanager", "cloudfunctions", "run", "eventarc", "logging",
@@ -33,6 +34,21 @@ GCLOUD_PREFIXES = ("serviceusage", "iam", "cloudresourcemanager", "cloudfunction
 # Compute's base URL carries its version (https://compute.googleapis.com/compute/v1/), the others' do not.
 OVERRIDE_PATHS = {"compute": "compute/v1/"}
 BQ_PREFIX = "bigquery"  # bq's --api=http://HOST/bigquery: BigQuery at bigquery/v2/..., Data Transfer at v1/...
+# The service behind each API (its name and title, as a SERVICE_DISABLED error names them); Compute answers with its
+# legacy errors[] reason too.
+SERVICES = {"iam": ("iam.googleapis.com", "Identity and Access Management (IAM) API"),
+            "cloudresourcemanager": ("cloudresourcemanager.googleapis.com", "Cloud Resource Manager API"),
+            "cloudfunctions": ("cloudfunctions.googleapis.com", "Cloud Functions API"),
+            "run": ("run.googleapis.com", "Cloud Run Admin API"),
+            "eventarc": ("eventarc.googleapis.com", "Eventarc API"),
+            "logging": ("logging.googleapis.com", "Cloud Logging API"),
+            "monitoring": ("monitoring.googleapis.com", "Cloud Monitoring API"),
+            "pubsub": ("pubsub.googleapis.com", "Cloud Pub/Sub API"),
+            "compute": ("compute.googleapis.com", "Compute Engine API"),
+            "bigquery": ("bigquery.googleapis.com", "BigQuery API"),
+            "bigquerydatatransfer": ("bigquerydatatransfer.googleapis.com", "BigQuery Data Transfer API")}
+LEGACY_REASONS = {"compute": "accessNotConfigured"}
+PROJECT_IN_PATH = re.compile(r"projects/([^/:]+)")
 
 
 class Router:
@@ -47,21 +63,22 @@ class Router:
         self.bigquery = BigQuery(settings, Upstream(bigquery_host))
         self.datatransfer = DataTransfer(self.identities)
         self.discovery = Discovery()
+        self.compute = Compute(self.identities)
         self.apis: dict[str, Api] = {
             "serviceusage": ServiceUsage(self.identities), "iam": Iam(self.identities),
             "cloudresourcemanager": ResourceManager(self.identities), "cloudfunctions": self.functions,
             "run": Run(self.identities), "eventarc": self.eventarc, "logging": LoggingMetrics(),
-            "monitoring": Monitoring(self.identities), "pubsub": pubsub, "compute": Compute(self.identities)}
+            "monitoring": Monitoring(self.identities), "pubsub": pubsub, "compute": self.compute}
         self.log_path, self.log_lock = log_path, threading.Lock()
 
     def route(self, request: Request) -> tuple[str, Response]:
         """(API name, answer) for a request whose path still carries its prefix."""
         head, _, rest = request.path.partition("/")
         if head in self.apis:
-            return head, self.apis[head].handle(self.strip(request, rest))
+            return head, self.disabled(head, rest) or self.apis[head].handle(self.strip(request, rest))
         if head == BQ_PREFIX:
             api = self.bigquery if rest.startswith("bigquery/") else self.datatransfer
-            return api.name, api.handle(self.strip(request, rest))
+            return api.name, self.disabled(api.name, rest) or api.handle(self.strip(request, rest))
         if head == "$discovery":
             return "discovery", self.discovery.handle(self.strip(request, rest))
         if head == "upload":
@@ -70,11 +87,30 @@ class Router:
             return "oauth2", ok({"access_token": "standin-token", "expires_in": 3600, "token_type": "Bearer"})
         if request.path == "__standin/state":
             return "standin", ok(self.snapshot())
+        if request.path == "__standin/dns" and request.method == "POST":  # tests point domains at addresses
+            with self.compute.lock:
+                self.compute.dns.update(request.json())
+            return "standin", ok(self.compute.dns)
         if request.path == "__standin/settings" and request.method == "POST":  # tests change a behaviour
             for name, value in request.json().items():
                 setattr(self.settings, name, type(getattr(self.settings, name))(value))
             return "standin", ok(vars(self.settings))
         return "unknown", not_found(f"The stand-in serves no API at /{request.path}").response()
+
+    def disabled(self, api: str, path: str) -> Response | None:
+        """The 403 SERVICE_DISABLED answer when the API's service is off in the project the path names."""
+        if api not in SERVICES:
+            return None
+        found = PROJECT_IN_PATH.search(path)
+        project = found.group(1) if found else ""
+        if project == "-":  # projects/-/serviceAccounts/EMAIL: the account's own project
+            account = USER_MANAGED.search(path)
+            project = account.group(0)[1:].split(".")[0] if account else ""
+        service, title = SERVICES[api]
+        if not project or self.identities.is_enabled(project, service):
+            return None
+        number = self.identities.project_number(self.identities.project_id(project))
+        return service_disabled(service, title, number, LEGACY_REASONS.get(api)).response()
 
     @staticmethod
     def strip(request: Request, rest: str) -> Request:

@@ -56,22 +56,42 @@ class ApiError(Exception):
     """
 
     def __init__(self, code: int, message: str, status: str | None = None, reason: str | None = None,
-                 domain: str = "global") -> None:
+                 domain: str = "global", details: list[dict] | None = None) -> None:
         super().__init__(message)
         self.code, self.message = code, message
         self.status = status or STATUS_NAMES.get(code, "UNKNOWN")
-        self.reason, self.domain = reason, domain
+        self.reason, self.domain, self.details = reason, domain, details
 
     def body(self) -> dict:
         """The error body."""
         error: dict[str, Any] = {"code": self.code, "message": self.message, "status": self.status}
         if self.reason:
             error["errors"] = [{"message": self.message, "domain": self.domain, "reason": self.reason}]
+        if self.details:
+            error["details"] = self.details
         return {"error": error}
 
     def response(self) -> Response:
         """The HTTP answer."""
         return ok(self.body(), self.code)
+
+
+def service_disabled(service: str, title: str, number: str, legacy_reason: str | None = None) -> ApiError:
+    """403 for a call to a service the project has not enabled: google.rpc.Status with an ErrorInfo (reason
+    SERVICE_DISABLED, domain googleapis.com, metadata service / consumer / activationUrl) and a Help link
+    (https://cloud.google.com/apis/design/errors; SOURCES.md "A brand-new project"). APIs with the legacy errors[]
+    list (Compute, BigQuery) add it with `legacy_reason` (accessNotConfigured, domain usageLimits)."""
+    url = f"https://console.developers.google.com/apis/api/{service}/overview?project={number}"
+    message = (f"{title} has not been used in project {number} before or it is disabled. Enable it by visiting "
+               f"{url} then retry. If you enabled this API recently, wait a few minutes for the action to propagate "
+               "to our systems and retry.")
+    details = [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "SERVICE_DISABLED",
+                "domain": "googleapis.com",
+                "metadata": {"service": service, "consumer": f"projects/{number}", "activationUrl": url,
+                             "serviceTitle": title, "containerInfo": number}},
+               {"@type": "type.googleapis.com/google.rpc.Help",
+                "links": [{"description": "Google developers console API activation", "url": url}]}]
+    return ApiError(403, message, "PERMISSION_DENIED", legacy_reason, "usageLimits", details)
 
 
 def not_found(message: str) -> ApiError:

@@ -14,7 +14,7 @@ import threading
 import uuid
 
 from tests.deploy.standin.apis.armor import check_policy_rule
-from tests.deploy.standin.clock import rfc3339
+from tests.deploy.standin.clock import now, rfc3339
 from tests.deploy.standin.identity import Identities
 from tests.deploy.standin.web import Api, ApiError, Handler, Request, Response, camel_mask, get_path, invalid, ok
 
@@ -73,6 +73,7 @@ class Compute(Api):
         self.operations: dict[str, dict] = {}
         self.ids = itertools.count(4_000_000_000_000_000_001)
         self.ips = itertools.count(1)
+        self.dns: dict[str, str] = {}  # domain -> the IPv4 address its A record names (tests set it)
         self.lock = threading.RLock()
 
     def routes(self) -> list[tuple[str, str, Handler]]:
@@ -97,7 +98,28 @@ class Compute(Api):
     # --- reading -------------------------------------------------------------------------------------------------
 
     def get(self, request: Request, path: str) -> Response:
+        if "/sslCertificates/" in path:
+            with self.lock:
+                if path in self.resources:
+                    self.provision(path)
         return ok(self.read(path))
+
+    def provision(self, path: str) -> None:
+        """A managed certificate's domains become ACTIVE once their A record names the address of a forwarding rule
+        whose HTTPS proxy serves the certificate ("Google-managed certificates are provisioned … after the DNS
+        records for the domains reference the load balancer's IP address", SOURCES.md "Managed certificates"); an
+        ACTIVE certificate stays so."""
+        certificate = self.resources[path]
+        served_at = {rule.get("IPAddress") for rule in self.resources.values() if rule.get("kind") ==
+                     "compute#forwardingRule" and path in map(path_of, self.resources.get(
+                         path_of(rule.get("target", "")), {}).get("sslCertificates", []))}
+        managed = certificate["managed"]
+        managed["domainStatus"] = {d: "ACTIVE" if managed["domainStatus"].get(d) == "ACTIVE" or self.dns.get(d)
+                                   in served_at else "PROVISIONING" for d in managed["domains"]}
+        if managed["status"] != "ACTIVE" and all(v == "ACTIVE" for v in managed["domainStatus"].values()):
+            managed["status"] = "ACTIVE"
+            certificate.update({"subjectAlternativeNames": list(managed["domains"]),
+                                "expireTime": rfc3339(now() + 90 * 86400)})
 
     def read(self, path: str) -> dict:
         with self.lock:
@@ -187,10 +209,14 @@ class Compute(Api):
             return self.operation_for(request, path, method)
 
     def check_fingerprint(self, current: dict, body: dict) -> None:
-        """Compute's optimistic locking: a fingerprint that is not the current one is refused (412)."""
-        if body.get("fingerprint") and current.get("fingerprint") and body["fingerprint"] != current["fingerprint"]:
-            raise compute_error(412, "conditionNotMet", "Supplied fingerprint does not match current metadata "
-                                "fingerprint.")
+        """Compute's optimistic locking on update and patch: "An up-to-date fingerprint must be provided in order to
+        update the UrlMap, otherwise the request will fail with error 412 conditionNotMet" (UrlMap.fingerprint; the
+        same for backend services, target proxies, forwarding rules and security policies). A missing fingerprint
+        is refused like a stale one; the setX methods take none."""
+        if current.get("fingerprint") and body.get("fingerprint") != current["fingerprint"]:
+            said = "Supplied fingerprint does not match" if body.get("fingerprint") else "No fingerprint was supplied"
+            raise compute_error(412, "conditionNotMet", f"{said}: an up-to-date fingerprint must be provided to update "
+                                "this resource (read it again and retry).")
 
     def store(self, path: str, resource: dict, change: str) -> None:
         if path.split("/")[-2] in FINGERPRINTED:

@@ -82,7 +82,11 @@ class DataTransfer(Api):
         if key not in self.configs:
             raise not_found(f"Transfer config {name} not found.")
         email = self.account(request)
-        mask = camel_mask(request.arg("updateMask"))
+        # bq names the fields under the request's body field: updateMask=transfer_config.params,... (the SDK's
+        # platform/bq/clients/client_data_transfer.py); the paths are the TransferConfig's own.
+        mask = [m.removeprefix("transferConfig.") for m in camel_mask(request.arg("updateMask"))]
+        if not mask:
+            raise invalid("update_mask is required: the fields to update (transferConfigs.patch).")
         config = apply_mask(copy.deepcopy(self.configs[key]), request.json(), mask)
         config["updateTime"] = rfc3339()
         if email and ("service_account_name" in (request.arg("updateMask") or "") or "serviceAccountName" in mask):

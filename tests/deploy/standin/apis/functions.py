@@ -24,6 +24,7 @@ from tests.deploy.standin.web import (
     invalid,
     not_found,
     ok,
+    service_disabled,
 )
 
 FUNCTION_TYPE = "type.googleapis.com/google.cloud.functions.v2.Function"
@@ -31,13 +32,48 @@ METADATA_TYPE = "type.googleapis.com/google.cloud.functions.v2.OperationMetadata
 RUNTIMES = ("python310", "python311", "python312", "python313")
 # ServiceConfig.ingressSettings: gcloud's --ingress-settings all | internal-only | internal-and-gclb.
 INGRESS = ("ALLOW_ALL", "ALLOW_INTERNAL_ONLY", "ALLOW_INTERNAL_AND_GCLB")
-# Cloud Functions' documented build failure when the build service account lacks a permission
-# (https://cloud.google.com/functions/docs/troubleshooting#build-service-account).
+# Cloud Functions' build failures while a new build account's grants apply (SOURCES.md "A brand-new project"): the
+# documented one (https://cloud.google.com/functions/docs/troubleshooting#build-service-account), then those seen in
+# public reports; (google.rpc.Code, message) with {account}, {project}, {number}, {region} filled in.
 BUILD_PERMISSION_ERROR = (
     "Build failed with status: FAILURE. Could not build the function due to a missing permission on the build "
     "service account. If you didn't revoke that permission explicitly, this could be caused by a change in the "
     "organization policies. Please refer to the following documentation for more details and resolution: "
     "https://cloud.google.com/functions/docs/troubleshooting#build-service-account")
+BUILD_FAILURES = (
+    (3, BUILD_PERMISSION_ERROR),
+    (3, "Build failed with status: FAILURE. The service account running this build "
+        "projects/{project}/serviceAccounts/{account} does not have permission to write logs to Cloud Logging. To fix "
+        "this, grant the Logs Writer (roles/logging.logWriter) role to the service account."),
+    (13, "Build failed with status: FAILURE and message: failed to Fetch: failed to download archive "
+         "gs://gcf-v2-sources-{number}-{region}/{function}/function-source.zip: Access to bucket "
+         "gcf-v2-sources-{number}-{region} denied. You must grant Storage Object Viewer permission to {account}. If "
+         "you are using VPC Service Controls, you must also grant it access to your service perimeter."))
+# Creating a function's first trigger while Eventarc provisions its service agent ("Eventarc uses a provisioning
+# model that creates its service agent only when first needed"; the text: Eventarc troubleshooting), 400.
+EVENTARC_AGENT_ERROR = (
+    'Invalid resource state for "": Permission denied while using the Eventarc Service Agent. If you recently '
+    "started to use Eventarc, it may take a few minutes before all necessary permissions are propagated to the "
+    "Service Agent. Otherwise, verify that it has Eventarc Service Agent role.")
+FAILED_PRECONDITION = 9
+# The stages of a deploy, in order (OperationMetadata.stages, Stage.Name); TRIGGER only for an event function.
+STAGES = ("BUILD", "SERVICE", "TRIGGER")
+# What a function needs enabled besides Cloud Functions itself: gen2 builds with Cloud Build into Artifact Registry
+# and runs on Cloud Run; an event trigger is Eventarc's, on a Pub/Sub topic.
+NEEDED_SERVICES = ("cloudbuild.googleapis.com", "artifactregistry.googleapis.com", "run.googleapis.com")
+TRIGGER_SERVICES = ("eventarc.googleapis.com", "pubsub.googleapis.com")
+SERVICE_TITLES = {"cloudbuild.googleapis.com": "Cloud Build API",
+                  "artifactregistry.googleapis.com": "Artifact Registry API",
+                  "run.googleapis.com": "Cloud Run Admin API",
+                  "eventarc.googleapis.com": "Eventarc API", "pubsub.googleapis.com": "Cloud Pub/Sub API"}
+
+
+class Failed(Exception):
+    """A deploy stage that fails: its operation ends with this error (google.rpc.Code, message)."""
+
+    def __init__(self, stage: str, code: int, message: str) -> None:
+        super().__init__(message)
+        self.stage, self.code, self.message = stage, code, message
 
 
 class Functions(Api):
@@ -100,8 +136,8 @@ class Functions(Api):
                 raise already_exists(f"Resource '{name}' already exists")
             body = request.json()
             self.check_source(body)
-            function = self.materialize(name, body, None)
-            return self.operation_for(name, "create", function)
+            self.check_services(name, body)
+            return self.deployed(name, "create", body, None, None)
 
     def patch(self, request: Request, name: str) -> Response:
         with self.lock:
@@ -112,10 +148,54 @@ class Functions(Api):
             if "buildConfig.source" in mask or "buildConfig.source.storageSource" in mask:
                 self.check_source(body)
             updated = apply_mask(copy.deepcopy(self.functions[name]), body, mask)
+            self.check_services(name, updated)
             old = self.functions[name]
             trigger_changed = any(p == "eventTrigger" or p.startswith("eventTrigger.") for p in mask)
-            function = self.materialize(name, updated, old if not trigger_changed else None, old)
-            return self.operation_for(name, "update", function)
+            return self.deployed(name, "update", updated, old if not trigger_changed else None, old)
+
+    def check_services(self, name: str, body: dict) -> None:
+        """403 SERVICE_DISABLED when a service the function needs is off (the first one missing)."""
+        project = name.split("/")[1]
+        needed = NEEDED_SERVICES + (TRIGGER_SERVICES if body.get("eventTrigger") else ())
+        for service in needed:
+            if not self.identities.is_enabled(project, service):
+                raise service_disabled(service, SERVICE_TITLES[service], self.identities.project_number(project))
+
+    def deployed(self, name: str, verb: str, body: dict, keep_trigger_of: dict | None, previous: dict | None
+                 ) -> Response:
+        """Build, then the service, then the trigger; the operation that reports them (failed at the first stage
+        that fails: the function is FAILED, its previous service and trigger as they were)."""
+        try:
+            self.build(name, body)
+            function = self.materialize(name, body, keep_trigger_of, previous)
+        except Failed as failure:
+            function = copy.deepcopy(previous or body)
+            function.update({"name": name, "state": "FAILED", "updateTime": rfc3339()})
+            self.functions[name] = function
+            return self.operation_for(name, verb, function, failure)
+        return self.operation_for(name, verb, function)
+
+    def build(self, name: str, body: dict) -> None:
+        """A build fails while its account's grants apply: within build_iam_delay_seconds of a change to the
+        account, or as one of its first build_iam_failing_builds builds (counted: each a text of BUILD_FAILURES in
+        turn)."""
+        account = body.get("buildConfig", {}).get("serviceAccount", "").rsplit("/", 1)[-1]
+        if not account:
+            return
+        failure = None
+        if self.identities.changed_within(account, self.settings.build_iam_delay_seconds):
+            failure = BUILD_FAILURES[0]
+        else:
+            with self.lock:
+                failed = self.failed_builds.get(account, 0)
+                if failed < self.settings.build_iam_failing_builds:
+                    self.failed_builds[account] = failed + 1
+                    failure = BUILD_FAILURES[failed % len(BUILD_FAILURES)]
+        if failure:
+            project, region, function = name.split("/")[1], name.split("/")[3], name.split("/")[5]
+            raise Failed("BUILD", failure[0], failure[1].format(
+                account=account, project=project, number=self.identities.project_number(project), region=region,
+                function=function))
 
     def check_source(self, body: dict) -> None:
         obj = body.get("buildConfig", {}).get("source", {}).get("storageSource", {}).get("object")
@@ -151,6 +231,8 @@ class Functions(Api):
         if keep_trigger_of is not None and keep_trigger_of.get("eventTrigger"):
             function["eventTrigger"] = copy.deepcopy(keep_trigger_of["eventTrigger"])
         elif trigger:
+            if not self.identities.agent_ready(self.identities.agent(project, "eventarc.googleapis.com")):
+                raise Failed("TRIGGER", FAILED_PRECONDITION, EVENTARC_AGENT_ERROR)
             if previous and previous.get("eventTrigger", {}).get("trigger"):
                 if not self.settings.recreate_trigger_on_update:
                     function["eventTrigger"] = copy.deepcopy({**previous["eventTrigger"], **trigger,
@@ -174,31 +256,41 @@ class Functions(Api):
         self.deploys[name] = self.deploys.get(name, 0) + 1
         return function
 
-    def operation_for(self, name: str, verb: str, function: dict) -> Response:
-        """The long-running operation of a deploy: a build that fails while its account's IAM propagates."""
+    def operation_for(self, name: str, verb: str, function: dict, failure: Failed | None = None) -> Response:
+        """The long-running operation of a deploy: its stages NOT_STARTED now, each COMPLETE (or the failed one with
+        its message) once polled; done with the function or with the failure's error."""
         parent = name.rsplit("/functions/", 1)[0]
         op_name = f"{parent}/operations/operation-{uuid.uuid4().hex[:16]}"
+        stages = [s for s in STAGES if s != "TRIGGER" or function.get("eventTrigger")]
         metadata = {"@type": METADATA_TYPE, "createTime": rfc3339(), "target": name, "verb": verb,
-                    "apiVersion": "v2", "requestedCancellation": False}
-        account = function.get("buildConfig", {}).get("serviceAccount", "").rsplit("/", 1)[-1]
-        operation: dict = {"name": op_name, "metadata": metadata, "done": False}
-        if account and (self.identities.changed_within(account, self.settings.build_iam_delay_seconds)
-                        or self._first_builds_fail(account)):
-            operation["_result"] = {"error": {"code": 3, "message": BUILD_PERMISSION_ERROR}}
-            function["state"] = "FAILED"
+                    "apiVersion": "v2", "cancelRequested": False,
+                    "operationType": "CREATE_FUNCTION" if verb == "create" else "UPDATE_FUNCTION",
+                    "stages": [{"name": s, "state": "NOT_STARTED"} for s in stages]}
+        final = []
+        for stage in stages:
+            if failure and stages.index(stage) > stages.index(failure.stage):
+                final.append({"name": stage, "state": "NOT_STARTED"})
+            elif failure and stage == failure.stage:
+                final.append({"name": stage, "state": "COMPLETE", "message": failure.message,
+                              "stateMessages": [{"severity": "ERROR", "type": f"{stage.title()}Failed",
+                                                 "message": failure.message}]})
+            else:
+                final.append({"name": stage, "state": "COMPLETE", **self.stage_resource(stage, function)})
+        operation: dict = {"name": op_name, "metadata": metadata, "done": False, "_stages": final}
+        if failure:
+            operation["_result"] = {"error": {"code": failure.code, "message": failure.message}}
         else:
             operation["_result"] = {"response": {"@type": FUNCTION_TYPE, **copy.deepcopy(function)}}
         self.operations[op_name] = operation
         return ok({k: v for k, v in operation.items() if not k.startswith("_")})
 
-    def _first_builds_fail(self, account: str) -> bool:
-        """Whether this build is one of the account's first build_iam_failing_builds (then counted)."""
-        with self.lock:
-            failed = self.failed_builds.get(account, 0)
-            if failed >= self.settings.build_iam_failing_builds:
-                return False
-            self.failed_builds[account] = failed + 1
-            return True
+    @staticmethod
+    def stage_resource(stage: str, function: dict) -> dict:
+        """The resource a completed stage made (Stage.resource, resourceUri)."""
+        resource = {"BUILD": function.get("buildConfig", {}).get("build"),
+                    "SERVICE": function.get("serviceConfig", {}).get("service"),
+                    "TRIGGER": function.get("eventTrigger", {}).get("trigger")}[stage]
+        return {"resource": resource} if resource else {}
 
     def operation(self, request: Request, name: str) -> Response:
         operation = self.operations.get(name)
@@ -206,6 +298,7 @@ class Functions(Api):
             raise not_found(f"Operation '{name}' was not found")
         operation["done"] = True
         operation["metadata"]["endTime"] = operation["metadata"].get("endTime", rfc3339())
+        operation["metadata"]["stages"] = operation["_stages"]
         return ok({**{k: v for k, v in operation.items() if not k.startswith("_")}, **operation["_result"]})
 
     def snapshot(self) -> dict:

@@ -1,4 +1,9 @@
-"""Cloud Logging v2: projects.metrics get / create / update (log-based metrics)."""
+"""Cloud Logging v2: projects.metrics get / create / update (log-based metrics).
+
+"The metric_kind and value_type fields in the metric_descriptor cannot be updated once initially configured. New
+labels can be added in the metric_descriptor, but existing labels cannot be modified except for their description"
+(LogMetric.metric_descriptor, https://cloud.google.com/logging/docs/reference/v2/rest/v2/projects.metrics): such an
+update is refused with 400 INVALID_ARGUMENT (the wording is the stand-in's)."""
 
 from __future__ import annotations
 
@@ -52,8 +57,25 @@ class LoggingMetrics(Api):
         key = f"{parent}/metrics/{metric}"
         if key not in self.metrics:
             raise not_found(f"Metric {metric} does not exist.")
+        body = request.json()
+        check_immutable(self.metrics[key]["metricDescriptor"], body.get("metricDescriptor") or {})
         self.updates[key] += 1
-        return ok(self.stored(key, metric, request.json(), self.metrics[key]["createTime"]))
+        return ok(self.stored(key, metric, body, self.metrics[key]["createTime"]))
 
     def snapshot(self) -> dict:
         return {"metrics": self.metrics, "updates": self.updates}
+
+
+def check_immutable(current: dict, wanted: dict) -> None:
+    """400 when an update changes the descriptor's kind or value type, or an existing label (beyond its
+    description), or drops one."""
+    for field, default in (("metricKind", "DELTA"), ("valueType", "INT64")):
+        if wanted.get(field, default) != current.get(field, default):
+            raise invalid(f"The {field} of a log-based metric cannot be updated once set: it is "
+                          f"{current.get(field, default)}, the update asks for {wanted.get(field, default)}.")
+    labels = {label["key"]: label for label in wanted.get("labels", [])}
+    for label in current.get("labels", []):
+        new = labels.get(label["key"])
+        if new is None or new.get("valueType", "STRING") != label.get("valueType", "STRING"):
+            raise invalid(f"The existing label {label['key']!r} of a log-based metric cannot be modified or removed; "
+                          "only its description can change.")

@@ -118,7 +118,9 @@ class Monitoring(Api):
         if name not in self.dashboards:
             raise not_found(f"Requested entity was not found: {name}")
         body = request.json()
-        if body.get("etag") and body["etag"] != self.dashboards[name]["etag"]:
+        if not body.get("etag"):  # "users are expected to put that etag in the request to UpdateDashboard"
+            raise invalid("Update Dashboard should specify a non empty etag.")
+        if body["etag"] != self.dashboards[name]["etag"]:
             raise ApiError(409, "Etag mismatch: the dashboard was changed since its etag was read. Get the "
                            "dashboard again and retry with its current etag.", "ABORTED")
         self.dashboards[name] = {**body, "name": name, "etag": uuid.uuid4().hex}
