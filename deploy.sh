@@ -148,8 +148,9 @@ closing_check() {
     if answer gcloud compute target-https-proxies describe "$proxy" --global --format='value(sslCertificates)' \
         "${G[@]}"; then attached="$ANSWER"; fi
   fi
-  local served="served by $proxy"
-  [[ "$attached" == *"/$certificate"* ]] || served="not served by $proxy"
+  local served="not served by $proxy" link
+  # value(sslCertificates) lists the proxy's certificates as URLs joined by ";": the name must be one's last part.
+  for link in ${attached//;/ }; do [ "${link##*/}" != "$certificate" ] || served="served by $proxy"; done
   if [ "$status" = ACTIVE ] && [ "$served" = "served by $proxy" ]; then
     say "certificate $certificate is ACTIVE, $served: the function URL closes (ingress internal-and-gclb)"
     return 0

@@ -12,7 +12,8 @@ run() {
 }
 
 # What Google answers while a new project's accounts, service agents and grants propagate (docs/operations.md "A
-# brand-new project" cites each): an extended regular expression, then what the deploy is waiting for.
+# brand-new project" cites each): an extended regular expression (matched ignoring case: Eventarc writes "permission
+# denied", Cloud Functions "Permission denied"), then what the deploy is waiting for.
 PROPAGATING=(
   "Service account [^ ]+ does not exist|a new service account or service agent"
   "missing permission on the build service account|the build account's grants"
@@ -20,13 +21,14 @@ PROPAGATING=(
   "Access to bucket gcf-(v2-)?sources-[^ ]+ denied|the build account's access to the function's source bucket"
   "Permission denied while using the Eventarc Service Agent|Eventarc's service agent"
   "There were concurrent policy changes|a concurrent change to the same IAM policy"
+  "If you enabled this API recently, wait a few minutes|a service enabled moments ago"
 )
 
 # waiting_for FILE...: what the failure text in FILE shows is still propagating (status 1: none of PROPAGATING's).
 waiting_for() {
   local entry
   for entry in "${PROPAGATING[@]}"; do
-    if grep -qE -- "${entry%%|*}" "$@"; then echo "${entry#*|}"; return 0; fi
+    if grep -qiE -- "${entry%%|*}" "$@"; then echo "${entry#*|}"; return 0; fi
   done
   return 1
 }

@@ -3,14 +3,16 @@
 
 State lives in FAKE_STATE_FILE (JSON), so a second deploy sees the first one's resources. Modelled
 behaviours of the real tools (docs/operations.md cites each):
-- describe/show of a missing resource fails (NOT_FOUND); create of an existing one fails (ALREADY_EXISTS);
+- describe/show of a missing resource fails (NOT_FOUND); service accounts are listed (a describe of a missing
+  one is a 403, never used); create of an existing one fails (ALREADY_EXISTS);
 - `functions deploy` of an existing event function with trigger flags recreates its Eventarc trigger and
   push subscription (a new subscription name; the old backlog is gone); without them the trigger is kept;
 - a new service account is eventually consistent: the first IAM binding naming it fails once;
 - `bq add-iam-policy-binding` does not support datasets (it fails, as documented);
 - a dashboard update must carry the dashboard's current etag;
 - `bq update` is not how this project migrates (ALTER TABLE ADD COLUMN); a call fails loudly, except
-  `bq update --source FILE DATASET`, whose `access` replaces the dataset's whole access list;
+  `bq update --etag=E --source FILE DATASET`, whose `access` replaces the dataset's whole access list (refused if
+  the dataset changed since its etag E was read);
 - `bq query` DDL: CREATE TABLE IF NOT EXISTS / CREATE MATERIALIZED VIEW / DROP ... IF EXISTS change what
   exists (a materialized view remembers its labels and how often it was computed: creating one computes it
   over the whole base table); CREATE [OR REPLACE] of an existing materialized view fails; `--dry_run`
@@ -90,9 +92,11 @@ def gcloud() -> None:
             fail("ALREADY_EXISTS: service account exists")
         kind("accounts")[email] = True
         kind("new_accounts")[f"serviceAccount:{email}"] = True
-    elif words[:3] == ["iam", "service-accounts", "describe"]:
-        if words[3] not in kind("accounts"):
-            fail("NOT_FOUND: service account")
+    elif words[:3] == ["iam", "service-accounts", "list"]:
+        print("\n".join(kind("accounts")))
+    elif words[:2] == ["services", "list"]:
+        wanted = flags.get("filter", "").removeprefix("config.name=")
+        print("\n".join(s for s in kind("services") if not wanted or s == wanted))
     elif words[:2] == ["pubsub", "topics"] and words[2] in ("create", "describe"):
         exists = words[3] in kind("topics")
         if words[2] == "describe" and not exists:
@@ -127,7 +131,7 @@ def gcloud() -> None:
             print(function["trigger"]["name"] if function.get("trigger") else "")
         elif "eventTrigger" in fmt and function.get("trigger"):
             t = function["trigger"]
-            print(f"{t['topic']}\t{t['retry']}\t{t['identity']}")
+            print(f"{t['name']}\t{t['topic']}\t{t['retry']}\t{t['identity']}")
     elif words[:3] == ["eventarc", "triggers", "describe"]:
         for function in kind("functions").values():
             if function.get("trigger", {}).get("name") == words[3]:
@@ -255,7 +259,8 @@ def bq() -> None:
         if words[-1] not in kind("bq"):
             fail(f"Not found: Table {words[-1]}")
         if flags.get("format") == "json":
-            print(json.dumps({"id": words[-1], **{k: v for k, v in kind("bq")[words[-1]].items() if k != "args"}}))
+            shown = {k: v for k, v in kind("bq")[words[-1]].items() if k != "args"}
+            print(json.dumps({"id": words[-1], "etag": "e0", **shown}))
     elif "mk" in words:
         target = words[-1] if "--dataset" in args else words[-2]
         if target in kind("bq"):
@@ -269,7 +274,12 @@ def bq() -> None:
         ddl(sql)
         kind("queries").setdefault("all", []).append(sql)
     elif "update" in words and "source" in flags and words[-1] in kind("bq"):
-        # A dataset's access list: the file's replaces the whole list (Dataset.access, on a patch).
+        # A dataset's access list: the file's replaces the whole list (Dataset.access, on a patch), only if the
+        # dataset is still the version read (`--etag`: "Precondition check failed" otherwise, 412).
+        dataset = kind("bq")[words[-1]]
+        if "etag" in flags and flags["etag"] != dataset.get("etag", "e0"):
+            fail("Precondition check failed.")
+        dataset["etag"] = f"e{int(dataset.get('etag', 'e0')[1:]) + 1}"
         kind("bq")[words[-1]]["access"] = json.loads(Path(flags["source"]).read_text())["access"]
         kind("access_updates")[words[-1]] = kind("access_updates").get(words[-1], 0) + 1
     elif "update" in words:

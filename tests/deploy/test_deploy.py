@@ -275,8 +275,8 @@ def with_settings(repo: Path, tmp_path: Path, **values: str) -> Path:
     return copy
 
 
-def test_plan_with_a_domain_shows_the_whole_edge_and_closes_the_function_url(repo, fake, tmp_path):
-    copy = with_settings(repo, tmp_path, INGEST_DOMAIN="telemetry.example.com")
+def test_plan_with_a_domain_shows_the_whole_edge_and_closing_checks_the_certificate(repo, fake, tmp_path):
+    copy = with_settings(repo, tmp_path, INGEST_DOMAIN="telemetry.example.com", INGEST_FUNCTION_URL="closed")
     out = deploy(copy, fake, "dev", "--plan")
     assert out.returncode == 0, out.stderr
     assert fake["calls"]() == []
@@ -289,23 +289,24 @@ def test_plan_with_a_domain_shows_the_whole_edge_and_closes_the_function_url(rep
                      "--target-https-proxy=telemetry-ingest-https-proxy --ports=443",
                      "gcloud compute url-maps import telemetry-ingest-http-redirect",
                      "--target-http-proxy=telemetry-ingest-http-proxy --ports=80",
-                     "--ingress-settings=internal-and-gclb",
+                     "--ingress-settings=internal-and-gclb", "? certificate telemetry-ingest-cert",
                      "DNS: an A record telemetry.example.com -> ADDRESS", "ingest URL: https://telemetry.example.com"):
         assert expected in out.stdout, expected
     policy = json.loads((copy / "build" / "dev" / "telemetry-ingest-armor.json").read_text())  # what it creates from
     assert [r["priority"] for r in policy["rules"]] == [1000, 2000, 3000, 4000, 2147483647]
     assert policy["rules"][1]["rateLimitOptions"]["enforceOnKeyName"] == "Authorization"
-    opened = deploy(with_settings(repo, tmp_path / "open", INGEST_DOMAIN="telemetry.example.com",
-                                  INGEST_FUNCTION_URL="open"), fake, "dev", "--plan")
+    opened = deploy(with_settings(repo, tmp_path / "open", INGEST_DOMAIN="telemetry.example.com"), fake, "dev",
+                    "--plan")  # a domain alone keeps the function URL open: instances move before it closes
     assert opened.returncode == 0 and "--ingress-settings=all" in opened.stdout
 
 
 @pytest.mark.parametrize(("values", "message"), [
-    ({"INGEST_FUNCTION_URL": "maybe"}, "INGEST_FUNCTION_URL must be closed or open"),
+    ({"INGEST_FUNCTION_URL": "maybe"}, "INGEST_FUNCTION_URL must be open or closed"),
     ({"EDGE_IP_REQUESTS_PER_MINUTE": "0"}, "EDGE_IP_REQUESTS_PER_MINUTE must be from 1 to 10000"),
+    ({"INGEST_FUNCTION_URL": "closed", "INGEST_DOMAIN": ""}, "INGEST_FUNCTION_URL=closed needs INGEST_DOMAIN"),
 ])
 def test_a_bad_edge_setting_stops_before_anything_is_deployed(repo, fake, tmp_path, values, message):
-    out = deploy(with_settings(repo, tmp_path, INGEST_DOMAIN="telemetry.example.com", **values), fake, "dev")
+    out = deploy(with_settings(repo, tmp_path, **{"INGEST_DOMAIN": "telemetry.example.com", **values}), fake, "dev")
     assert out.returncode != 0 and message in out.stderr, out.stderr
     assert not [c for c in fake["calls"]() if mutating(c)]
 

@@ -201,12 +201,13 @@ def redeployed(life: Life, stack: Stack, environ: dict[str, str], *args: str) ->
 @pytest.fixture(scope="module")
 def new_project(repo: Path, tmp_path_factory: pytest.TempPathFactory, standin_stack: Stack,
                 cli_environ: dict[str, str]) -> Life:
-    """A new project (no domain) deployed once and checked by fresh_deploy. New accounts' grants take minutes to
-    apply: the build account's first build fails with the documented permission error and deploy.sh retries it
-    (here with 3 s between tries)."""
+    """A brand-new project (no domain: only Google's default services on, no service agents yet) deployed once and
+    checked by fresh_deploy. Its accounts, agents and grants propagate: the build account's first three builds fail
+    with each of the documented texts in turn, a new agent's first use fails (the stand-in's defaults), and
+    deploy.sh waits for each (here 2 s x the attempt between tries)."""
     dest = private_repo(repo, tmp_path_factory.mktemp("new") / "repo")
-    with standin_stack.behaviour(build_iam_failing_builds=1):
-        state, said = fresh_deploy(dest, standin_stack, {**cli_environ, "BUILD_RETRY_SECONDS": "3"})
+    with standin_stack.behaviour(build_iam_failing_builds=3):
+        state, said = fresh_deploy(dest, standin_stack, {**cli_environ, "BUILD_RETRY_SECONDS": "2"})
     return Life(dest, state, subprocess.CompletedProcess([], 0, said, ""), state, [])
 
 
@@ -230,9 +231,21 @@ def new_column(unchanged: Life, standin_stack: Stack, cli_environ: dict[str, str
     subprocess.run([*GIT, "checkout", "-qb", "new-column"], cwd=repo, check=True)
     tables.write_text(original[:line_end] + '        Column("standin_probe", STRING, "A column added by a test."),\n'
                       + original[line_end:])
-    subprocess.run([*GIT, "commit", "-qam", "a new column"], cwd=repo, check=True)
+    # The same release changes the dead-letter alert's text and a metric's description and filter.
+    alert = repo / "deploy" / "alert-dead-letter.json"
+    content = '"documentation": {"content": "'
+    alert.write_text(alert.read_text().replace(content, content + PROBE))
+    metric = repo / "deploy" / "metrics" / "telemetry_publish_failures.yaml"
+    metric.write_text(metric.read_text().replace("description: ", f"description: {PROBE}", 1)
+                      .replace('"pubsub_unavailable"', '"pubsub_unavailable" AND severity>=DEFAULT'))
+    subprocess.run([*GIT, "commit", "-qam", "a new column, alert text, metric and schedule"], cwd=repo, check=True)
     subprocess.run([*GIT, "checkout", "-q", "-"], cwd=repo, check=True)
+    set_settings(repo, AGGREGATES_SCHEDULE=f'"{NEW_SCHEDULE}"')  # a setting: the work tree's dev.env
     return redeployed(unchanged, standin_stack, cli_environ, "--version", "new-column")
+
+
+PROBE = "Changed by a test - "
+NEW_SCHEDULE = "every 6 hours from 01:17 to 19:17"
 
 
 def change_push_account(repo: Path) -> None:
@@ -260,10 +273,25 @@ def trigger_allowed(trigger_refused: Life, standin_stack: Stack, cli_environ: di
     return life
 
 
-def test_a_new_project_retries_its_first_build_while_the_build_account_s_grants_apply(new_project):
-    said = new_project.out.stdout
-    assert "missing permission on the build service account" in said
-    assert "the build account's grants are not applied yet; retrying" in said
+def test_a_new_project_waits_for_each_propagating_account_agent_and_grant(new_project):
+    """Each documented propagation text was answered, and deploy.sh said what it waited for each time."""
+    said = new_project.out.stdout + new_project.out.stderr
+    for text, waited in (
+            ("missing permission on the build service account", "the build account's grants"),
+            ("does not have permission to write logs to Cloud Logging", "the build account's Logs Writer grant"),
+            ("Access to bucket gcf-v2-sources-", "the build account's access to the function's source bucket"),
+            ("Permission denied while using the Eventarc Service Agent", "Eventarc's service agent"),
+            ("does not exist.", "a new service account or service agent")):
+        assert text in said, text
+        assert f"waiting for {waited} to propagate: retrying in" in said, waited
+    assert "still waiting" not in said
+
+
+def test_a_new_project_enables_every_api_it_calls_and_no_more(new_project, standin_stack):
+    """Only the default services were on; the deploy enabled what it uses (Compute only with a domain)."""
+    enabled = new_project.first["identities"]["enabled"][project_of(new_project.repo)]
+    assert "cloudresourcemanager.googleapis.com" in enabled and "eventarc.googleapis.com" in enabled
+    assert "compute.googleapis.com" not in enabled  # no INGEST_DOMAIN
 
 
 @CHAIN_TIMEOUT
@@ -276,6 +304,34 @@ def test_a_new_project_redeploys_unchanged(unchanged, standin_stack):
     assert len(owned(state["monitoring"]["dashboards"], standin_stack, project)) == 1
     assert len(owned(state["bigquerydatatransfer"]["configs"], standin_stack, project)) == 1
     assert state["bigquery"]["computations"][f"{project}.telemetry.daily_active_instances"] == 1
+    changes = [f"{r['method']} {r['api']} {r['path']}" for r in unchanged.requests if mutating(r)]
+    assert [c for c in changes if not any(re.fullmatch(pattern, c) for pattern, _ in UNCONDITIONAL)] == []
+
+
+# What an unchanged redeploy may still send, each an update Google documents as unconditional (the same request
+# sent again leaves the resource as it was, or is how the tool always applies a file), with its source.
+UNCONDITIONAL = (
+    (r"POST serviceusage .*:batchEnable", "services.batchEnable: enabling an enabled service succeeds (Service Usage)"),
+    (r"POST (iam|pubsub|cloudresourcemanager|cloudfunctions|run|bigquery) .*:setIamPolicy",
+     "add-iam-policy-binding always reads then sets the policy; setIamPolicy replaces it with the same bindings"),
+    (r"PATCH cloudfunctions .*/functions/telemetry-(ingest|sink)", "functions deploy always rebuilds"),
+    (r"POST cloudfunctions .*/functions:generateUploadUrl", "functions deploy uploads the source every time"),
+    (r"PUT upload .*", "the source archive, to the signed upload URL"),
+    (r"PATCH pubsub .*/subscriptions/.*", "subscriptions.patch of the fields deploy.sh owns (Pub/Sub)"),
+    (r"PUT logging .*/metrics/.*", "logging metrics update is projects.metrics.update, a full replace"),
+    (r"PATCH monitoring .*/(alertPolicies|dashboards)/.*", "monitoring updates send the whole file"),
+    (r"PATCH bigquerydatatransfer .*/transferConfigs/.*", "bq update --transfer_config: transferConfigs.patch"),
+    (r"POST bigquery .*/jobs", "query jobs: CREATE … IF NOT EXISTS and CREATE OR REPLACE VIEW, idempotent DDL"),
+)
+
+
+# POST methods that read (IAM policies, credentials) or poll an operation.
+READING_POSTS = re.compile(r"(:getIamPolicy|:testIamPermissions|:checkValidCreds|:wait|/operations/[^/]+)$")
+
+
+def mutating(request: dict) -> bool:
+    """A request that may change something (not a read, nor the polling of an operation)."""
+    return request["method"] not in ("GET", "HEAD") and not READING_POSTS.search(request["path"])
 
 
 @CHAIN_TIMEOUT
@@ -285,6 +341,19 @@ def test_a_new_column_is_added_by_one_alter_table(new_column, standin_stack):
     assert len(alters) == 1 and alters[0].target == f"{project_of(new_column.repo)}.telemetry.events", [
         s.text for s in alters]
     assert "standin_probe" in alters[0].text
+
+
+@CHAIN_TIMEOUT
+def test_a_release_s_changed_alert_metric_and_schedule_are_applied(new_column, standin_stack):
+    """Read back after the redeploy: the alert's new text, the metric's new description and filter (its kind and
+    type unchanged: they are immutable), the refresh's new schedule on the one scheduled query."""
+    project, state = project_of(new_column.repo), new_column.state
+    (policy,) = owned(state["monitoring"]["policies"], standin_stack, project)
+    assert policy["documentation"]["content"].startswith(PROBE)
+    metric = state["logging"]["metrics"][f"projects/{project}/metrics/telemetry_publish_failures"]
+    assert metric["description"].startswith(PROBE) and "severity>=DEFAULT" in metric["filter"]
+    (config,) = owned(state["bigquerydatatransfer"]["configs"], standin_stack, project)
+    assert config["scheduleOptionsV2"]["timeBasedSchedule"]["schedule"] == NEW_SCHEDULE
 
 
 @CHAIN_TIMEOUT
@@ -348,6 +417,51 @@ def second_with_a_domain(first_with_a_domain: Deployed, standin_stack: Stack,
     """The same project deployed again, after an operator changed its domain and its license threshold."""
     set_settings(first_with_a_domain.repo, INGEST_DOMAIN=DOMAINS[1], EDGE_LICENSE_REQUESTS_PER_MINUTE="240")
     return deployed(first_with_a_domain.repo, standin_stack, cli_environ)
+
+
+def point_dns(stack: Stack, domain: str, address: str) -> None:
+    """The domain's A record now names the address (what the operator does at the DNS provider)."""
+    request = urllib.request.Request(f"{stack.standin.url}/__standin/dns", method="POST",
+                                     data=json.dumps({domain: address}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    urllib.request.urlopen(request, timeout=10).close()
+
+
+@pytest.fixture(scope="module")
+def closing_refused(second_with_a_domain: Deployed, standin_stack: Stack, cli_environ: dict[str, str]) -> Deployed:
+    """INGEST_FUNCTION_URL=closed while the new domain's certificate is PROVISIONING (its DNS not moved yet)."""
+    set_settings(second_with_a_domain.repo, INGEST_FUNCTION_URL="closed")
+    standin_stack.reset_requests()
+    out = deploy(second_with_a_domain.repo, cli_environ)
+    return Deployed(second_with_a_domain.repo, second_with_a_domain.project, out, standin_stack.state(),
+                    standin_stack.requests())
+
+
+@pytest.fixture(scope="module")
+def closed(closing_refused: Deployed, standin_stack: Stack, cli_environ: dict[str, str]) -> Deployed:
+    """The domain's A record pointed at the load balancer's address; the same settings deployed again."""
+    address = edge_of(closing_refused.state, closing_refused.project)["addresses/telemetry-ingest-ip"]["address"]
+    point_dns(standin_stack, DOMAINS[1], address)
+    return deployed(closing_refused.repo, standin_stack, cli_environ)
+
+
+def test_closing_the_function_url_before_the_certificate_is_active_is_refused_and_changes_nothing(
+        closing_refused):
+    out, project = closing_refused.output, closing_refused.project
+    assert out.returncode != 0, output(out)
+    assert "certificate" in out.stderr and "is PROVISIONING" in out.stderr and "Nothing was changed" in out.stderr
+    assert [f"{r['method']} {r['path']}" for r in closing_refused.requests if mutating(r)] == []
+    assert ingest_of(closing_refused.state, project)["serviceConfig"]["ingressSettings"] == "ALLOW_ALL"
+
+
+def test_the_function_url_closes_once_the_certificate_is_active(closed):
+    from tools.edge import Edge
+
+    certificate = Edge.from_env({**settings_of(closed.repo), "INGEST_DOMAIN": DOMAINS[1]}).name("certificate")
+    managed = edge_of(closed.state, closed.project)[f"sslCertificates/{certificate}"]["managed"]
+    assert managed["status"] == "ACTIVE"
+    assert f"certificate {certificate} is ACTIVE" in closed.output.stdout
+    assert ingest_of(closed.state, closed.project)["serviceConfig"]["ingressSettings"] == "ALLOW_INTERNAL_AND_GCLB"
 
 
 def test_analysts_read_the_aggregates_through_an_authorized_dataset_and_are_never_granted_the_source(
@@ -421,7 +535,7 @@ def test_a_domain_puts_the_load_balancer_and_cloud_armor_in_front_and_a_redeploy
         first_with_a_domain, second_with_a_domain, standin_stack):
     """Created once; the second deploy (another domain, another license threshold) patches that rule and adds the
     domain's certificate to the HTTPS proxy, and touches nothing else; the address is never recreated; the function
-    URL is closed (internal-and-gclb): only the load balancer, through the policy, reaches ingest."""
+    URL stays open (INGEST_FUNCTION_URL's default) while the certificates provision and instances move."""
     from tools import armor
     from tools.edge import Edge
 
@@ -438,7 +552,8 @@ def test_a_domain_puts_the_load_balancer_and_cloud_armor_in_front_and_a_redeploy
                           "forwardingRules/telemetry-ingest-http"}
     assert all(c.count("insert") == 1 and c[0] == "insert" for c in changes_of(first, project).values())
 
-    assert ingest_of(first, project)["serviceConfig"]["ingressSettings"] == "ALLOW_INTERNAL_AND_GCLB"
+    assert ingest_of(first, project)["serviceConfig"]["ingressSettings"] == "ALLOW_ALL"
+    assert "compute.googleapis.com" in first["identities"]["enabled"][project]  # enabled with the domain
     neg = built["networkEndpointGroups/telemetry-ingest-neg"]
     backend = built["backendServices/telemetry-ingest-backend"]
     assert neg["networkEndpointType"] == "SERVERLESS" and neg["cloudRun"] == {"service": "telemetry-ingest"}
@@ -479,7 +594,7 @@ def test_a_domain_puts_the_load_balancer_and_cloud_armor_in_front_and_a_redeploy
     assert license_rule["rateLimitOptions"]["rateLimitThreshold"] == {"count": 240, "intervalSec": 60}
     assert again["targetHttpsProxies/telemetry-ingest-https-proxy"]["sslCertificates"] == [
         again[new_certificate]["selfLink"], certificate["selfLink"]]
-    assert ingest_of(second, project)["serviceConfig"]["ingressSettings"] == "ALLOW_INTERNAL_AND_GCLB"
+    assert ingest_of(second, project)["serviceConfig"]["ingressSettings"] == "ALLOW_ALL"
     (board,) = owned(second["monitoring"]["dashboards"], standin_stack, project)
     titles = [t["widget"]["title"] for t in board["mosaicLayout"]["tiles"]]
     assert [t for t in titles if t.startswith("Cloud Armor: requests")] == [
@@ -487,3 +602,19 @@ def test_a_domain_puts_the_load_balancer_and_cloud_armor_in_front_and_a_redeploy
         "Cloud Armor: requests throttled (429) per minute, by rule", "Cloud Armor: requests banned per minute, by rule"]
     metric = second["logging"]["metrics"][f"projects/{project}/metrics/telemetry_edge_requests"]
     assert 'jsonPayload.enforcedSecurityPolicy.name="telemetry-ingest-armor"' in metric["filter"]
+
+
+@pytest.mark.xfail(strict=True, reason="the check's first full run found 26 answers that Google's messages do not "
+                   "declare (e.g. TransferConfig.state ACTIVE, not a TransferState): not fixed yet, issue 28's note")
+def test_every_answer_the_standin_made_decodes_into_google_s_generated_message(trigger_allowed, closed,
+                                                                              standin_stack):
+    """After both projects' lives (last in the module; run alone, it deploys them): every 2xx answer of the
+    stand-in's own matched a method of gcloud's generated clients and decoded into its response message with no
+    unknown field, enum value or wrong type (tests/deploy/standin/schemas.py)."""
+    seen = standin_stack.state()["schemas"]
+    assert seen["violations"] == []
+    assert seen["unmatched"] == {}
+    for method in ("compute.sslCertificates.get", "iam.projects.serviceAccounts.list",
+                   "cloudfunctions.projects.locations.functions.get", "serviceusage.services.list",
+                   "bigquerydatatransfer.projects.locations.transferConfigs.patch"):
+        assert seen["checked"].get(method), method

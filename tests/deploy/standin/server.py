@@ -24,6 +24,7 @@ from tests.deploy.standin.apis.resourcemanager import ResourceManager
 from tests.deploy.standin.apis.run import Run
 from tests.deploy.standin.apis.serviceusage import ServiceUsage
 from tests.deploy.standin.identity import USER_MANAGED, Identities
+from tests.deploy.standin.schemas import SchemaCheck
 from tests.deploy.standin.settings import Settings
 from tests.deploy.standin.upstream import Upstream
 from tests.deploy.standin.web import Api, Request, Response, not_found, ok, service_disabled
@@ -70,6 +71,7 @@ class Router:
             "run": Run(self.identities), "eventarc": self.eventarc, "logging": LoggingMetrics(),
             "monitoring": Monitoring(self.identities), "pubsub": pubsub, "compute": self.compute}
         self.log_path, self.log_lock = log_path, threading.Lock()
+        self.schemas = SchemaCheck()
 
     def route(self, request: Request) -> tuple[str, Response]:
         """(API name, answer) for a request whose path still carries its prefix."""
@@ -120,7 +122,7 @@ class Router:
         """Every API's state, for tests."""
         state = {name: api.snapshot() for name, api in self.apis.items()}
         state.update(bigquery=self.bigquery.snapshot(), bigquerydatatransfer=self.datatransfer.snapshot(),
-                     identities=self.identities.snapshot())
+                     identities=self.identities.snapshot(), schemas=self.schemas.snapshot())
         return state
 
     def record(self, api: str, request: Request, status: int, full_path: str) -> None:
@@ -155,6 +157,8 @@ def make_handler(router: Router) -> type[BaseHTTPRequestHandler]:
                 api, answer = "error", ok({"error": {"code": 500, "message": repr(error), "status": "INTERNAL"}}, 500)
             if record:
                 router.record(api, request, answer.status, url.path)
+            if answer.status < 300 and not answer.forwarded and answer.content_type.startswith("application/json"):
+                router.schemas.check(api, self.command, path.partition("/")[2], answer.body)
             self.send_response(answer.status)
             self.send_header("Content-Type", answer.content_type)
             self.send_header("Content-Length", str(len(answer.body)))

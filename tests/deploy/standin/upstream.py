@@ -27,7 +27,8 @@ class Upstream:
             conn.request(method, path, body=body or None, headers=sent)
             answer = conn.getresponse()
             data = answer.read()
-            return Response(answer.status, data, answer.getheader("Content-Type", "application/json"))
+            return Response(answer.status, data, answer.getheader("Content-Type", "application/json"),
+                            forwarded=True)
         finally:
             conn.close()
 

@@ -42,6 +42,7 @@ class Response:
     body: bytes = b""
     content_type: str = "application/json; charset=UTF-8"
     headers: dict[str, str] = field(default_factory=dict)
+    forwarded: bool = False  # an emulator's answer passed on as it came (the stand-in's schema check skips it)
 
 
 def ok(obj: Any, status: int = 200) -> Response:
