@@ -30,6 +30,15 @@ AGENTS = {"pubsub.googleapis.com": "service-{number}@gcp-sa-pubsub.iam.gservicea
           "cloudfunctions.googleapis.com": "service-{number}@gcf-admin-robot.iam.gserviceaccount.com",
           "run.googleapis.com": "service-{number}@serverless-robot-prod.iam.gserviceaccount.com",
           "cloudbuild.googleapis.com": "service-{number}@gcp-sa-cloudbuild.iam.gserviceaccount.com"}
+# Each service's title, as its SERVICE_DISABLED answer names it ("<title> has not been used in project N before…").
+TITLES = {"iam.googleapis.com": "Identity and Access Management (IAM) API",
+          "cloudresourcemanager.googleapis.com": "Cloud Resource Manager API",
+          "cloudfunctions.googleapis.com": "Cloud Functions API", "run.googleapis.com": "Cloud Run Admin API",
+          "eventarc.googleapis.com": "Eventarc API", "logging.googleapis.com": "Cloud Logging API",
+          "monitoring.googleapis.com": "Cloud Monitoring API", "pubsub.googleapis.com": "Cloud Pub/Sub API",
+          "compute.googleapis.com": "Compute Engine API", "bigquery.googleapis.com": "BigQuery API",
+          "bigquerydatatransfer.googleapis.com": "BigQuery Data Transfer API",
+          "cloudbuild.googleapis.com": "Cloud Build API", "artifactregistry.googleapis.com": "Artifact Registry API"}
 # A project's user-managed accounts: ACCOUNT@PROJECT.iam.gserviceaccount.com (agents have domains of their own).
 USER_MANAGED = re.compile(r"@[a-z][-a-z0-9]{4,28}[a-z0-9]\.iam\.gserviceaccount\.com$")
 COMPUTE_DEFAULT = re.compile(r"([0-9]+)-compute@developer\.gserviceaccount\.com")
@@ -75,8 +84,7 @@ class Identities:
         with self.lock:
             self.enabled.setdefault(project, set()).add(service)
             if service in AGENTS:
-                email = AGENTS[service].format(number=self.project_number(project))
-                self.agents.setdefault(email, {"service": service, "project": project,
+                self.agents.setdefault(self.agent(project, service), {"service": service, "project": project,
                                                "unready": self.settings.agent_unready_uses})
 
     def agent(self, project: str, service: str) -> str:

@@ -23,7 +23,7 @@ from tests.deploy.standin.apis.pubsub import PubSub
 from tests.deploy.standin.apis.resourcemanager import ResourceManager
 from tests.deploy.standin.apis.run import Run
 from tests.deploy.standin.apis.serviceusage import ServiceUsage
-from tests.deploy.standin.identity import USER_MANAGED, Identities
+from tests.deploy.standin.identity import TITLES, USER_MANAGED, Identities
 from tests.deploy.standin.schemas import SchemaCheck
 from tests.deploy.standin.settings import Settings
 from tests.deploy.standin.upstream import Upstream
@@ -35,19 +35,14 @@ GCLOUD_PREFIXES = ("serviceusage", "iam", "cloudresourcemanager", "cloudfunction
 # Compute's base URL carries its version (https://compute.googleapis.com/compute/v1/), the others' do not.
 OVERRIDE_PATHS = {"compute": "compute/v1/"}
 BQ_PREFIX = "bigquery"  # bq's --api=http://HOST/bigquery: BigQuery at bigquery/v2/..., Data Transfer at v1/...
-# The service behind each API (its name and title, as a SERVICE_DISABLED error names them); Compute answers with its
-# legacy errors[] reason too.
-SERVICES = {"iam": ("iam.googleapis.com", "Identity and Access Management (IAM) API"),
-            "cloudresourcemanager": ("cloudresourcemanager.googleapis.com", "Cloud Resource Manager API"),
-            "cloudfunctions": ("cloudfunctions.googleapis.com", "Cloud Functions API"),
-            "run": ("run.googleapis.com", "Cloud Run Admin API"),
-            "eventarc": ("eventarc.googleapis.com", "Eventarc API"),
-            "logging": ("logging.googleapis.com", "Cloud Logging API"),
-            "monitoring": ("monitoring.googleapis.com", "Cloud Monitoring API"),
-            "pubsub": ("pubsub.googleapis.com", "Cloud Pub/Sub API"),
-            "compute": ("compute.googleapis.com", "Compute Engine API"),
-            "bigquery": ("bigquery.googleapis.com", "BigQuery API"),
-            "bigquerydatatransfer": ("bigquerydatatransfer.googleapis.com", "BigQuery Data Transfer API")}
+# The service behind each API (identity.TITLES names it in a SERVICE_DISABLED error); Compute answers with its legacy
+# errors[] reason too.
+SERVICES = {"iam": "iam.googleapis.com", "cloudresourcemanager": "cloudresourcemanager.googleapis.com",
+            "cloudfunctions": "cloudfunctions.googleapis.com", "run": "run.googleapis.com",
+            "eventarc": "eventarc.googleapis.com", "logging": "logging.googleapis.com",
+            "monitoring": "monitoring.googleapis.com", "pubsub": "pubsub.googleapis.com",
+            "compute": "compute.googleapis.com", "bigquery": "bigquery.googleapis.com",
+            "bigquerydatatransfer": "bigquerydatatransfer.googleapis.com"}
 LEGACY_REASONS = {"compute": "accessNotConfigured"}
 PROJECT_IN_PATH = re.compile(r"projects/([^/:]+)")
 
@@ -108,11 +103,11 @@ class Router:
         if project == "-":  # projects/-/serviceAccounts/EMAIL: the account's own project
             account = USER_MANAGED.search(path)
             project = account.group(0)[1:].split(".")[0] if account else ""
-        service, title = SERVICES[api]
+        service = SERVICES[api]
         if not project or self.identities.is_enabled(project, service):
             return None
         number = self.identities.project_number(self.identities.project_id(project))
-        return service_disabled(service, title, number, LEGACY_REASONS.get(api)).response()
+        return service_disabled(service, TITLES[service], number, LEGACY_REASONS.get(api)).response()
 
     @staticmethod
     def strip(request: Request, rest: str) -> Request:

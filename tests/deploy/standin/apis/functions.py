@@ -11,7 +11,7 @@ import uuid
 
 from tests.deploy.standin.apis.eventarc import PUBLISHED, Eventarc
 from tests.deploy.standin.clock import rfc3339
-from tests.deploy.standin.identity import Identities
+from tests.deploy.standin.identity import TITLES, Identities
 from tests.deploy.standin.settings import Settings
 from tests.deploy.standin.web import (
     Api,
@@ -62,10 +62,6 @@ STAGES = ("BUILD", "SERVICE", "TRIGGER")
 # and runs on Cloud Run; an event trigger is Eventarc's, on a Pub/Sub topic.
 NEEDED_SERVICES = ("cloudbuild.googleapis.com", "artifactregistry.googleapis.com", "run.googleapis.com")
 TRIGGER_SERVICES = ("eventarc.googleapis.com", "pubsub.googleapis.com")
-SERVICE_TITLES = {"cloudbuild.googleapis.com": "Cloud Build API",
-                  "artifactregistry.googleapis.com": "Artifact Registry API",
-                  "run.googleapis.com": "Cloud Run Admin API",
-                  "eventarc.googleapis.com": "Eventarc API", "pubsub.googleapis.com": "Cloud Pub/Sub API"}
 
 
 class Failed(Exception):
@@ -159,7 +155,7 @@ class Functions(Api):
         needed = NEEDED_SERVICES + (TRIGGER_SERVICES if body.get("eventTrigger") else ())
         for service in needed:
             if not self.identities.is_enabled(project, service):
-                raise service_disabled(service, SERVICE_TITLES[service], self.identities.project_number(project))
+                raise service_disabled(service, TITLES[service], self.identities.project_number(project))
 
     def deployed(self, name: str, verb: str, body: dict, keep_trigger_of: dict | None, previous: dict | None
                  ) -> Response:
