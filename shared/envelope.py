@@ -34,8 +34,36 @@ REQUESTS_RECORD_TYPE = "requests"
 REQUESTS_SCHEMA_VERSION = 1
 
 
+# Why a message can never be loaded: code -> what it means (the sink's poison_message log and the redrive's counts
+# carry the code; the dead-letter alert's text lists them).
+POISON_REASONS = {
+    "no_pubsub_message": "the CloudEvent carries no Pub/Sub message",
+    "data_not_base64": "the message data is not base64",
+    "no_message_id": "the message has no messageId",
+    "unknown_encoding": "the encoding attribute is neither gzip nor identity",
+    "undecodable_payload": "the payload is not gzip, JSON or protobuf as its attributes say",
+    "too_large": f"the decoded payload is over {MAX_MESSAGE_BODY} bytes",
+    "unsupported_schema_version": "a schemaVersion this release does not read",
+    "envelope_incomplete": "the envelope lacks the identity, events or receive time",
+    "events_not_a_list": "the envelope's events are not a list",
+    "redacted_fields_mismatch": "the redacted fields do not match the events",
+    "envelope_unusable": "the envelope's shared columns cannot be written (e.g. its receive time)",
+    "undecodable_request_log": "a request-log message that is not gzip'd JSON",
+    "unsupported_request_log_version": "a request log of a schemaVersion this release does not read",
+    "request_log_incomplete": "a request log whose requests are not a list of objects",
+}
+
+
 class PoisonMessage(ValueError):
-    """A message that can never be decoded; the sink lets it go to the dead-letter topic."""
+    """A message that can never be decoded, whatever its events hold; the sink lets it go to the dead-letter
+    topic. reason: a code of POISON_REASONS."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        if reason not in POISON_REASONS:
+            raise ValueError(f"unknown poison reason {reason!r}")
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
 
 
 @dataclass(frozen=True)
@@ -156,9 +184,9 @@ def _inflate(data: bytes) -> bytes:
     try:
         body = inflater.decompress(data, MAX_MESSAGE_BODY + 1)
     except (isal_zlib.error, ValueError) as exc:  # ISA-L raises its own error type, not zlib.error
-        raise PoisonMessage(f"undecodable payload: {exc}") from None
+        raise PoisonMessage("undecodable_payload", f"not gzip: {exc}") from None
     if len(body) <= MAX_MESSAGE_BODY and not inflater.eof:
-        raise PoisonMessage("undecodable payload: gzip stream is truncated")
+        raise PoisonMessage("undecodable_payload", "gzip stream is truncated")
     return body
 
 
@@ -166,32 +194,32 @@ def decode(data: bytes, attributes: dict) -> Batch:
     """Decode a message written by encode(); raise PoisonMessage if it never can be."""
     encoding = attributes.get("encoding", "identity")
     if encoding not in ENCODINGS:
-        raise PoisonMessage(f"unknown encoding {encoding!r}")
+        raise PoisonMessage("unknown_encoding", f"encoding {encoding!r}")
     body = _inflate(data) if encoding == "gzip" else data
     if len(body) > MAX_MESSAGE_BODY:
-        raise PoisonMessage(f"payload over {MAX_MESSAGE_BODY} bytes")
+        raise PoisonMessage("too_large", f"payload over {MAX_MESSAGE_BODY} bytes")
     if attributes.get("schemaVersion") == str(PROTOBUF_SCHEMA_VERSION):
         return _decode_protobuf(body)
     try:
         doc = jsontext.loads(body)
     except jsontext.JSONTextError as exc:
-        raise PoisonMessage(f"undecodable payload: {exc}") from None
+        raise PoisonMessage("undecodable_payload", f"not JSON: {exc}") from None
     version = doc.get("schemaVersion") if isinstance(doc, dict) else None
     if version != SCHEMA_VERSION:
-        raise PoisonMessage(f"unsupported schemaVersion {version!r}")
+        raise PoisonMessage("unsupported_schema_version", f"schemaVersion {version!r}")
     try:
         identity = Identity.from_json(doc["identity"])
         events = doc["events"]
         received_at = doc["receivedAt"]
     except (KeyError, TypeError, AttributeError) as exc:
-        raise PoisonMessage(f"envelope is missing {exc}") from None
+        raise PoisonMessage("envelope_incomplete", f"envelope is missing {exc}") from None
     if not isinstance(events, list):
-        raise PoisonMessage("events is not a list")
+        raise PoisonMessage("events_not_a_list", "events is not a list")
     redacted = doc.get("redactedFields")
     if redacted is not None and not (
             isinstance(redacted, list) and len(redacted) == len(events)
             and all(isinstance(r, list) and all(isinstance(f, str) for f in r) for r in redacted)):
-        raise PoisonMessage("redactedFields does not match the events")
+        raise PoisonMessage("redacted_fields_mismatch", "redactedFields does not match the events")
     return Batch(identity, doc.get("requestId"), received_at, events, redacted)
 
 
@@ -200,13 +228,14 @@ def _decode_protobuf(body: bytes) -> Batch:
     try:
         message = PublishedBatch.FromString(body)
     except DecodeError as exc:
-        raise PoisonMessage(f"undecodable protobuf payload: {exc}") from None
+        raise PoisonMessage("undecodable_payload", f"not a PublishedBatch: {exc}") from None
     if message.schema_version != PROTOBUF_SCHEMA_VERSION or not message.HasField("identity"):
-        raise PoisonMessage(f"not a schemaVersion {PROTOBUF_SCHEMA_VERSION} batch (schema_version "
+        raise PoisonMessage("unsupported_schema_version", f"not a schemaVersion {PROTOBUF_SCHEMA_VERSION} batch "
+                            f"(schema_version "
                             f"{message.schema_version}, identity {'set' if message.HasField('identity') else 'unset'})")
     redacted = [list(r.fields) for r in message.redacted] or None
     if redacted is not None and len(redacted) != len(message.events):
-        raise PoisonMessage("redacted does not match the events")
+        raise PoisonMessage("redacted_fields_mismatch", "redacted does not match the events")
     return Batch(Identity.from_message(message.identity), message.request_id or None, message.received_at,
                  message.events, redacted, PROTOBUF_WIRE)
 
@@ -230,10 +259,10 @@ def decode_requests(data: bytes, attributes: dict) -> list[dict]:
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise PoisonMessage(f"undecodable request log: {exc}") from None
+        raise PoisonMessage("undecodable_request_log", f"not JSON: {exc}") from None
     if not isinstance(doc, dict) or doc.get("schemaVersion") != REQUESTS_SCHEMA_VERSION:
-        raise PoisonMessage("not a request log of schemaVersion 1")
+        raise PoisonMessage("unsupported_request_log_version", "not a request log of schemaVersion 1")
     rows = doc.get("requests")
     if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
-        raise PoisonMessage("request log: requests is not a list of objects")
+        raise PoisonMessage("request_log_incomplete", "requests is not a list of objects")
     return rows

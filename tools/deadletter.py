@@ -12,27 +12,14 @@ from datetime import timedelta
 
 import orjson
 
-from shared.envelope import PoisonMessage, decode, decode_requests, is_requests
-from shared.sink.rows import RowProblem, context_columns
+from shared.envelope import PoisonMessage
+from shared.sink.decoding import decode_message
 
 DEAD_LETTER_PREFIX = "CloudPubSubDeadLetter"  # Pub/Sub's attributes on a dead-lettered message
 DECODABLE = "decodable"
 AGE_BUCKETS = ((timedelta(hours=1), "<1h"), (timedelta(days=1), "1h-1d"), (timedelta(days=7), "1d-7d"))
 OLDEST_BUCKET = ">=7d"
 BUCKETS = (*(name for _, name in AGE_BUCKETS), OLDEST_BUCKET)
-# PoisonMessage texts (shared/envelope.py) -> a stable reason to count by.
-POISON_REASONS = (
-    ("unknown encoding", "unknown_encoding"),
-    ("undecodable payload", "undecodable_payload"),
-    ("payload over", "too_large"),
-    ("unsupported schemaVersion", "unsupported_schema_version"),
-    ("envelope is missing", "envelope_incomplete"),
-    ("events is not a list", "events_not_a_list"),
-    ("redactedFields does not match", "redacted_fields_mismatch"),
-    ("undecodable request log", "undecodable_request_log"),
-    ("not a request log", "unsupported_request_log_version"),
-    ("request log:", "request_log_incomplete"),
-)
 _DURATION = re.compile(r"(\d+)([smhdw])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
@@ -50,28 +37,13 @@ def republish_attributes(attributes: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in attributes.items() if not k.startswith(DEAD_LETTER_PREFIX)}
 
 
-def poison_reason(exc: Exception) -> str:
-    """A stable, countable reason for a message that can never be loaded."""
-    text = str(exc)
-    for prefix, reason in POISON_REASONS:
-        if text.startswith(prefix):
-            return reason
-    return "envelope_unusable" if isinstance(exc, RowProblem) else "poison"
-
-
 def classify(data: bytes, attributes: Mapping[str, str]) -> str:
-    """DECODABLE if the sink can load the message, else why it would only fail again.
-
-    The same checks as the sink's before it writes anything: decode(), then the batch's shared columns (a
-    request-log message: decode_requests()).
-    """
+    """DECODABLE if the sink can load the message, else the reason code (shared.envelope.POISON_REASONS) it
+    would only fail with again: the sink's own decoding step decides."""
     try:
-        if is_requests(attributes):
-            decode_requests(data, dict(attributes))
-        else:
-            context_columns(decode(data, dict(attributes)), "redrive", None)
-    except (PoisonMessage, RowProblem) as exc:
-        return poison_reason(exc)
+        decode_message(data, attributes, "redrive")
+    except PoisonMessage as exc:
+        return exc.reason
     return DECODABLE
 
 

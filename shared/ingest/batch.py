@@ -25,6 +25,8 @@ WARNINGS = {
     "unknown_fields_kept": "fields this gateway does not declare were kept as they are (the extra column)",
     "unknown_fields_dropped": "protobuf fields this gateway does not declare were dropped",
     "timestamp_truncated": "timestamp had digits below the microsecond: stored to the microsecond",
+    "non_finite_nulled": "a number in parameters.privateMetadata was NaN or infinite (JSON has no such number): "
+                         "stored as null",
 }
 REDACTION_WARNINGS = {PRIVATE_METADATA: "private_metadata_removed", MARKETING_TRACKING: "marketing_tracking_removed"}
 _SUB_MICRO = re.compile(r"\.\d{6}(\d+)")

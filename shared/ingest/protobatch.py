@@ -16,6 +16,7 @@ from datetime import datetime
 
 from shared.event import ID_MAX, NAME_MAX, NAME_RULE, STR_MAX, VERSION_MAX
 from shared.ingest.batch import Failure, Limits, Refusal, Verdicts, count_redactions
+from shared.structs import null_non_finite
 from shared.telemetrygateway_pb2 import Event
 
 _name_match = NAME_RULE.match
@@ -197,6 +198,9 @@ def validate_messages(events: object, sizes: list[int], limits: Limits, now: dat
         seen.add(event_id)
         codes = _changes(event, size, had_unknown)
         removed = redact(event) if redact else []
+        params = event.parameters
+        if params.HasField("private_metadata") and null_non_finite(params.private_metadata):
+            codes += ("non_finite_nulled",)
         stamp = event.timestamp
         result.accept(index, event_id, stamp.seconds * 1_000_000 + stamp.nanos // 1000, codes, removed)
         result.ids.append(event_id)

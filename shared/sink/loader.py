@@ -7,21 +7,20 @@ import time
 from collections.abc import Callable
 
 from shared import logs
-from shared.envelope import PROTOBUF_WIRE, Batch, PoisonMessage, decode, decode_requests, is_requests
+from shared.envelope import PROTOBUF_WIRE, Batch, PoisonMessage
 from shared.sink.clients import add_missing_columns, bigquery_client, live_columns, write_client
 from shared.sink.config import SinkConfig
+from shared.sink.decoding import decode_message
 from shared.sink.push import PushedMessage, message_id, pushed_message
 from shared.sink.request_rows import request_row
 from shared.sink.rows import (
     RowProblem,
-    context_columns,
     event_batch_columns,
     event_row,
     message_row,
     micros,
     now_utc,
     rejected_row,
-    row_time,
 )
 from shared.sink.storage_write import Backoff, TableWriter
 from shared.sink.warehouse.tables import EVENTS, REJECTED, REQUESTS, TABLES
@@ -110,43 +109,36 @@ class Sink:
         started = time.perf_counter()
         try:
             message = pushed_message(data)
-            requests = is_requests(message.attributes)
-            batch = (decode_requests if requests else decode)(message.data, message.attributes)
+            decoded = decode_message(message.data, message.attributes, message.message_id, message.publish_time)
         except PoisonMessage as exc:
-            logs.error("poison_message", reasonCode="poison_message", detail=str(exc), messageId=message_id(data))
+            logs.error("poison_message", reasonCode=exc.reason, detail=exc.detail[:500], messageId=message_id(data))
             raise
         try:
             self.prepare(max(self.config.bq_retry_budget_s, self.config.bq_timeout_s))
-            if requests:
-                counts = self.load_requests(batch, message)
+            if decoded.requests is not None:
+                counts = self.load_requests(decoded.requests, message)
                 logs.info("requests_loaded", messageId=message.message_id, **counts)
                 return counts
-            counts = self.load(batch, message)
-        except PoisonMessage:
-            raise  # logged as poison where it was found
+            counts = self.load(decoded.batch, decoded.context)
         except Exception as exc:  # logged for the sink-failure metric, then re-raised: Pub/Sub redelivers
             logs.error("sink_failed", reasonCode=type(exc).__name__, detail=str(exc)[:500],
                        messageId=message.message_id)
             raise
-        logs.info("batch_loaded", messageId=message.message_id, instanceId=batch.identity.instance_id,
+        logs.info("batch_loaded", messageId=message.message_id, instanceId=decoded.batch.identity.instance_id,
                   latencyMs=round((time.perf_counter() - started) * 1000, 2), **counts)
         return counts
 
-    def load(self, batch: Batch, message: PushedMessage) -> dict:
+    def load(self, batch: Batch, context: dict) -> dict:
         """Rejections the transform finds are written first, then the events, then rows BigQuery refused.
 
         A redelivery after a failure therefore never writes a batch's good rows twice unless BigQuery
         itself refused some row of it and the rejected_events write then failed after its retries. All
         retries of one delivery share one deadline (BQ_RETRY_BUDGET_SECONDS), well inside the ack deadline.
+        An event whose row cannot be built goes to rejected_events alone; the rest of its message lands.
         """
         deadline = time.monotonic() + self.config.bq_retry_budget_s
         now = now_utc()
-        try:
-            published = micros(row_time(message.publish_time)) if message.publish_time else None
-            context = context_columns(batch, message.message_id, published)
-        except RowProblem as exc:  # the envelope itself is unusable: no redelivery can fix it
-            logs.error("poison_message", reasonCode="poison_message", detail=exc.detail, messageId=message.message_id)
-            raise PoisonMessage(exc.detail) from None
+        message_id = context["message_id"]
         events = self._writers[EVENTS.name]
         redacted = batch.redacted or [[]] * len(batch.events)
 
@@ -170,12 +162,15 @@ class Sink:
                 rejects.append(rejected_row(event, index, exc.reason, exc.detail, context, now, redacted[index]))
             except (TypeError, ValueError) as exc:
                 rejects.append(rejected_row(event, index, "invalid_value", str(exc), context, now, redacted[index]))
-        self._reject(rejects, message.message_id, deadline)
+            except Exception as exc:  # any other failure of one event's row is that event's, never its message's
+                rejects.append(rejected_row(event, index, "row_build_failed", f"{type(exc).__name__}: {exc}", context,
+                                            now, redacted[index]))
+        self._reject(rejects, message_id, deadline)
 
         refused = [rejected_row(batch.events[i], i, "bigquery_row_error", f"{e.code}: {e.message}", context, now,
                                 redacted[i]) for e in events.append(serialized, deadline, lambda p: row(indexes[p]))
                    for i in (indexes[e.index],)]
-        self._reject(refused, message.message_id, deadline)
+        self._reject(refused, message_id, deadline)
         total = len(rejects) + len(refused)
         return {"events": len(batch.events), "inserted": len(batch.events) - total, "rejected": total}
 

@@ -35,14 +35,14 @@ def pushed_message(data: object) -> PushedMessage:
     """Extract the message from the CloudEvent data (Eventarc or emulator push); PoisonMessage if absent."""
     message = _message(data)
     if message is None:
-        raise PoisonMessage("CloudEvent carries no Pub/Sub message")
+        raise PoisonMessage("no_pubsub_message", "CloudEvent carries no Pub/Sub message")
     found_id = message_id(data)
     try:
         payload = base64.b64decode(message.get("data") or "", validate=True)
     except (binascii.Error, TypeError, ValueError):
-        raise PoisonMessage("message data is not base64") from None
+        raise PoisonMessage("data_not_base64", "message data is not base64") from None
     if not found_id:
-        raise PoisonMessage("message has no messageId")
+        raise PoisonMessage("no_message_id", "message has no messageId")
     attributes = message.get("attributes") or {}
     return PushedMessage(found_id, payload, attributes if isinstance(attributes, dict) else {},
                          message.get("publishTime") or message.get("publish_time"))

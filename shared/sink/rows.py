@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -12,12 +13,14 @@ from google.protobuf.message import Message
 
 from shared.envelope import Batch
 from shared.event import INT64, unknown_fields
+from shared.structs import struct_json
 from shared.timestamps import micros, parse_rfc3339
 
 # The Storage Write API accepts column-partition times 10 years back to 1 year ahead; the sink keeps
 # the older streaming window (5 years back), which ingest's EVENT_MAX_AGE_DAYS cap follows.
 PARTITION_PAST = timedelta(days=5 * 365)
 PARTITION_FUTURE = timedelta(days=365)
+DETAIL_MAX = 1024  # characters of rejected_events.detail
 
 
 class RowProblem(ValueError):
@@ -195,7 +198,7 @@ def message_row(event: Message, now: datetime, redacted: list[str] | None = None
         "client_version": _set(client, "version") if source.HasField("client") else None,
         "parameters_version": (params.version or None) if has_params else None,
         "metadata": metadata,
-        "private_metadata": _json(json_format.MessageToDict(private)) if private is not None else None,
+        "private_metadata": _json(struct_json(private)) if private is not None else None,
         "billing_product": (billing.product or None) if billing is not None else None,
         "billing_category": (billing.category or None) if billing is not None else None,
         "user_id": user.user_id if has_user and user.HasField("user_id") else None,
@@ -216,27 +219,44 @@ def event_batch_columns(context: dict, now: datetime) -> dict:
     return {**context, "inserted_at": micros(now)}
 
 
-def raw_json(event: object) -> str:
-    """The event as JSON text, exactly (integers beyond 64 bits too, which orjson cannot write); a message in
-    its proto3 JSON form."""
-    if isinstance(event, Message):
-        return json_format.MessageToJson(event, indent=None)
+def raw_json(event: object) -> tuple[str, str]:
+    """The event as JSON text, exactly (integers beyond 64 bits too, which orjson cannot write; a message in its
+    proto3 JSON form), and "" ; for what JSON cannot hold (a message with a NaN in a Struct, a value of no JSON
+    type), what could be kept and a note saying what it is."""
     try:
-        return orjson.dumps(event).decode()
-    except TypeError:
-        return json.dumps(event, ensure_ascii=False)
+        if isinstance(event, Message):
+            return json_format.MessageToJson(event, indent=None), ""
+        try:
+            return orjson.dumps(event).decode(), ""
+        except TypeError:
+            return json.dumps(event, ensure_ascii=False, allow_nan=False), ""
+    except Exception as exc:  # any event at all: a rejected_events row is always written
+        cause = f"{type(exc).__name__}: {exc}"[:200]
+    if isinstance(event, Message):
+        try:
+            wire = base64.b64encode(event.SerializeToString()).decode()
+            return orjson.dumps({"protobufBase64": wire}).decode(), (
+                f" [raw_event holds the event's protobuf wire bytes, base64: not writable as JSON ({cause})]")
+        except Exception as exc:  # a message that cannot even be serialized: keep its text form
+            cause = f"{cause}; {type(exc).__name__}: {exc}"[:300]
+    return orjson.dumps({"repr": repr(event)[:65536]}).decode(), (
+        f" [raw_event holds the event's Python repr: not writable as JSON ({cause})]")
 
 
 def rejected_row(event: object, index: int, reason: str, detail: str, context: dict, now: datetime,
                  redacted: list[str] | None = None) -> dict:
-    """One rejected_events row keeping the raw event."""
-    event_id = event.get("id") if isinstance(event, dict) else getattr(event, "id", None) or None
+    """One rejected_events row keeping the raw event (built for any event at all: it never raises)."""
+    try:
+        event_id = event.get("id") if isinstance(event, dict) else getattr(event, "id", None) or None
+    except Exception:  # a value whose id cannot be read: the row has none
+        event_id = None
+    raw, note = raw_json(event)
     return {
         "rejection_id": f"{context['message_id']}:{index}",
         "reason": reason,
-        "detail": detail[:1024],
+        "detail": detail[:DETAIL_MAX - len(note)] + note,
         "event_id": event_id if isinstance(event_id, str) else None,
-        "raw_event": raw_json(event),
+        "raw_event": raw,
         "event_index": index,
         **context,
         "rejected_at": micros(now),

@@ -8,6 +8,7 @@ import re
 import pytest
 
 from devtools.procs import ROOT
+from shared.envelope import POISON_REASONS
 
 DEPLOY = ROOT / "deploy"
 # Cloud Monitoring aligners that turn a distribution into a number ("Percentiles and distribution-valued
@@ -76,3 +77,9 @@ def test_the_edge_charts_count_what_cloud_armor_did_by_rule():
     filters = [d["timeSeriesQuery"]["timeSeriesFilter"]["filter"] for d in paths["widget"]["xyChart"]["dataSets"]]
     assert ['resource.label.url_map_name="__EDGE_URL_MAP__"' in f for f in filters] == [True, False]
     assert 'resource.label.service_name="__INGEST__"' in filters[1]
+
+
+def test_the_dead_letter_alert_names_every_poison_reason_code():
+    text = json.loads((DEPLOY / "alert-dead-letter.json").read_text())["documentation"]["content"]
+    named = set(re.findall(r"`([a-z_0-9]+)`", text.split("poison_message", 1)[1]))
+    assert named >= set(POISON_REASONS), set(POISON_REASONS) - named

@@ -142,3 +142,25 @@ def test_a_non_finite_metadata_value_is_refused(values):
     event = nested(1)
     event.parameters.metadata.update(values)
     assert message_verdict(event) == "invalid_event" == json_verdict(event)
+
+
+def test_a_non_finite_struct_number_becomes_null_with_a_warning_and_the_event_is_accepted():
+    event = nested(1)
+    event.parameters.private_metadata.update({"nan": math.nan, "ok": 1, "list": [math.inf, -math.inf]})
+    body = RecordEventsBody(events=[event, nested(1)])
+    body.events[1].id = "other"
+    result = validate_messages(body.events, [e.ByteSize() for e in body.events], LIMITS, NOW)
+    assert result.ids == [event.id, "other"] and result.failures == []
+    assert [(w.index, w.code) for w in result.warnings] == [(0, "non_finite_nulled")]
+    kept = json_format.MessageToDict(body.events[0].parameters.private_metadata)  # printable now
+    assert kept == {"k": [], "nan": None, "ok": 1.0, "list": [None, None]}
+
+
+def test_a_struct_the_policy_removes_is_not_looked_at_for_non_finite_numbers():
+    event = nested(1)
+    event.parameters.private_metadata.update({"nan": math.nan})
+    body = RecordEventsBody(events=[event])
+    result = validate_messages(body.events, [event.ByteSize()], LIMITS, NOW,
+                               redact=lambda e: [e.parameters.ClearField("private_metadata") or
+                                                 "parameters.privateMetadata"])
+    assert [w.code for w in result.warnings] == ["private_metadata_removed"]

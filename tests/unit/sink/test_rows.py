@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import base64
+import math
 from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
 from google.protobuf import json_format
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from shared.envelope import Batch, Identity
 from shared.ingest.batch import Accepted, Limits, check_event
 from shared.sink.rows import (
+    DETAIL_MAX,
     RowProblem,
     context_columns,
     event_batch_columns,
@@ -101,3 +106,52 @@ def test_a_message_without_a_timestamp_is_a_row_problem():
     with pytest.raises(RowProblem) as exc:
         message_row(Event(id="a", feature="f.g", action="hh"), datetime.now(UTC))
     assert exc.value.reason == "invalid_event"
+
+
+def nan_event() -> Event:
+    """A valid event whose private metadata holds NaN and both infinities, nested."""
+    event = messages.base_event(NOW - timedelta(hours=1))
+    event.parameters.private_metadata.update({"ok": 1, "nan": math.nan, "deep": {"list": [math.inf, "a"]}})
+    event.parameters.private_metadata["deep"]["neg"] = -math.inf
+    return event
+
+
+def test_a_message_s_non_finite_struct_numbers_are_stored_as_null():
+    row = message_row(nan_event(), NOW)
+    assert orjson.loads(row["private_metadata"]) == {"ok": 1.0, "nan": None, "deep": {"list": [None, "a"],
+                                                                                        "neg": None}}
+
+
+def test_a_message_json_cannot_hold_is_kept_as_its_wire_bytes_in_rejected_events():
+    event = nan_event()
+    row = rejected_row(event, 2, "invalid_event", "why", CONTEXT, NOW)
+    kept = orjson.loads(row["raw_event"])
+    assert Event.FromString(base64.b64decode(kept["protobufBase64"])) == event
+    assert row["detail"].startswith("why [raw_event holds the event's protobuf wire bytes, base64")
+    assert "Fail to serialize" in row["detail"] and row["event_id"] == event.id
+
+
+class Hostile:
+    """An object whose every attribute read fails."""
+
+    def __getattr__(self, name: str) -> object:
+        raise RuntimeError(name)
+
+    def __repr__(self) -> str:
+        return "Hostile()"
+
+
+values = st.recursive(st.none() | st.booleans() | st.floats() | st.integers() | st.text() | st.binary()
+                      | st.builds(Hostile), lambda inner: st.lists(inner) | st.dictionaries(
+                          st.text() | st.integers(), inner) | st.tuples(inner), max_leaves=8)
+
+
+@settings(max_examples=300, deadline=None)
+@given(event=values, detail=st.text(max_size=2000))
+def test_building_a_rejected_row_never_fails_and_the_table_takes_it(event, detail):
+    from shared.sink.storage_write import TableWriter
+    from shared.sink.warehouse.tables import REJECTED
+
+    row = rejected_row(event, 0, "invalid_event", detail, CONTEXT, NOW)
+    assert (len(row["detail"]) <= DETAIL_MAX and orjson.loads(row["raw_event"]) is not None) or event is None
+    TableWriter(None, "p", "d", REJECTED, 1).serialize(row)

@@ -62,7 +62,9 @@ class DataTransfer(Api):
         email = self.account(request)
         name = self.key(f"projects/{project}/locations/{location}/transferConfigs/{uuid.uuid4()}")
         stamp = rfc3339()
-        config = {**body, "name": name, "updateTime": stamp, "state": "ACTIVE",
+        # state: "State of the most recently updated transfer run", a TransferState; PENDING is "scheduled and
+        # waiting to be picked up" (https://cloud.google.com/bigquery/docs/reference/datatransfer/rest/v1/TransferState)
+        config = {**body, "name": name, "updateTime": stamp, "state": "PENDING",
                   "userId": str(uuid.uuid4().int % 10**18), "datasetRegion": location.lower(),
                   "nextRunTime": rfc3339(dt.datetime.now(dt.UTC).timestamp() + 3600)}
         if email:
