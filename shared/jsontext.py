@@ -31,13 +31,33 @@ def _no_constants(name: str) -> float:
     raise JSONTextError(f"{name} is not a JSON number")
 
 
+def _lone_surrogate(value: object) -> bool:
+    """Whether a string anywhere in a parsed value (object keys too) holds a lone surrogate."""
+    if isinstance(value, str):
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(_lone_surrogate(k) or _lone_surrogate(v) for k, v in value.items())
+    return isinstance(value, list) and any(_lone_surrogate(item) for item in value)
+
+
 def loads(raw: bytes) -> object:
-    """Parse JSON; integers keep their exact value whatever their size (one parse, never two at once)."""
+    """Parse JSON; integers keep their exact value whatever their size (one parse, never two at once).
+
+    Both parsers refuse what the other does: the standard library's accepts a lone surrogate escape ("\\ud800"),
+    which orjson (and UTF-8, so every later step) refuses, so it is refused here too.
+    """
     if _scan(raw):
         try:
-            return json.loads(raw, parse_constant=_no_constants)
+            value = json.loads(raw, parse_constant=_no_constants)
         except (ValueError, RecursionError) as exc:  # includes Python's limit on very long integers
             raise JSONTextError(str(exc)) from None
+        if b"\\u" in raw and _lone_surrogate(value):
+            raise JSONTextError("a string holds a lone surrogate escape (\\ud800 to \\udfff), which UTF-8 cannot hold")
+        return value
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:

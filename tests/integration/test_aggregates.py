@@ -78,7 +78,8 @@ def world(pipeline):
     before = datetime.now(UTC).date()
     first = refresh.refresh(pipeline.bq(), pipeline.dataset_ref)
     refreshed_on = {before, datetime.now(UTC).date()}  # the refresh's CURRENT_DATE(), even across midnight
-    return {"refreshed_on": refreshed_on, "x": x, "y": y, "a": a, "b": b, "key_a": key_a, "key_b": key_b, "first": first, "a_d3": a_d3,
+    return {"refreshed_on": refreshed_on, "x": x, "y": y, "a": a, "b": b, "key_a": key_a, "key_b": key_b,
+            "first": first, "a_d3": a_d3,
             "vscode": vscode, "u2": u2}
 
 

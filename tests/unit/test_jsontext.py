@@ -23,3 +23,16 @@ def test_ordinary_bodies_take_the_fast_path_unchanged():
 def test_not_json_is_refused(raw):
     with pytest.raises(JSONTextError):
         loads(raw)
+
+
+@pytest.mark.parametrize("text", [rb'{"a": "\ud800"}', rb'{"\udfff": 1}', rb'["x\ud83d"]'])
+@pytest.mark.parametrize("digits", [b"", b', "n": 12345678901234567890'], ids=["orjson", "exact"])
+def test_a_lone_surrogate_escape_is_refused_by_both_parsers(text, digits):
+    raw = text[:-1] + (digits if text.startswith(b"{") else b"") + text[-1:]
+    with pytest.raises(JSONTextError):
+        loads(raw)
+
+
+def test_a_surrogate_pair_escape_is_one_character_in_both_parsers():
+    for raw in (rb'["\ud83d\ude00"]', rb'["\ud83d\ude00", 12345678901234567890]'):
+        assert loads(raw)[0] == "\U0001f600"

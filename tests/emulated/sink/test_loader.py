@@ -67,6 +67,7 @@ def test_poison_fails_every_delivery_and_is_logged_as_poison(bigquery_env, wareh
         assert post(client, pushed(b"\x00 not gzip", {"encoding": "gzip"}, "m-poison")).status_code == 500
     logged = capsys.readouterr()
     assert (logged.out + logged.err).count('"message":"poison_message"') == 3 and "m-poison" in logged.out
+    assert logged.out.count('"reasonCode":"undecodable_payload"') == 3
     bq = bigquery_client(warehouse)
     for table in ("events", "rejected_events"):
         (row,) = bq.query(f"SELECT COUNT(*) AS n FROM `{warehouse.dataset_ref}.{table}`").result()
@@ -106,3 +107,32 @@ def test_a_failed_rejected_write_never_rewrites_good_rows(bigquery_env, warehous
     dataset = f"{bigquery_env['GOOGLE_CLOUD_PROJECT']}.{bigquery_env['BQ_DATASET']}"
     (row,) = bq.query(f"SELECT COUNT(*) AS n FROM `{dataset}.events` WHERE event_id = '{good['id']}'").result()
     assert row.n == 1
+
+
+def test_a_batch_of_an_older_release_with_nan_in_a_struct_lands_whole(bigquery_env, warehouse):
+    """A protobuf message published before ingest nulled non-finite Struct numbers (redriven from the dead-letter
+    topic, say): every event lands, the NaN as null, and the one event BigQuery's window refuses goes to
+    rejected_events alone."""
+    from datetime import UTC, datetime, timedelta
+
+    from shared.envelope import encode_protobuf
+    from shared.gateway_pb2 import RecordEventsBody
+    from tests.integration.messages import base_event
+
+    now = datetime.now(UTC) - timedelta(minutes=5)
+    events = [base_event(now) for _ in range(5)]
+    for n, event in enumerate(events):
+        event.id = f"old-{n}-{uuid.uuid4().hex[:6]}"
+    events[1].parameters.private_metadata.update({"nan": float("nan"), "ok": 1, "deep": [float("inf")]})
+    events[3].timestamp.seconds = int(datetime(1999, 1, 1, tzinfo=UTC).timestamp())
+    data, attributes = encode_protobuf(Batch(IDENTITY, "req-nan", now.isoformat(), events),
+                                       RecordEventsBody(events=events).SerializeToString())
+    client = functions_framework.create_app("sink", SINK_MAIN, "cloudevent").test_client()
+    assert post(client, pushed(data, attributes, f"m-{uuid.uuid4().hex[:8]}")).status_code == 200
+    bq = bigquery_client(warehouse)
+    rows = {r.event_id: r for r in bq.query(f"SELECT event_id, private_metadata FROM `{warehouse.dataset_ref}.events`"
+                                            ).result()}
+    assert set(rows) == {e.id for n, e in enumerate(events) if n != 3}
+    assert rows[events[1].id].private_metadata == {"nan": None, "ok": 1, "deep": [None]}
+    (rejected,) = bq.query(f"SELECT event_id, reason FROM `{warehouse.dataset_ref}.rejected_events`").result()
+    assert (rejected.event_id, rejected.reason) == (events[3].id, "timestamp_out_of_range")
