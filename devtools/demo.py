@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import shlex
+import uuid
 from collections import defaultdict
+from datetime import UTC, datetime
 
 import orjson
 
@@ -47,11 +49,7 @@ def run_demo(pipeline: LocalPipeline) -> None:
     license_file = pipeline.workdir / "demo-license"  # printed commands read it: keys stay off screens
     license_file.write_text(pipeline.issue_license() + "\n")
     license_file.chmod(0o600)
-    body = orjson.dumps({"metadata": {"requestId": "curl-1", "identifier": {"licensedInstance": {
-        "instanceId": "curl-instance", "externalUrl": "https://sg.example.com"}}}, "events": [{
-            "id": "11111111-2222-4333-8444-555555555555", "timestamp": "2026-01-01T12:00:00Z",
-            "feature": "cody.completion", "action": "accepted", "source": {"server": {"version": "5.5.2"}},
-            "parameters": {"metadata": {"durationMs": 120}}}]}).decode()
+    body = curl_body(datetime.now(UTC))
     print(f"\ningest URL: {pipeline.ingest.url}/v1/events   (sink: {pipeline.sink.url})")
     print(f"BigQuery emulator REST: http://{pipeline.bigquery.rest_host}  project={pipeline.project} "
           f"dataset={pipeline.dataset}")
@@ -59,3 +57,13 @@ def run_demo(pipeline: LocalPipeline) -> None:
           f"curl -sS -X POST {pipeline.ingest.url}/v1/events \\\n"
           f"  -H \"Authorization: Bearer $(cat {license_file})\" \\\n"
           f"  -H 'Content-Type: application/json' \\\n  -d {shlex.quote(body)}")
+
+
+def curl_body(now: datetime) -> str:
+    """The printed curl example's body: one event stamped `now` (a fixed date would fall out of EVENT_MAX_AGE_DAYS
+    and be refused as timestamp_too_old a year later)."""
+    return orjson.dumps({"metadata": {"requestId": "curl-1", "identifier": {"licensedInstance": {
+        "instanceId": "curl-instance", "externalUrl": "https://sg.example.com"}}}, "events": [{
+            "id": str(uuid.uuid4()), "timestamp": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "feature": "cody.completion", "action": "accepted", "source": {"server": {"version": "5.5.2"}},
+            "parameters": {"metadata": {"durationMs": 120}}}]}).decode()

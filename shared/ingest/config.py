@@ -68,7 +68,8 @@ class IngestConfig(Settings):
     max_auth_header_chars: int = setting(
         "MAX_AUTHORIZATION_CHARS", 4096, integer(minimum=256), "Longer Authorization headers get 401.")
     max_events: int = setting("MAX_EVENTS_PER_REQUEST", 1000, integer(minimum=1), "Events per request.")
-    max_event_bytes: int = setting("MAX_EVENT_BYTES", 64 * 1024, integer(minimum=256), "One event, as JSON.")
+    max_event_bytes: int = setting("MAX_EVENT_BYTES", 64 * 1024, integer(minimum=256),
+                                   "One event's size as published: compact JSON, or its protobuf bytes.")
     max_event_depth: int = setting("MAX_EVENT_DEPTH", 32, integer(minimum=2), "Nesting depth in an event.")
     max_string_chars: int = setting("MAX_STRING_CHARS", 16_384, integer(minimum=64), "String length in an event.")
     max_future_s: int = setting(

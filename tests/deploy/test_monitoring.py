@@ -83,3 +83,9 @@ def test_the_dead_letter_alert_names_every_poison_reason_code():
     text = json.loads((DEPLOY / "alert-dead-letter.json").read_text())["documentation"]["content"]
     named = set(re.findall(r"`([a-z_0-9]+)`", text.split("poison_message", 1)[1]))
     assert named >= set(POISON_REASONS), set(POISON_REASONS) - named
+
+
+def test_the_runbook_s_table_of_poison_reasons_is_the_code_s():
+    doc = (ROOT / "docs" / "operations.md").read_text()
+    rows = dict(re.findall(r"^\| `([a-z_0-9]+)` \| (.+?) \|$", doc, re.MULTILINE))
+    assert {code: rows.get(code) for code in POISON_REASONS} == POISON_REASONS

@@ -207,7 +207,9 @@ def test_poison_message_goes_to_dead_letter(pipeline):
     assert found is not None, "poison message never reached the dead-letter topic"
     attempts = int(found.message.attributes.get("CloudPubSubDeadLetterSourceDeliveryCount", "0"))
     assert attempts >= pipeline.max_delivery_attempts
-    assert "poison_message" in pipeline.sink.log_path.read_text()
+    logged = [orjson.loads(line) for line in pipeline.sink.log_path.read_text().splitlines()
+              if '"poison_message"' in line]
+    assert logged and {entry["reasonCode"] for entry in logged} >= {"undecodable_payload"}
 
 
 def test_migration_adds_missing_column_without_losing_rows(pipeline):
@@ -252,3 +254,18 @@ def test_analyst_queries_run(pipeline):
         if not list(pipeline.bq().query(sql).result()):
             unanswered.append(sql)
     assert unanswered == []
+
+
+def test_make_run_s_curl_example_is_accepted(pipeline, tmp_path):
+    """The body `make run` prints (devtools/demo.py) is stamped with the time it is printed, and curl's request
+    with it succeeds."""
+    from devtools.demo import curl_body
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    body = curl_body(now)
+    assert orjson.loads(body)["events"][0]["timestamp"] == now.isoformat().replace("+00:00", "Z")
+    done = subprocess.run(["curl", "-sS", "-X", "POST", f"{pipeline.ingest.url}/v1/events", "-H",
+                           f"Authorization: Bearer {pipeline.issue_license()}", "-H", "Content-Type: application/json",
+                           "-d", body], capture_output=True, timeout=30, check=True)
+    answer = orjson.loads(done.stdout)
+    assert answer["succeededEvents"] == [orjson.loads(body)["events"][0]["id"]] and answer["failedEvents"] == []

@@ -62,6 +62,23 @@ def test_every_field_lands_as_the_json_path_gives_it(pipeline):
     assert zero["redacted_fields"] == [] and zero["extra"] is None
 
 
+def test_a_nan_in_a_struct_is_stored_as_null_and_its_batch_lands_whole(pipeline):
+    """Issue 29's report: five events on an allowlisted feature, one with privateMetadata {"nan": NaN, "ok": 1}. All
+    five are answered as succeeded, that one with the warning non_finite_nulled, and all five land in `events`."""
+    events = [base_event(datetime.now(UTC) - timedelta(minutes=2)) for _ in range(5)]
+    events[2].parameters.private_metadata.update({"nan": float("nan"), "ok": 1, "list": [float("-inf"), 2]})
+    resp = post_protobuf(pipeline.ingest.url, licensed("inst-nan"), events, pipeline.issue_license(),
+                         accept="application/json")
+    assert resp.status_code == 200, resp.text
+    answer = resp.json()
+    assert answer["succeededEvents"] == [e.id for e in events] and answer["failedEvents"] == []
+    assert [(w["index"], w["code"]) for w in answer["warnings"]] == [(2, "non_finite_nulled")]
+    rows = {r.event_id: r for r in wait_rows(pipeline, "events", [e.id for e in events], 5)}
+    assert set(rows) == {e.id for e in events}
+    assert rows[events[2].id].private_metadata == {"nan": None, "ok": 1, "list": [None, 2]}
+    assert rows_for(pipeline, "rejected_events", [e.id for e in events]) == []
+
+
 def test_mixed_encodings_from_one_instance_deduplicate_as_one_stream(pipeline):
     """The same events sent as JSON and again as protobuf (a client switching encodings mid-retry): once each
     in events_deduped."""
