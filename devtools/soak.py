@@ -3,7 +3,9 @@
 Load: half the throughput `make bench` measured (bench/results.json), of the slower of its two stages: HTTP
 ingest and the sink's rows/s into the BigQuery emulator (fed faster than its slowest stage, a pipeline only
 builds a backlog). SOAK_RATE (events/s) overrides it. Four senders, each with its own license, send 500-event
-batches on a fixed schedule through tools.client (retrying as a client does) and catch up after a fault.
+batches on a fixed schedule through tools.client (retrying as a client does) and catch up after a fault; two send
+JSON bodies, two protobuf bodies. The request log is on (REQUEST_LOG, ingest's default): each line also counts the
+interval's requests and their rows in `requests`.
 
 The first interval is the warm-up; each later one starts with a fault, in turn: Pub/Sub frozen 10 s, BigQuery
 frozen 30 s, the sink killed (SIGKILL; a new one starts on its port), an ingest worker killed (SIGKILL; gunicorn
@@ -36,7 +38,7 @@ from google.cloud import bigquery
 from devtools.emulators import PUBSUB_HEAP_MB
 from devtools.pipeline import LocalPipeline
 from devtools.procs import ROOT, Service, group_rss_bytes, wait_for_workers, workers_of
-from tools.client import Sender
+from tools.client import FORMATS, Sender
 from tools.generate import generate
 
 SENDERS, BATCH = 4, 500
@@ -55,6 +57,8 @@ class Interval:
     sent: int = 0
     accepted: set[str] = field(default_factory=set)
     unfinished: int = 0  # given up or refused by ingest (never accepted)
+    requests: int = 0  # POSTs made (retries included)
+    logged: int = 0  # their rows in `requests` (the request log)
     latencies: list[float] = field(default_factory=list)
     rss_mb: dict[str, float] = field(default_factory=dict)
     rows: int = 0  # rows in `events` (duplicates from redelivery included)
@@ -76,6 +80,7 @@ class Interval:
         rss = " ".join(f"{name} {self.rss_mb.get(name, 0):5.0f}" for name in SERVICES)
         return (f"{self.number:3d} {self.fault:<22} sent {self.sent:7d} accepted {len(self.accepted):7d} "
                 f"rows {self.rows:7d} view {self.view_ids:7d} dups {self.duplicates} {landing} "
+                f"requests {self.requests:5d} logged {self.logged:5d} "
                 f"p50/p99 {statistics.median(lat) * 1000:4.0f}/{p99 * 1000:5.0f} ms  RSS MB {rss}")
 
 
@@ -137,10 +142,12 @@ class Load:
             events = [e for _, e in generate(BATCH, instances=1, days=2, seed=hash((self.salt, i, n)))]
             session.latencies = interval.latencies
             sender = AcceptingSender(self.pipeline.ingest.url, self.licenses[i], interval.instance,
-                                     batch_size=BATCH, max_time_s=900, session=session)
+                                     batch_size=BATCH, max_time_s=900, session=session,
+                                     body_format=FORMATS[i % len(FORMATS)])
             report = sender.send(events)
             with self.lock:
                 interval.sent += len(events)
+                interval.requests += report.requests
                 interval.accepted.update(sender.accepted)
                 interval.unfinished += report.gave_up + sum(report.refused.values())
             n += 1
@@ -199,6 +206,7 @@ def count(pipeline: LocalPipeline, interval: Interval) -> None:
     (interval.rows,) = one(f"SELECT COUNT(*) FROM {table}.events` WHERE instance_id = @instance")
     interval.view_rows, interval.view_ids = one(
         f"SELECT COUNT(*), COUNT(DISTINCT event_id) FROM {table}.events_deduped` WHERE instance_id = @instance")
+    (interval.logged,) = one(f"SELECT COUNT(*) FROM {table}.requests` WHERE instance_id = @instance")
 
 
 def settle_lost(pipeline: LocalPipeline, interval: Interval) -> int:
