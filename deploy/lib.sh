@@ -67,7 +67,9 @@ answer() {
   local rc=0 err="$BUILD/answer.err"
   ANSWER="$("$@" 2>"$err")" || rc=$?
   [ "$rc" = 0 ] && return 0
-  if grep -qiE 'NOT_FOUND|not found|does not exist' <<<"$ANSWER $(cat "$err")"; then return 1; fi
+  # bq says "Not found: Project P" when the project itself is missing (or invisible to you): not a missing resource.
+  if ! grep -qiE 'Not found: Project' <<<"$ANSWER $(cat "$err")" &&
+    grep -qiE 'NOT_FOUND|not found|does not exist' <<<"$ANSWER $(cat "$err")"; then return 1; fi
   die "${DESCRIBING:-$*} failed (exit $rc): $ANSWER $(cat "$err")"
 }
 

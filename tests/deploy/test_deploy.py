@@ -383,3 +383,22 @@ def test_shellcheck_clean():
                           str(ROOT / ".ci" / "run")], cwd=ROOT,
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stdout
+
+
+@pytest.mark.parametrize(("said", "missing"), [
+    ("BigQuery error in show operation: Not found: Dataset p:telemetry", True),
+    ("ERROR: (gcloud.pubsub.topics.describe) NOT_FOUND: Resource not found (resource=t).", True),
+    ("BigQuery error in show operation: Not found: Project tg-typo", False),
+    ("ERROR: (gcloud.run.services.describe) PERMISSION_DENIED: denied", False),
+])
+def test_answer_treats_only_a_missing_resource_as_missing(tmp_path, said, missing):
+    """deploy/lib.sh's answer(): a missing resource returns 1; a missing project (bq's "Not found: Project") or any
+    other failure stops the deploy, quoting the tool."""
+    script = (f"source {ROOT / 'deploy' / 'lib.sh'}; BUILD={tmp_path}; tool() {{ echo \"$1\"; return 2; }}; "
+              "answer tool \"$SAID\"; echo \"returned $?\"")
+    out = subprocess.run(["bash", "-c", script], env={"SAID": said, "PATH": "/usr/bin:/bin"}, capture_output=True,
+                         text=True, timeout=30, check=False)
+    if missing:
+        assert (out.returncode, out.stdout.strip()) == (0, "returned 1"), out
+    else:
+        assert out.returncode == 1 and "returned" not in out.stdout and said in out.stderr, out

@@ -54,10 +54,13 @@ class LoggingMetrics(Api):
         return ok(self.stored(key, name, body, None))
 
     def update(self, request: Request, parent: str, metric: str) -> Response:
+        """PUT "Creates or updates a logs-based metric" (projects.metrics.update; gcloud's generated
+        logging_v2_client.py says the same): a missing one is created."""
         key = f"{parent}/metrics/{metric}"
-        if key not in self.metrics:
-            raise not_found(f"Metric {metric} does not exist.")
         body = request.json()
+        if key not in self.metrics:
+            self.updates[key] = 0
+            return ok(self.stored(key, metric, body, None))
         check_immutable(self.metrics[key]["metricDescriptor"], body.get("metricDescriptor") or {})
         self.updates[key] += 1
         return ok(self.stored(key, metric, body, self.metrics[key]["createTime"]))
