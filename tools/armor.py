@@ -29,6 +29,11 @@ LICENSE_HEADER = f"^Bearer {LICENSE_PREFIX}{B64URL}+$"
 # A Google ID token is a JWT: three base64url parts joined by dots, the first a JSON header ('eyJ' is '{"').
 ID_TOKEN_HEADER = f"^Bearer eyJ{B64URL}+[.]{B64URL}+[.]{B64URL}+$"
 MAX_COUNT = {"throttle": 1_000_000, "rate_based_ban": 10_000}  # rateLimitThreshold.count (rate limiting overview)
+# The only values Cloud Armor takes for a threshold's intervalSec (banThreshold's too), and for banDurationSec those
+# from 60 (REST SecurityPolicyRuleRateLimitOptions; configure-rate-limiting): anything else fails at `rules create`,
+# so it is refused when the settings are read, before anything is deployed.
+INTERVALS = (10, 30, 60, 120, 180, 240, 300, 600, 900, 1200, 1800, 2700, 3600)
+BAN_DURATIONS = tuple(v for v in INTERVALS if v >= 60)
 
 
 @dataclass(frozen=True)
@@ -100,8 +105,9 @@ class Rule:
         return flags
 
 
-def setting(env: Mapping[str, str], name: str, minimum: int = 1, maximum: int | None = None) -> int:
-    """An EDGE_* whole number from the settings file (deploy/*.env owns every value)."""
+def setting(env: Mapping[str, str], name: str, minimum: int = 1, maximum: int | None = None,
+            allowed: tuple[int, ...] | None = None) -> int:
+    """An EDGE_* whole number from the settings file (deploy/*.env owns every value), one of `allowed` if given."""
     raw = env.get(name, "").strip()
     if not raw:
         raise ConfigError(f"{name} is missing (deploy/*.env): the edge needs every EDGE_* setting")
@@ -109,6 +115,9 @@ def setting(env: Mapping[str, str], name: str, minimum: int = 1, maximum: int | 
         value = int(raw)
     except ValueError:
         raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if allowed is not None and value not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(map(str, allowed))} (the values Cloud Armor takes), "
+                          f"got {value}")
     if value < minimum or (maximum is not None and value > maximum):
         raise ConfigError(f"{name} must be from {minimum} to {maximum}, got {value}" if maximum else
                           f"{name} must be >= {minimum}, got {value}")
@@ -129,8 +138,8 @@ def rules(env: Mapping[str, str] = os.environ) -> list[Rule]:
         Rule(4000, "everything else: throttled per client IP, then banned", "rate_based_ban", "IP",
              setting(env, "EDGE_IP_REQUESTS_PER_MINUTE", maximum=ban),
              ban_count=setting(env, "EDGE_BAN_THRESHOLD_REQUESTS", maximum=ban),
-             ban_interval=setting(env, "EDGE_BAN_INTERVAL_SECONDS", minimum=INTERVAL_SECONDS),
-             ban_seconds=setting(env, "EDGE_BAN_DURATION_SECONDS", minimum=INTERVAL_SECONDS)),
+             ban_interval=setting(env, "EDGE_BAN_INTERVAL_SECONDS", allowed=INTERVALS),
+             ban_seconds=setting(env, "EDGE_BAN_DURATION_SECONDS", allowed=BAN_DURATIONS)),
     ]
 
 

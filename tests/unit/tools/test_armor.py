@@ -166,7 +166,9 @@ def test_every_edge_setting_is_in_both_settings_files_and_explained():
 @pytest.mark.parametrize(("change", "message"), [
     ({"EDGE_LICENSE_REQUESTS_PER_MINUTE": ""}, "EDGE_LICENSE_REQUESTS_PER_MINUTE is missing"),
     ({"EDGE_IP_REQUESTS_PER_MINUTE": "10001"}, "from 1 to 10000"),  # a rate-based ban's threshold
-    ({"EDGE_BAN_DURATION_SECONDS": "30"}, ">= 60"),
+    ({"EDGE_BAN_DURATION_SECONDS": "30"}, "one of 60, 120, 180"),  # 30 is an interval, not a ban duration
+    ({"EDGE_BAN_INTERVAL_SECONDS": "90"}, "must be one of 10, 30, 60"),  # passes ">= 60", fails at rules create
+    ({"EDGE_BAN_DURATION_SECONDS": "4000"}, "the values Cloud Armor takes"),
     ({"EDGE_SERVICE_REQUESTS_PER_MINUTE": "many"}, "whole number"),
 ])
 def test_a_bad_threshold_stops_the_deploy_with_its_name(change, message):
