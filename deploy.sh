@@ -403,6 +403,26 @@ subscription_step() {
     --role=roles/pubsub.subscriber "${G[@]}"
 }
 
+# The edge's address, reserved before ingest is deployed (the edge step finds it there): ingest gets its IP as
+# EDGE_ADDRESS, and behind the load balancer takes the X-Forwarded-For entry before it as the client's address
+# (docs/configuration.md). In plan mode the IP is not known yet.
+edge_address_step() {
+  [ -n "${INGEST_DOMAIN:-}" ] || return 0
+  say "edge address"
+  local commands
+  local -a describe words
+  IFS=$'\t' read -r -a describe <<<"$(edge resources | sed -n 's/^address\t//p')"
+  [ "${#describe[@]}" -gt 0 ] || die "tools.edge names no address (above)"
+  if ! exists gcloud "${describe[@]}" --format='value(address)' "${G[@]}"; then
+    commands="$(edge plan-address)" || die "tools.edge cannot plan the address (above)"
+    while IFS=$'\t' read -r -u 3 -a words; do run gcloud "${words[@]}" "${G[@]}"; done 3<<<"$commands"
+    [ "$PLAN" = 1 ] && { echo "  EDGE_ADDRESS: the new address's IP, passed to ingest"; return 0; }
+    answer gcloud "${describe[@]}" --format='value(address)' "${G[@]}" || die "the address just created is not there"
+  fi
+  export EDGE_ADDRESS="$ANSWER"
+  echo "  EDGE_ADDRESS=$EDGE_ADDRESS (ingest: the X-Forwarded-For entry before it is the client)"
+}
+
 # The edge (opt-in, INGEST_DOMAIN; docs/operations.md "The domain"): a global external Application Load Balancer
 # serving https://INGEST_DOMAIN (HTTP redirected to HTTPS) in front of ingest, with the Cloud Armor policy of
 # docs/security.md "Limits at the edge" on its backend. tools.edge names each resource and says, from its
@@ -422,7 +442,10 @@ edge_step() {
     IFS=$'\t' read -r -a words <<<"$describe"
     EDGE_NAMES[$resource]="${words[3]}"
     : > "$live/$resource.json"
-    if exists gcloud "${words[@]}" --format=json "${G[@]}"; then printf '%s' "$ANSWER" > "$live/$resource.json"; fi
+    if exists gcloud "${words[@]}" --format=json "${G[@]}"; then printf '%s' "$ANSWER" > "$live/$resource.json"
+    elif [ "$resource" = address ]; then  # planning: the edge address step above reserves it
+      printf '{"name": "%s"}' "${words[3]}" > "$live/$resource.json"
+    fi
   done 3<<<"$resources"
   plan="$(edge plan --live="$live" --files="$BUILD")" || die "the edge cannot be kept as it is (above)"
   while IFS=$'\t' read -r -u 3 -a words; do
@@ -545,6 +568,7 @@ main() {
   service_accounts
   schedule_step
   trigger_step    # the sink first: it reads every message kind a new ingest may publish (docs/api.md)
+  edge_address_step
   functions_step
   edge_step
   monitoring

@@ -8,6 +8,7 @@ the functions' environment strings.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -85,6 +86,14 @@ def boolean(name: str, raw: str) -> bool:
 def text(_name: str, raw: str) -> str:
     """Any non-empty string."""
     return raw
+
+
+def ip_address(name: str, raw: str) -> str:
+    """An IPv4 or IPv6 address, in its normal form."""
+    try:
+        return str(ipaddress.ip_address(raw.strip()))
+    except ValueError:
+        raise ConfigError(f"{name} must be an IP address, got {raw!r}") from None
 
 
 def path(_name: str, raw: str) -> Path:

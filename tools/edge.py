@@ -312,6 +312,18 @@ def _plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plan_address(args: argparse.Namespace) -> int:
+    """The commands that create the address (deploy.sh reserves it before ingest, which is told its IP)."""
+    try:
+        commands = Edge.from_env().plan("address", None, Path("."))
+    except ConfigError as error:
+        print(f"tools.edge: {error}", file=sys.stderr)
+        return 1
+    for command in commands:
+        print("\t".join(command))
+    return 0
+
+
 def _name(args: argparse.Namespace) -> int:
     try:
         print(Edge.from_env().name(args.resource))
@@ -336,6 +348,7 @@ def parser() -> argparse.ArgumentParser:
     plan.add_argument("--live", required=True, help="folder of the descriptions, RESOURCE.json (empty: missing)")
     plan.add_argument("--files", required=True, help="folder for the files a command reads (the redirect URL map)")
     plan.set_defaults(run=_plan)
+    sub.add_parser("plan-address").set_defaults(run=_plan_address)
     name = sub.add_parser("name")
     name.add_argument("resource", choices=RESOURCES)
     name.set_defaults(run=_name)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from shared.envelope import MAX_BATCH_BYTES
 from shared.errors import ConfigError
-from shared.settings import MIB, Settings, boolean, integer, path, positive, setting, text
+from shared.settings import MIB, Settings, boolean, integer, ip_address, path, positive, setting, text
 
 GOOGLE_ID_TOKEN_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
 # BigQuery's streaming window (the sink's) bounds the timestamps ingest may accept.
@@ -87,6 +87,9 @@ class IngestConfig(Settings):
         "QUOTA_EVENTS_PER_SECOND", 2000.0, positive, "Token bucket per license fingerprint, per function instance.")
     quota_burst_events: int = setting(
         "QUOTA_BURST_EVENTS", 20_000, integer(minimum=1), "The bucket's size (>= MAX_EVENTS_PER_REQUEST).")
+    edge_address: str | None = setting(
+        "EDGE_ADDRESS", None, ip_address, "The load balancer's reserved address (deploy.sh sets it with "
+        "INGEST_DOMAIN): when X-Forwarded-For ends with it, the entry before it is the client's address.")
     request_log: bool = setting(
         "REQUEST_LOG", True, boolean, "Publish one `requests` row per request (docs/analysts.md, \"Why is data "
         "missing?\").")

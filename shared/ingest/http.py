@@ -75,13 +75,23 @@ def error_response(exc: GatewayError, protobuf: bool = False) -> Response:
     return json_response(exc.body(), exc.status, headers or None)
 
 
-def client_address(request: Request) -> str | None:
-    """The caller's IP as Google's front end saw it: the last X-Forwarded-For entry, which it appends (earlier
-    entries are the caller's to write); without the header, the peer address."""
+def client_address(request: Request, edge_address: str | None = None) -> str | None:
+    """The caller's IP as Google's front end saw it; without X-Forwarded-For, the peer address.
+
+    Each Google front end appends the address it got the request from, and every entry before that is the caller's
+    to write. Behind the load balancer the header ends "<client-ip>,<load-balancer-ip>" (external Application Load
+    Balancer docs), so when the last entry is the edge's own address (EDGE_ADDRESS) the entry before it is the
+    client; otherwise the last entry is (what Google's front end appends on a direct call to the function URL: not
+    documented for run.app). A direct caller writing "<victim>, <edge address>" still ends with its own address.
+    """
     forwarded = request.headers.get("X-Forwarded-For")
-    if forwarded:
-        return forwarded.rsplit(",", 1)[-1].strip()[:64] or None
-    return request.remote_addr
+    if not forwarded:
+        return request.remote_addr
+    entries = forwarded.split(",")
+    last = entries[-1].strip()
+    if edge_address and len(entries) > 1 and last == edge_address:
+        last = entries[-2].strip()
+    return last[:64] or None
 
 
 class Gateway:
@@ -162,7 +172,7 @@ class Gateway:
                       "traceback": traceback.format_exc(limit=20)}
         latency_ms = round((time.perf_counter() - started) * 1000, 2)
         self.requests.record(facts, response.status_code, code, received_at_us, latency_ms,
-                             request.headers.get("User-Agent"), client_address(request))
+                             request.headers.get("User-Agent"), client_address(request, self.config.edge_address))
         severity = "INFO" if response.status_code < 400 else "WARNING"
         if response.status_code >= 500:
             severity = "ERROR"

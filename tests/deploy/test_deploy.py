@@ -280,6 +280,9 @@ def test_plan_with_a_domain_shows_the_whole_edge_and_closing_checks_the_certific
     out = deploy(copy, fake, "dev", "--plan")
     assert out.returncode == 0, out.stderr
     assert fake["calls"]() == []
+    assert out.stdout.count("gcloud compute addresses create telemetry-ingest-ip") == 1  # before ingest, once
+    assert out.stdout.index("EDGE_ADDRESS: the new address's IP") < out.stdout.index("gcloud functions deploy "
+                                                                                        "telemetry-ingest")
     for expected in ("gcloud compute addresses create telemetry-ingest-ip",
                      "gcloud compute security-policies create telemetry-ingest-armor --file-name=",
                      "gcloud compute network-endpoint-groups create telemetry-ingest-neg",

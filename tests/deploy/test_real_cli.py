@@ -464,6 +464,15 @@ def test_the_function_url_closes_once_the_certificate_is_active(closed):
     assert ingest_of(closed.state, closed.project)["serviceConfig"]["ingressSettings"] == "ALLOW_INTERNAL_AND_GCLB"
 
 
+def test_ingest_is_told_the_edge_s_address_so_it_finds_the_client_before_it(first_with_a_domain):
+    """The address is reserved before ingest is deployed, and ingest gets its IP as EDGE_ADDRESS (the X-Forwarded-For
+    entry before it is the client's address: docs/configuration.md)."""
+    state, project = first_with_a_domain.state, first_with_a_domain.project
+    address = edge_of(state, project)["addresses/telemetry-ingest-ip"]["address"]
+    assert ingest_of(state, project)["serviceConfig"]["environmentVariables"]["EDGE_ADDRESS"] == address
+    assert f"EDGE_ADDRESS={address}" in first_with_a_domain.output.stdout
+
+
 def test_analysts_read_the_aggregates_through_an_authorized_dataset_and_are_never_granted_the_source(
         first_with_a_domain, standin_stack):
     """BigQuery needs the base table to read a materialized view, so analysts are granted a dataset of views

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import gzip
+import time
 
 import orjson
 import pytest
 
+from shared.envelope import decode_requests
 from shared.ingest.config import IngestConfig
 from shared.ingest.http import Gateway
 from tests.helpers import make_body, make_event
@@ -94,3 +96,19 @@ def test_heartbeat_asks_pubsub_at_most_once_per_10_s(ingest_app, monkeypatch):
     for _ in range(25):
         assert client.get("/__heartbeat__").status_code == 200
     assert len(calls) == 1  # the public endpoint cannot be used to flood Pub/Sub's admin API
+
+
+def test_clients_behind_the_edge_each_get_their_own_refused_rows_budget(ingest_app, pull):
+    """Behind the load balancer every request's X-Forwarded-For ends with its address: with EDGE_ADDRESS set, two
+    clients' refused requests are bounded each on its own (REQUEST_LOG_REFUSED_PER_CLIENT), not as one."""
+    edge = "34.120.0.9"
+    client = ingest_app(EDGE_ADDRESS=edge, REQUEST_LOG_REFUSED_PER_CLIENT="2", REQUEST_LOG_FLUSH_SECONDS="0.2")
+    for address in ("198.51.100.1", "198.51.100.2"):
+        for _ in range(4):
+            resp = post(client, make_body([make_event()]), **{"X-Forwarded-For": f"{address}, {edge}"})
+            assert resp.status_code == 401
+    rows: list[dict] = []
+    deadline = time.monotonic() + 15
+    while sum(r["outcome"] == "refused" for r in rows) < 4 and time.monotonic() < deadline:
+        rows += [row for m in pull(requests=True) for row in decode_requests(m.data, dict(m.attributes))]
+    assert sum(r["outcome"] == "refused" for r in rows) == 4  # 2 per client; as one client it would be 2
