@@ -13,17 +13,37 @@ CHUNK = 64 * 1024
 
 
 JSON, PROTOBUF = "json", "protobuf"
-CONTENT_TYPES = {"application/json": JSON, "application/x-protobuf": PROTOBUF, "application/protobuf": PROTOBUF}
+# application/x-protobuf: OTLP/HTTP's; application/proto: what Connect clients send for a unary call
+# (https://connectrpc.com/docs/protocol); application/protobuf and application/x-protobuffer: de-facto aliases.
+CONTENT_TYPES = {"application/json": JSON, "application/x-protobuf": PROTOBUF, "application/protobuf": PROTOBUF,
+                 "application/proto": PROTOBUF, "application/x-protobuffer": PROTOBUF}
 PROTOBUF_TYPE = "application/x-protobuf"
 
 
+def media_type(header: str | None) -> str:
+    """A Content-Type's or Accept part's media type, lower case, without parameters."""
+    return (header or "").split(";", 1)[0].strip().lower()
+
+
 def body_format(content_type: str | None) -> str:
-    """JSON or PROTOBUF from the Content-Type, or raise 415."""
-    mime = (content_type or "").split(";", 1)[0].strip().lower()
+    """JSON or PROTOBUF from the Content-Type, or raise 415 naming every accepted type."""
+    mime = media_type(content_type)
     if mime not in CONTENT_TYPES:
         raise UnsupportedMediaType("unsupported_content_type",
-                                   "Content-Type must be application/json or application/x-protobuf")
+                                   f"Content-Type must be one of {', '.join(CONTENT_TYPES)}")
     return CONTENT_TYPES[mime]
+
+
+def answer_format(accept: str | None, content_type: str | None) -> str:
+    """The answer's encoding: what Accept names (protobuf when it names a protobuf type, else JSON when it names
+    JSON); when it names neither (absent, */*, anything else), the request's own ("The server MUST use the same
+    Content-Type in the response as it received in the request", OTLP/HTTP), JSON for a request of neither."""
+    named = {CONTENT_TYPES.get(media_type(part)) for part in (accept or "").split(",")}
+    if PROTOBUF in named:
+        return PROTOBUF
+    if JSON in named:
+        return JSON
+    return CONTENT_TYPES.get(media_type(content_type), JSON)
 
 
 def check_headers(content_type: str | None, content_encoding: str | None) -> tuple[str, str]:

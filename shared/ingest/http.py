@@ -14,7 +14,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from shared import logs
 from shared.errors import GatewayError, MethodNotAllowed, NotFound
 from shared.gateway_pb2 import EventFailure, EventWarning, RecordEventsAnswer
-from shared.ingest.body import CONTENT_TYPES, PROTOBUF, PROTOBUF_TYPE
+from shared.ingest.body import PROTOBUF, PROTOBUF_TYPE, answer_format
 from shared.ingest.config import IngestConfig
 from shared.ingest.licenses.verifier import LicenseVerifier
 from shared.ingest.publisher import Publisher
@@ -38,9 +38,8 @@ def json_response(body: dict, status: int = 200, headers: dict | None = None) ->
 
 
 def wants_protobuf(request: Request) -> bool:
-    """Whether the Accept header asks for a protobuf answer."""
-    accept = request.headers.get("Accept") or ""
-    return any(CONTENT_TYPES.get(part.split(";", 1)[0].strip().lower()) == PROTOBUF for part in accept.split(","))
+    """Whether the answer is protobuf (shared.ingest.body.answer_format)."""
+    return answer_format(request.headers.get("Accept"), request.headers.get("Content-Type")) == PROTOBUF
 
 
 def protobuf_response(message: object, status: int = 200, headers: dict | None = None) -> Response:
@@ -129,7 +128,8 @@ class Gateway:
             ok = self._topic_reachable()
             return json_response({"status": "ok" if ok else "error", "checks": {"pubsub_topic": ok}},
                                  200 if ok else 503)
-        return error_response(NotFound("not_found", f"no route {path}; POST events to {EVENTS_PATH}"))
+        return error_response(NotFound("not_found", f"no route {path}; POST events to {EVENTS_PATH}"),
+                              wants_protobuf(request))
 
     def _topic_reachable(self) -> bool:
         """The topic check, asked of Pub/Sub at most once per HEARTBEAT_CACHE_S (the endpoint is public)."""
@@ -147,7 +147,9 @@ class Gateway:
         if request.method == method:
             return None
         denied = MethodNotAllowed("method_not_allowed", f"{request.method} is not allowed here; use {method}")
-        return json_response(denied.body(), denied.status, {"Allow": method})
+        response = error_response(denied, wants_protobuf(request))
+        response.headers["Allow"] = method
+        return response
 
     def _record(self, request: Request) -> Response:
         received_at_us = time.time_ns() // 1000

@@ -66,7 +66,7 @@ class Lands:
     def post(self, data: bytes, content_type: str, refused: str | None = None) -> dict:
         """The 200 answer (or, when `refused` names a code, the 400 whole-request error with it)."""
         resp = self.app.post("/v1/events", data=data, headers={
-            "Content-Type": content_type, "Authorization": f"Bearer {self.license_key}"})
+            "Content-Type": content_type, "Authorization": f"Bearer {self.license_key}", "Accept": "application/json"})
         if refused:
             assert (resp.status_code, resp.get_json()["error"]["code"]) == (400, refused), resp.data[:500]
             return {"succeededEvents": []}

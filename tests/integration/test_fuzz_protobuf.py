@@ -213,11 +213,14 @@ bodies = st.one_of(
               reframes=st.lists(reframes, max_size=2), relength=st.none() | relengths,
               damages=st.lists(damages, max_size=2)),
 )
-# Accept -> whether the answer must be protobuf.
-ACCEPTS = {None: False, "application/x-protobuf": True, "application/protobuf": True, "application/json": False,
-           "*/*": False, "text/html, application/x-protobuf;q=0.9": True, "application/grpc": False}
+# Accept -> whether the answer must be protobuf; None: Accept names neither encoding, so the request's own.
+ACCEPTS = {None: None, "application/x-protobuf": True, "application/protobuf": True, "application/json": False,
+           "*/*": None, "text/html, application/x-protobuf;q=0.9": True, "application/grpc": None,
+           "application/proto": True}
+PROTOBUF_TYPES = {"application/x-protobuf", "application/protobuf", "application/proto", "application/x-protobuffer"}
 protobuf_types = st.sampled_from(["application/x-protobuf", "application/protobuf", "Application/X-Protobuf",
-                                  "application/x-protobuf; proto=telemetry_gateway.v1.RecordEventsBody"])
+                                  "application/x-protobuf; proto=telemetry_gateway.v1.RecordEventsBody",
+                                  "application/proto", "application/x-protobuffer"])
 headers = st.fixed_dictionaries({  # mostly protobuf
     "Content-Type": st.one_of(protobuf_types, protobuf_types, st.sampled_from(
         ["application/json", "application/octet-stream", "text/plain", ""])),
@@ -227,9 +230,12 @@ licensed_often = st.sampled_from([True, True, False])  # a license in the header
 
 
 def request(body: Body, hdrs: dict, gzip_it: bool, licensed: bool, license_key: str) -> tuple[bytes, dict, bool]:
-    """The request's bytes and headers, and whether its answer must be protobuf."""
+    """The request's bytes and headers, and whether its answer must be protobuf: what Accept names, else the
+    request's own encoding (docs/api.md)."""
     data, hdrs = request_parts(body.encode(license_key), hdrs, gzip_it, license_key if licensed else None)
-    return data, hdrs, ACCEPTS[hdrs.get("Accept")]
+    named = ACCEPTS[hdrs.get("Accept")]
+    protobuf_request = hdrs.get("Content-Type", "").split(";")[0].strip().lower() in PROTOBUF_TYPES
+    return data, hdrs, named if named is not None else protobuf_request
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))

@@ -138,12 +138,15 @@ def test_the_header_wins_over_a_license_in_the_body(pipeline):
     (b"\x0a\x02\x12\x00" + b"\x12\x00" * 1001, 413, "too_many_events"),
 ])
 def test_broken_bodies_get_the_documented_4xx(pipeline, body, status, code):
-    """Over real HTTP, answered in protobuf (google.rpc.Status with the reason code) and in JSON on request."""
+    """Over real HTTP, answered in protobuf (google.rpc.Status with the reason code) without Accept, as OTLP/HTTP
+    answers in the request's encoding, and with Accept naming protobuf; in JSON when Accept asks for it."""
     headers = {"Content-Type": wire.CONTENT_TYPE, "Authorization": f"Bearer {pipeline.issue_license()}"}
-    as_proto = requests.post(f"{pipeline.ingest.url}/v1/events", data=body, timeout=30,
-                             headers={**headers, "Accept": wire.CONTENT_TYPE})
-    as_json_answer = requests.post(f"{pipeline.ingest.url}/v1/events", data=body, headers=headers, timeout=30)
-    assert (as_proto.status_code, wire.error_reason(as_proto.content)) == (status, code)
+    for accept in ({}, {"Accept": wire.CONTENT_TYPE}, {"Accept": "*/*"}):
+        as_proto = requests.post(f"{pipeline.ingest.url}/v1/events", data=body, timeout=30,
+                                 headers={**headers, **accept})
+        assert (as_proto.status_code, wire.error_reason(as_proto.content)) == (status, code), accept
+    as_json_answer = requests.post(f"{pipeline.ingest.url}/v1/events", data=body, timeout=30,
+                                   headers={**headers, "Accept": "application/json"})
     assert (as_json_answer.status_code, as_json_answer.json()["error"]["code"]) == (status, code)
 
 
@@ -177,7 +180,8 @@ def test_unknown_fields_are_dropped_and_counted(pipeline):
     log_start = len(pipeline.ingest.log_path.read_bytes())
     body = wire.encode_body(licensed("inst-unknown"), [extended])
     resp = requests.post(f"{pipeline.ingest.url}/v1/events", data=body, timeout=30, headers={
-        "Content-Type": wire.CONTENT_TYPE, "Authorization": f"Bearer {pipeline.issue_license()}"})
+        "Content-Type": wire.CONTENT_TYPE, "Authorization": f"Bearer {pipeline.issue_license()}",
+        "Accept": "application/json"})
     assert resp.json()["succeededEvents"] == [event.id]
     (row,) = wait_rows(pipeline, "events", [event.id], 1)
     assert row.extra is None

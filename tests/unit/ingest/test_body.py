@@ -8,7 +8,7 @@ import io
 import pytest
 
 from shared.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
-from shared.ingest.body import check_headers, read_body
+from shared.ingest.body import CONTENT_TYPES, JSON, PROTOBUF, answer_format, check_headers, read_body
 
 
 @pytest.mark.parametrize(("ctype", "enc", "expected"), [
@@ -17,6 +17,8 @@ from shared.ingest.body import check_headers, read_body
     ("application/json", "identity", ("json", "identity")),
     ("application/x-protobuf", "gzip", ("protobuf", "gzip")),
     ("application/protobuf", None, ("protobuf", "identity")),
+    ("application/proto", None, ("protobuf", "identity")),  # Connect's unary content type
+    ("application/x-protobuffer", None, ("protobuf", "identity")),
 ])
 def test_headers_accepted(ctype, enc, expected):
     assert check_headers(ctype, enc) == expected
@@ -25,8 +27,21 @@ def test_headers_accepted(ctype, enc, expected):
 @pytest.mark.parametrize(("ctype", "enc"), [(None, None), ("text/json", None), ("application/json", "deflate"),
                                                 ("application/grpc", None), ("application/x-protobuf", "br")])
 def test_headers_refused(ctype, enc):
-    with pytest.raises(UnsupportedMediaType):
+    with pytest.raises(UnsupportedMediaType) as refused:
         check_headers(ctype, enc)
+    if refused.value.code == "unsupported_content_type":  # the answer names every type it would take
+        assert all(t in refused.value.message for t in CONTENT_TYPES)
+
+
+@pytest.mark.parametrize(("accept", "content_type", "answer"), [
+    (None, "application/x-protobuf", PROTOBUF), (None, "application/proto", PROTOBUF),  # the request's own
+    (None, "application/json", JSON), ("*/*", "application/x-protobuf", PROTOBUF), ("*/*", "application/json", JSON),
+    ("application/json", "application/x-protobuf", JSON), ("application/x-protobuf", "application/json", PROTOBUF),
+    ("text/html, application/x-protobuf;q=0.9", "application/json", PROTOBUF),
+    ("application/grpc", "application/protobuf", PROTOBUF), (None, "text/plain", JSON), (None, None, JSON),
+])
+def test_the_answer_is_what_accept_names_else_the_request_s_encoding(accept, content_type, answer):
+    assert answer_format(accept, content_type) == answer
 
 
 def read(data: bytes, encoding: str = "identity", length: int | None = None, wire: int = 1000, inflated: int = 1000):
