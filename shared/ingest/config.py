@@ -103,8 +103,8 @@ class IngestConfig(Settings):
     request_log_window_s: float = setting(
         "REQUEST_LOG_WINDOW_SECONDS", 60.0, positive, "The window of the two bounds above.")
     request_log_flush_s: float = setting(
-        "REQUEST_LOG_FLUSH_SECONDS", 1.0, positive, "Rows are published together, at most this long after "
-        "their request (or when 500 are waiting).")
+        "REQUEST_LOG_FLUSH_SECONDS", 1.0, positive, "Rows are published together by the first request that "
+        "ends this long after the oldest waiting row (or when 500 wait), and at shutdown.")
 
     def __post_init__(self) -> None:
         """The rules between settings."""

@@ -175,6 +175,7 @@ class Gateway:
         latency_ms = round((time.perf_counter() - started) * 1000, 2)
         self.requests.record(facts, response.status_code, code, received_at_us, latency_ms,
                              request.headers.get("User-Agent"), client_address(request, self.config.edge_address))
+        self.requests.flush_due()  # inside the request: between requests the instance may have no CPU
         severity = "INFO" if response.status_code < 400 else "WARNING"
         if response.status_code >= 500:
             severity = "ERROR"

@@ -46,11 +46,23 @@ class Publisher:
             future = self.client.publish(self.topic_path, data, **attributes)
             return future.result(timeout=self._timeout + 2)
         except TRANSIENT as exc:
-            raise Unavailable(
-                "pubsub_unavailable",
-                f"could not publish to Pub/Sub ({type(exc).__name__}); retry later",
-                retry_after=self._retry_after,
-            ) from exc
+            raise self._unavailable(exc) from exc
+
+    def publish_now(self, data: bytes, attributes: dict) -> str:
+        """publish(), sent from this thread by the client's own API call (no batching, so no thread of the client's
+        is woken or started: an instance may have no CPU once its request ends, and Python 3.12+ refuses a new
+        thread at exit); the message id, or raise Unavailable."""
+        retry = Retry(initial=0.1, maximum=1.0, multiplier=2.0, timeout=self._timeout)
+        try:
+            answer = self.client.api.publish(topic=self.topic_path, messages=[{"data": data, "attributes": attributes}],
+                                             retry=retry, timeout=self._timeout)
+            return answer.message_ids[0]
+        except TRANSIENT as exc:
+            raise self._unavailable(exc) from exc
+
+    def _unavailable(self, exc: Exception) -> Unavailable:
+        return Unavailable("pubsub_unavailable", f"could not publish to Pub/Sub ({type(exc).__name__}); retry later",
+                           retry_after=self._retry_after)
 
     def topic_exists(self) -> bool:
         """Heartbeat: the topic can be reached and exists."""

@@ -1,8 +1,12 @@
 """The request log: one `requests` row per request that reached the gateway, accepted or refused.
 
 Rows are published apart from the events (the same topic, attribute `recordType=requests`, see
-shared/envelope.py), several per message, by a background thread: recording a request never delays or
-fails the events' publish; a row that cannot be published is counted in the log (`request_log_failed`).
+shared/envelope.py), several per message, from inside a request: the first one that ends
+REQUEST_LOG_FLUSH_SECONDS after the oldest waiting row publishes them, after its own answer is built (the events'
+publish is never delayed or failed by it), and at shutdown whatever still waits. No background thread: with
+request-based billing (Cloud Functions gen2's default) an instance has no CPU between requests ("You shouldn't
+start background threads", Cloud Run tips), so rows of an instance that gets no more requests wait for its
+shutdown. A row that cannot be published waits for the next flush and is counted in the log (`request_log_failed`).
 Refused requests (4xx) are recorded one by one up to a bound per client and per function instance in each
 window; the rest of each client's are counted in one `suppressed` row, so a flood cannot flood the table.
 Rows hold counts and codes, never an event's content, a license key or a token.
@@ -103,9 +107,9 @@ class RequestLog:
         self._lock = threading.Lock()
         self._rows: list[dict] = []
         self._window = _Window(time.monotonic())
-        self._wake = threading.Event()
-        self._stopped = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._oldest: float | None = None  # when the oldest waiting row was queued (monotonic)
+        self._exit_hook = False
+        self._stopped = False
 
     def record(self, facts: RequestFacts, status: int, error_code: str | None, received_at_us: int,
                handling_ms: float, user_agent: str | None, client_ip: str | None) -> None:
@@ -119,10 +123,20 @@ class RequestLog:
             if 400 <= status < 500 and not self._admit(facts.license_fingerprint or client_ip or "", row):
                 return
             self._rows.append(row)
-            full = len(self._rows) >= MAX_ROWS_PER_MESSAGE
-        self._start()
-        if full:
-            self._wake.set()
+            if self._oldest is None:
+                self._oldest = time.monotonic()
+        self._at_exit()
+
+    def flush_due(self) -> None:
+        """Called at the end of each request: publish the waiting rows when the oldest has waited
+        REQUEST_LOG_FLUSH_SECONDS, or a message's worth waits, or a window with suppressed rows ended."""
+        with self._lock:
+            oldest, waiting = self._oldest, len(self._rows)
+            window_ended = (time.monotonic() - self._window.started >= self.config.request_log_window_s
+                            and self._window.suppressed)
+        if window_ended or (oldest is not None and (waiting >= MAX_ROWS_PER_MESSAGE or
+                                                    time.monotonic() - oldest >= self.config.request_log_flush_s)):
+            self.flush()
 
     def _admit(self, client: str, row: dict) -> bool:
         """Whether a refused request gets its own row within this window's bounds (else it is counted)."""
@@ -156,38 +170,38 @@ class RequestLog:
                                **window.about[key]})
         self._window = _Window(now)
 
-    def _start(self) -> None:
-        """The publishing thread, started in the process that serves (after a fork)."""
-        if self._thread is not None:
-            return
-        with self._lock:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="request-log", daemon=True)
-                self._thread.start()
-                atexit.register(self.flush)
+    def _at_exit(self) -> None:
+        """Publish what still waits when the process exits (gunicorn's worker ends on SIGTERM, then the interpreter:
+        functions-framework imports the app in gunicorn's master, so a SIGTERM handler of ours would be replaced
+        by the worker's own). The flush starts no thread, which Python 3.12+ refuses inside an atexit function."""
+        if not self._exit_hook:
+            with self._lock:
+                if not self._exit_hook:
+                    atexit.register(self._flush_at_exit)
+                    self._exit_hook = True
 
-    def _run(self) -> None:
-        while not self._stopped.is_set():
-            self._wake.wait(self.config.request_log_flush_s)
-            self._wake.clear()
+    def _flush_at_exit(self) -> None:
+        if self._stopped:
+            return
+        try:
             self.flush()
+        except Exception as exc:  # the process is ending: say what was not published, never a traceback
+            logs.warning("request_log_failed", cause=type(exc).__name__, detail=str(exc)[:300],
+                         waiting=len(self._rows), dropped=0)
 
     def stop(self) -> None:
-        """End the publishing thread after its current flush (rows still waiting stay unpublished)."""
-        self._stopped.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join()
+        """End the log: its waiting rows stay unpublished, even at exit (nothing runs in the background)."""
+        self._stopped = True
 
     def flush(self) -> None:
         """Publish the waiting rows (and the suppressed rows of an ended window)."""
         with self._lock:
             self._roll_window(time.monotonic())
-            rows, self._rows = self._rows, []
+            rows, self._rows, self._oldest = self._rows, [], None
         for start in range(0, len(rows), MAX_ROWS_PER_MESSAGE):
             chunk = rows[start:start + MAX_ROWS_PER_MESSAGE]
             try:
-                self.publisher.publish(*encode_requests(chunk, self.config.gzip_level))
+                self.publisher.publish_now(*encode_requests(chunk, self.config.gzip_level))
             except Unavailable as exc:
                 self._keep(rows[start:], exc)
                 return
@@ -196,6 +210,7 @@ class RequestLog:
         """Publishing failed: the rows wait for the next flush, the oldest dropped beyond MAX_WAITING_ROWS."""
         with self._lock:
             self._rows[:0] = rows
+            self._oldest = time.monotonic()  # tried again REQUEST_LOG_FLUSH_SECONDS from now
             dropped = max(0, len(self._rows) - MAX_WAITING_ROWS)
             del self._rows[:dropped]
         logs.warning("request_log_failed", cause=exc.code, detail=exc.message, waiting=len(rows) - dropped,

@@ -49,6 +49,12 @@ def refuse(log: RequestLog, fingerprint: str | None, ip: str = "203.0.113.7", co
     log.record(RequestFacts(license_fingerprint=fingerprint), 401, code, time.time_ns() // 1000, 0.1, "ua", ip)
 
 
+def a_later_request(log: RequestLog, after_s: float = 0.25) -> None:
+    """What the next request does at its end, after_s later (REQUEST_LOG_FLUSH_SECONDS is 0.2 here)."""
+    time.sleep(after_s)
+    log.flush_due()
+
+
 def pull_rows(pull, expected: int, timeout_s: float = 15) -> list[dict]:
     rows: list[dict] = []
     deadline = time.monotonic() + timeout_s
@@ -64,6 +70,9 @@ def test_an_accepted_request_s_row_holds_its_counts_and_no_content(pubsub_emulat
                          accepted=2, refused=Counter(invalid_event=1), warnings=Counter(timestamp_truncated=1),
                          earliest=1_000_000, latest=2_000_000)
     log.record(facts, 200, None, 5_000_000, 1.25, "sourcegraph/5.11", "203.0.113.7")
+    log.flush_due()  # its own request's end: not due yet (REQUEST_LOG_FLUSH_SECONDS)
+    assert len(log._rows) == 1
+    a_later_request(log)  # the next request, once the row is due, publishes it
     [row] = pull_rows(pull, 1)
     assert {k: v for k, v in row.items() if k != "record_id"} == {
         "received_at": 5_000_000, "request_id": "r-1", "environment": "dev", "caller_kind": "licensed_instance",
@@ -89,7 +98,7 @@ def test_refused_requests_are_bounded_per_client_and_counted_in_one_row(pubsub_e
         refuse(log, "fp-flood")           # one client: 3 rows, 47 counted
     for n in range(20):
         refuse(log, None, f"198.51.100.{n}")  # twenty clients by IP: 5 rows (the instance's bound), 15 counted
-    time.sleep(WINDOW_S + 0.5)            # the window ends: its suppressed rows are written
+    a_later_request(log, WINDOW_S + 0.5)  # the window ends: its suppressed rows are written
     rows = pull_rows(pull, 3 + 5 + 2)
     one_by_one = [r for r in rows if r["outcome"] == "refused"]
     suppressed = {r.get("license_fingerprint") or EVERYONE: r for r in rows if r["outcome"] == "suppressed"}
@@ -105,6 +114,7 @@ def test_a_new_window_records_again(pubsub_emulator, topic, pull, monkeypatch):
     refuse(log, "fp-a")
     time.sleep(WINDOW_S + 0.5)
     refuse(log, "fp-a")
+    a_later_request(log)
     rows = pull_rows(pull, 3)
     assert Counter(r["outcome"] for r in rows) == {"refused": 2, "suppressed": 1}
 
@@ -114,7 +124,7 @@ def test_pubsub_unreachable_never_raises_and_the_rows_wait(monkeypatch, topic):
     started = time.monotonic()
     log.record(RequestFacts(), 400, "invalid_json", 1, 0.1, None, "203.0.113.7")
     assert time.monotonic() - started < 0.1  # recording never waits for Pub/Sub
-    log.flush()  # what the background thread does: the publish fails, the row is kept
+    a_later_request(log)  # a later request's flush: the publish fails, the row is kept
     assert len(log._rows) == 1
 
 
@@ -132,7 +142,25 @@ def test_every_field_of_a_row_is_a_column_of_the_requests_table(pubsub_emulator,
     log = request_log(topic, pubsub_emulator.host, monkeypatch, REQUEST_LOG_REFUSED_PER_CLIENT="0")
     refuse(log, "fp")
     log.record(RequestFacts(), 200, None, 1, 0.1, None, None)
-    time.sleep(WINDOW_S + 0.5)
+    a_later_request(log, WINDOW_S + 0.5)
     rows = pull_rows(pull, 2)
     assert {r["outcome"] for r in rows} == {"accepted", "suppressed"}
     assert set().union(*rows) <= {c.name for c in REQUESTS.columns}
+
+
+def test_the_exit_flush_publishes_what_waits_without_starting_a_thread(pubsub_emulator, topic, pull, monkeypatch):
+    """At exit nothing else runs, and Python 3.12+ refuses to start a thread inside an atexit function (RuntimeError):
+    the flush publishes from the exiting thread alone (simulated here: every Thread.start raises meanwhile)."""
+    import threading
+
+    log = request_log(topic, pubsub_emulator.host, monkeypatch)
+    log.publisher.client  # noqa: B018 - created at the first request, as in a serving instance
+    refuse(log, "fp-exit")
+
+    def refused(self: threading.Thread) -> None:
+        raise RuntimeError("can't create new thread at interpreter shutdown")
+
+    monkeypatch.setattr(threading.Thread, "start", refused)
+    log._flush_at_exit()
+    monkeypatch.undo()
+    assert [r["license_fingerprint"] for r in pull_rows(pull, 1)] == ["fp-exit"]
