@@ -11,14 +11,21 @@ delivery toward the dead-letter threshold like any non-2xx answer.
 `stop()`): a request takes one of N slots and is forwarded to the upstream sink; when all are taken it
 waits for one (at most Q waiting, each at most T seconds); otherwise it is answered 429 without reaching
 the sink. It counts what it did (`stats()`).
+
+`freeze=service.signal` runs the upstream as request-based billing does: "when the Cloud Run service finishes
+handling a request, the instance's access to CPU will be disabled or severely limited" (Cloud Run tips,
+https://cloud.google.com/run/docs/tips/general): its process group is stopped (SIGSTOP) whenever no request is in
+flight and resumed (SIGCONT) before the next one is forwarded, so nothing of it runs between requests.
 """
 
 from __future__ import annotations
 
 import http.client
 import http.server
+import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -49,13 +56,14 @@ class Front:
     """Admit at most `slots` concurrent requests to `upstream`, queue up to `queue` for `queue_timeout_s`."""
 
     def __init__(self, upstream: str, *, slots: int, queue: int = 0, queue_timeout_s: float = 0.0,
-                 upstream_timeout_s: float = 120.0) -> None:
+                 upstream_timeout_s: float = 120.0, freeze: Callable[[int], None] | None = None) -> None:
         if slots < 1 or queue < 0 or queue_timeout_s < 0:
             raise ValueError("slots >= 1, queue >= 0, queue_timeout_s >= 0")
         target = urlsplit(upstream)
         self.upstream_host, self.upstream_port = target.hostname, target.port or 80
         self.slots, self.queue, self.queue_timeout_s = slots, queue, queue_timeout_s
         self.upstream_timeout_s = upstream_timeout_s
+        self.freeze = freeze
         self._cond = threading.Condition()
         self._in_flight = 0
         self._waiting = 0
@@ -112,13 +120,24 @@ class Front:
                 self._waiting -= 1
 
     def _take(self) -> None:  # called with the condition held
+        if self._in_flight == 0 and self.freeze:
+            self.freeze(signal.SIGCONT)
         self._in_flight += 1
         self._stats.peak_in_flight = max(self._stats.peak_in_flight, self._in_flight)
 
     def _release(self) -> None:
         with self._cond:
             self._in_flight -= 1
+            if self._in_flight == 0 and self.freeze:
+                self.freeze(signal.SIGSTOP)
             self._cond.notify()
+
+    def thaw(self) -> None:
+        """Resume the upstream for good (before stopping it: its shutdown runs with CPU, as Cloud Run's 10 s do)."""
+        with self._cond:
+            self.freeze, freeze = None, self.freeze
+        if freeze:
+            freeze(signal.SIGCONT)
 
     def _forward(self, method: str, path: str, headers: dict, body: bytes) -> tuple[int, list, bytes]:
         conn = http.client.HTTPConnection(self.upstream_host, self.upstream_port, timeout=self.upstream_timeout_s)

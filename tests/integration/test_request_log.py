@@ -12,6 +12,7 @@ import time
 import uuid
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import orjson
 import pytest
@@ -230,3 +231,43 @@ def test_rows_still_waiting_are_published_when_an_instance_shuts_down(pipeline, 
                  for r in decode_requests(m.message.data, dict(m.message.attributes)) if r["user_agent"] == marker]
     pipeline.subscriber.delete_subscription(subscription=watch)
     assert [(r["status"], r["error_code"]) for r in rows] == [(400, resp.json()["error"]["code"])]
+
+
+def test_rows_land_with_the_instance_frozen_between_requests(pipeline):
+    """Request-based billing: an instance has no CPU between requests (devtools.front's freeze stops its process
+    group whenever none is in flight). A due row goes out at the end of the next request, the last one at shutdown;
+    no failure is counted because of the freeze."""
+    from devtools.front import Front
+    from devtools.topology import ensure_subscription
+    from shared.envelope import decode_requests, is_requests
+
+    watch = ensure_subscription(pipeline.subscriber, pipeline.project, f"frozen-{uuid.uuid4().hex[:8]}",
+                                pipeline.topic_path)
+    server = start_function("ingest", {**pipeline.env, "REQUEST_LOG_FLUSH_SECONDS": "0.5"})
+    front = Front(server.url, slots=8, freeze=server.signal).start()
+    markers = [f"frozen-{n}-{uuid.uuid4().hex[:8]}" for n in range(2)]
+    log_start = len(server.log_path.read_bytes()) if server.log_path.exists() else 0
+    try:
+        for n, marker in enumerate(markers):
+            resp = requests.post(f"{front.url}/v1/events", data=b"{}", timeout=30,
+                                 headers={"Content-Type": "application/json", "User-Agent": marker})
+            assert resp.status_code == 400
+            if n == 0:
+                time.sleep(1.0)  # frozen meanwhile: nothing of the instance runs
+                stat = Path(f"/proc/{server.proc.pid}/stat").read_text()
+                state = stat.rsplit(")", 1)[1].split()[0]
+                assert state == "T", state
+    finally:
+        front.thaw()
+        front.stop()
+        server.stop()  # SIGTERM, with CPU: what still waits is published at exit
+    deadline, rows = time.monotonic() + 30, []
+    while len(rows) < 2 and time.monotonic() < deadline:
+        got = pipeline.subscriber.pull(subscription=watch, max_messages=100, timeout=5).received_messages
+        if got:
+            pipeline.subscriber.acknowledge(subscription=watch, ack_ids=[m.ack_id for m in got])
+        rows += [r for m in got if is_requests(m.message.attributes)
+                 for r in decode_requests(m.message.data, dict(m.message.attributes)) if r["user_agent"] in markers]
+    pipeline.subscriber.delete_subscription(subscription=watch)
+    assert sorted(r["user_agent"] for r in rows) == sorted(markers)
+    assert "request_log_failed" not in server.log_path.read_bytes()[log_start:].decode()
