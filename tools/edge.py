@@ -21,7 +21,7 @@ import hashlib
 import json
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -301,9 +301,10 @@ def _resources(args: argparse.Namespace) -> int:
     return 0
 
 
-def _plan(args: argparse.Namespace) -> int:
+def _print_commands(produce: Callable[[], list[Command]]) -> int:
+    """Print the commands produce() makes, one per line, tab-separated; 1 when it cannot."""
     try:
-        lines = plan_all(Edge.from_env(), Path(args.live), Path(args.files))
+        lines = produce()
     except (EdgeError, ConfigError) as error:
         print(f"tools.edge: {error}", file=sys.stderr)
         return 1
@@ -312,16 +313,13 @@ def _plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plan(args: argparse.Namespace) -> int:
+    return _print_commands(lambda: plan_all(Edge.from_env(), Path(args.live), Path(args.files)))
+
+
 def _plan_address(args: argparse.Namespace) -> int:
     """The commands that create the address (deploy.sh reserves it before ingest, which is told its IP)."""
-    try:
-        commands = Edge.from_env().plan("address", None, Path("."))
-    except ConfigError as error:
-        print(f"tools.edge: {error}", file=sys.stderr)
-        return 1
-    for command in commands:
-        print("\t".join(command))
-    return 0
+    return _print_commands(lambda: Edge.from_env().plan("address", None, Path(".")))
 
 
 def _name(args: argparse.Namespace) -> int:
