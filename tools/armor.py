@@ -21,6 +21,7 @@ from shared.ingest.config import IngestConfig
 KEY_BYTES = 128  # "The key value is truncated to the first 128 bytes of the header value."
 INTERVAL_SECONDS = 60  # every threshold but the ban's is per minute
 HEARTBEAT_PATHS = ("/__heartbeat__", "/__lbheartbeat__", "/__version__")
+EVENTS_PATH = "/v1/events"
 # A license key is base64url (no padding) of {"sig":{"Format":"...","Blob":"...","Rest":null},"info":"..."}: its
 # first 18 bytes never change, so its first 24 characters are always these.
 LICENSE_PREFIX = base64.urlsafe_b64encode(b'{"sig":{"Format":"').decode()
@@ -126,7 +127,7 @@ def setting(env: Mapping[str, str], name: str, minimum: int = 1, maximum: int | 
 
 def rules(env: Mapping[str, str] = os.environ) -> list[Rule]:
     """The policy's rules, highest priority first (the default rule, allow, stays last)."""
-    throttle, ban = MAX_COUNT["throttle"], MAX_COUNT["rate_based_ban"]
+    throttle = MAX_COUNT["throttle"]
     return [
         Rule(1000, "heartbeats: throttled per client IP", "throttle", "IP",
              setting(env, "EDGE_HEARTBEAT_REQUESTS_PER_MINUTE", maximum=throttle), paths=HEARTBEAT_PATHS),
@@ -135,12 +136,29 @@ def rules(env: Mapping[str, str] = os.environ) -> list[Rule]:
              key_name="Authorization"),
         Rule(3000, "ID tokens of managed services: throttled per client IP", "throttle", "IP",
              setting(env, "EDGE_SERVICE_REQUESTS_PER_MINUTE", maximum=throttle), header_pattern=ID_TOKEN_HEADER),
-        Rule(4000, "everything else: throttled per client IP, then banned", "rate_based_ban", "IP",
-             setting(env, "EDGE_IP_REQUESTS_PER_MINUTE", maximum=ban),
-             ban_count=setting(env, "EDGE_BAN_THRESHOLD_REQUESTS", maximum=ban),
-             ban_interval=setting(env, "EDGE_BAN_INTERVAL_SECONDS", allowed=INTERVALS),
-             ban_seconds=setting(env, "EDGE_BAN_DURATION_SECONDS", allowed=BAN_DURATIONS)),
+        Rule(3500, "/v1/events, license in the body: throttled per IP, no ban",
+             "throttle", "IP", setting(env, "EDGE_EVENTS_IP_REQUESTS_PER_MINUTE", maximum=throttle),
+             paths=(EVENTS_PATH,)),
+        banned(env),
     ]
+
+
+def banned(env: Mapping[str, str]) -> Rule:
+    """Rule 4000, everything else: throttled per client IP, then banned. Its ban threshold lies above what the
+    throttle lets through in the ban's interval, so a client at the throttle's rate is never banned under either
+    reading of what a ban counts (only the requests over the rate, per the REST reference; all of them, per the
+    rate-limiting overview)."""
+    count = setting(env, "EDGE_IP_REQUESTS_PER_MINUTE", maximum=MAX_COUNT["rate_based_ban"])
+    rule = Rule(4000, "everything else: throttled per client IP, then banned", "rate_based_ban", "IP", count,
+                ban_count=setting(env, "EDGE_BAN_THRESHOLD_REQUESTS", maximum=MAX_COUNT["rate_based_ban"]),
+                ban_interval=setting(env, "EDGE_BAN_INTERVAL_SECONDS", allowed=INTERVALS),
+                ban_seconds=setting(env, "EDGE_BAN_DURATION_SECONDS", allowed=BAN_DURATIONS))
+    allowed = count * rule.ban_interval // INTERVAL_SECONDS
+    if rule.ban_count <= allowed:
+        raise ConfigError(f"EDGE_BAN_THRESHOLD_REQUESTS must be above EDGE_IP_REQUESTS_PER_MINUTE x "
+                          f"EDGE_BAN_INTERVAL_SECONDS / 60 = {allowed}, got {rule.ban_count}: a client at the "
+                          "throttle's rate would be banned where a ban counts every request")
+    return rule
 
 
 def rule_for(all_rules: list[Rule], path: str, authorization: str | None) -> Rule:

@@ -296,7 +296,7 @@ def test_plan_with_a_domain_shows_the_whole_edge_and_closing_checks_the_certific
                      "DNS: an A record telemetry.example.com -> ADDRESS", "ingest URL: https://telemetry.example.com"):
         assert expected in out.stdout, expected
     policy = json.loads((copy / "build" / "dev" / "telemetry-ingest-armor.json").read_text())  # what it creates from
-    assert [r["priority"] for r in policy["rules"]] == [1000, 2000, 3000, 4000, 2147483647]
+    assert [r["priority"] for r in policy["rules"]] == [1000, 2000, 3000, 3500, 4000, 2147483647]
     assert policy["rules"][1]["rateLimitOptions"]["enforceOnKeyName"] == "Authorization"
     opened = deploy(with_settings(repo, tmp_path / "open", INGEST_DOMAIN="telemetry.example.com"), fake, "dev",
                     "--plan")  # a domain alone keeps the function URL open: instances move before it closes

@@ -101,19 +101,22 @@ def test_managed_services_tokens_share_their_first_128_bytes_so_their_rule_count
 def test_every_other_request_counts_per_client_ip_and_heartbeats_have_their_own_budget(rules, licenses):
     """Cloud Armor applies the first rule that matches and no other. Without a credential of either shape, or
     with one written another way (a lowercase scheme, a space inside the key: forms the function accepts but Cloud
-    Armor's byte-wise key would count as another license), a request falls to the per-IP rule, which bans."""
-    heartbeat, license_rule, service_rule, everyone = rules
+    Armor's byte-wise key would count as another license), a request to /v1/events falls to its per-IP throttle,
+    which never bans (instances put the license in the body, many behind one NAT address); any other, to the per-IP
+    rule that bans."""
+    heartbeat, license_rule, service_rule, events, everyone = rules
     key = licenses[0]
     cases = {
         ("/__heartbeat__", f"Bearer {key}"): heartbeat, ("/__lbheartbeat__", None): heartbeat,
         ("/__version__", None): heartbeat, ("/v1/events", f"Bearer {key}"): license_rule,
-        ("/v1/events", None): everyone, ("/v1/events", "Bearer not-a-license"): everyone,
-        ("/v1/events", f"bearer {key}"): everyone, ("/v1/events", f"Bearer {key[:40]} {key[40:]}"): everyone,
-        ("/v1/events", f"Bearer  {key}"): everyone, ("/v1/events", f"Basic {key}"): everyone,
-        ("/__heartbeat__/x", None): everyone,
+        ("/v1/events", None): events, ("/v1/events", "Bearer not-a-license"): events,
+        ("/v1/events", f"bearer {key}"): events, ("/v1/events", f"Bearer {key[:40]} {key[40:]}"): events,
+        ("/v1/events", f"Bearer  {key}"): events, ("/v1/events", f"Basic {key}"): events,
+        ("/__heartbeat__/x", None): everyone, ("/v1/other", None): everyone, ("/", f"Basic {key}"): everyone,
     }
     assert {case: armor.rule_for(rules, *case) for case in cases} == cases
     assert everyone.action == "rate_based_ban" and everyone.key == "IP" and everyone.expression is None
+    assert events.action == "throttle" and events.key == "IP" and events.expression == "request.path == '/v1/events'"
     assert heartbeat.key == "IP" and heartbeat.priority < license_rule.priority < service_rule.priority
 
 
@@ -169,6 +172,7 @@ def test_every_edge_setting_is_in_both_settings_files_and_explained():
     ({"EDGE_BAN_DURATION_SECONDS": "30"}, "one of 60, 120, 180"),  # 30 is an interval, not a ban duration
     ({"EDGE_BAN_INTERVAL_SECONDS": "90"}, "must be one of 10, 30, 60"),  # passes ">= 60", fails at rules create
     ({"EDGE_BAN_DURATION_SECONDS": "4000"}, "the values Cloud Armor takes"),
+    ({"EDGE_BAN_THRESHOLD_REQUESTS": "600"}, "must be above .* = 600"),  # 60 a minute for 600 s: banned at the rate
     ({"EDGE_SERVICE_REQUESTS_PER_MINUTE": "many"}, "whole number"),
 ])
 def test_a_bad_threshold_stops_the_deploy_with_its_name(change, message):

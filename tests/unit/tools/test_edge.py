@@ -57,7 +57,7 @@ def test_nothing_there_creates_every_resource_once_in_order(edge, tmp_path):
         ["url-maps create"], ["ssl-certificates create"], ["target-https-proxies create"], ["forwarding-rules create"],
         ["url-maps import"], ["target-http-proxies create"], ["forwarding-rules create"]]
     policy = json.loads((tmp_path / "telemetry-ingest-armor.json").read_text())
-    assert [r["priority"] for r in policy["rules"]] == [1000, 2000, 3000, 4000, 2147483647]
+    assert [r["priority"] for r in policy["rules"]] == [1000, 2000, 3000, 3500, 4000, 2147483647]
     assert planned[1][0][-2:] == [f"--file-name={tmp_path}/telemetry-ingest-armor.json", "--file-format=json"]
     https, http = planned[7][0], planned[10][0]
     assert "--address=telemetry-ingest-ip" in https and "--ports=443" in https and "--ports=80" in http
@@ -80,7 +80,7 @@ def test_a_missing_rule_is_added_an_operators_rule_is_kept_and_a_ban_never_patch
     wanted = armor.rules(env)
     operators = {"priority": 10, "action": "deny(403)", "match": {"expr": {"expression": "origin.region_code == 'XX'"}}}
     banning = {**kept(wanted[2]), "action": "rate_based_ban"}  # the service rule, once a ban
-    planned = edge.plan("policy", live_policy(operators, kept(wanted[0]), banning, kept(wanted[3])), tmp_path)
+    planned = edge.plan("policy", live_policy(operators, kept(wanted[0]), banning, *map(kept, wanted[3:])), tmp_path)
     assert [c[3:5] for c in planned] == [["create", "2000"], ["delete", "3000"], ["create", "3000"]]
 
 
