@@ -17,7 +17,7 @@ from devtools.procs import ROOT
 from shared.envelope import Batch, Identity, encode
 from shared.ingest.licenses.keys import decode_license
 from tests.helpers import make_event
-from tests.integration.rows import publish_batch, rows_for, send, table, wait_rows
+from tests.integration.rows import flush_request_log, publish_batch, rows_for, send, table, wait_rows
 
 pytestmark = pytest.mark.integration
 
@@ -246,6 +246,7 @@ def test_analyst_queries_run(pipeline):
     publish_batch(pipeline, [unloadable], "inst-docs")
     send(pipeline, [make_event(), {"id": "refused"}], "inst-docs")  # a refused event for the health queries
     wait_rows(pipeline, "rejected_events", [unloadable["id"]], 1)
+    flush_request_log(pipeline.ingest.url)
     wait_rows(pipeline, "requests", ["inst-docs"], 2, column="instance_id")
     refresh.refresh(pipeline.bq(), pipeline.dataset_ref)
     unanswered = []

@@ -15,19 +15,13 @@ import pytest
 
 from devtools.procs import ROOT
 from shared.errors import ConfigError
-from tests.helpers import KeyPair, TokenIssuer
+from tests.helpers import KeyPair, TokenIssuer, settings_file
 from tools import armor
 from tools.cli import dispatch
 from tools.licenses import parser as licenses_parser
 
 AUDIENCE = "https://us-central1-sourcegraph-telemetry-gateway-prod.cloudfunctions.net/telemetry-ingest"
 DEPLOY = ROOT / "deploy"
-
-
-def settings_file(environment: str) -> dict[str, str]:
-    """NAME=value lines of deploy/ENV.env (what deploy.sh exports)."""
-    text = (DEPLOY / f"{environment}.env").read_text()
-    return {m[1]: m[2].strip('"') for m in re.finditer(r"^([A-Z_][A-Z0-9_]*)=(.*)$", text, re.M)}
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 
 from devtools.armor_sim import ALL_REQUESTS, OVER_RATE, Armor, Request, run
-from tests.unit.tools.test_armor import settings_file
+from tests.helpers import settings_file
 from tools import armor
 
 NAT = "203.0.113.10"  # one company's shared egress address
