@@ -22,6 +22,7 @@ class Publisher:
         self.topic_path = topic_path
         self._timeout = timeout_s
         self._retry_after = retry_after_s
+        self._retry = Retry(initial=0.1, maximum=1.0, multiplier=2.0, timeout=timeout_s)  # both ways of publishing
         self._client: pubsub_v1.PublisherClient | None = None
         self._lock = threading.Lock()
 
@@ -31,12 +32,11 @@ class Publisher:
         if self._client is None:
             with self._lock:
                 if self._client is None:
-                    retry = Retry(initial=0.1, maximum=1.0, multiplier=2.0, timeout=self._timeout)
                     self._client = pubsub_v1.PublisherClient(
                         batch_settings=pubsub_v1.types.BatchSettings(
                             max_messages=100, max_bytes=MAX_BATCH_BYTES, max_latency=0.001
                         ),
-                        publisher_options=pubsub_v1.types.PublisherOptions(retry=retry, timeout=self._timeout),
+                        publisher_options=pubsub_v1.types.PublisherOptions(retry=self._retry, timeout=self._timeout),
                     )
         return self._client
 
@@ -52,10 +52,9 @@ class Publisher:
         """publish(), sent from this thread by the client's own API call (no batching, so no thread of the client's
         is woken or started: an instance may have no CPU once its request ends, and Python 3.12+ refuses a new
         thread at exit); the message id, or raise Unavailable."""
-        retry = Retry(initial=0.1, maximum=1.0, multiplier=2.0, timeout=self._timeout)
         try:
             answer = self.client.api.publish(topic=self.topic_path, messages=[{"data": data, "attributes": attributes}],
-                                             retry=retry, timeout=self._timeout)
+                                             retry=self._retry, timeout=self._timeout)
             return answer.message_ids[0]
         except TRANSIENT as exc:
             raise self._unavailable(exc) from exc
