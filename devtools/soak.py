@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import random
-import re
 import signal
 import statistics
 import sys
@@ -40,6 +39,7 @@ from devtools.pipeline import LocalPipeline
 from devtools.procs import ROOT, Service, group_rss_bytes, wait_for_workers, workers_of
 from tools.client import FORMATS, Sender
 from tools.generate import generate
+from tools.settings import settings_file
 
 SENDERS, BATCH = 4, 500
 RSS_GROWTH_LIMIT = 0.10
@@ -245,8 +245,7 @@ def rate_from_bench() -> float:
 
 def deployed(name: str) -> str:
     """A value of deploy/dev.env (the settings the deployed subscription gets)."""
-    (value,) = re.findall(rf"^{name}=(.*)$", (ROOT / "deploy" / "dev.env").read_text(), re.M)
-    return value
+    return settings_file("dev")[name]
 
 
 def table(intervals: list[Interval]) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import os
-import re
 import subprocess
 import sys
 import uuid
@@ -33,12 +32,6 @@ def make_event(**overrides: object) -> dict:
     }
     event.update(overrides)
     return event
-
-
-def settings_file(environment: str) -> dict[str, str]:
-    """NAME=value lines of deploy/ENV.env (what deploy.sh exports)."""
-    text = (ROOT / "deploy" / f"{environment}.env").read_text()
-    return {m[1]: m[2].strip('"') for m in re.finditer(r"^([A-Z_][A-Z0-9_]*)=(.*)$", text, re.M)}
 
 
 def make_body(events: list, instance_id: str = "instance-1", request_id: str | None = None) -> dict:

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 
 from shared.errors import ConfigError
 from shared.ingest.config import IngestConfig
@@ -24,6 +26,14 @@ from tools.cli import dispatch
 
 FUNCTIONS: dict[str, type[Settings]] = {"ingest": IngestConfig, "sink": SinkConfig}
 SEPARATOR = "@"  # gcloud's ^@^ list syntax: values may hold commas
+DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
+ASSIGNMENT = re.compile(r"^([A-Z_][A-Z0-9_]*)=(.*)$", re.M)
+
+
+def settings_file(environment: str, deploy: Path = DEPLOY) -> dict[str, str]:
+    """The NAME=value lines of deploy/ENVIRONMENT.env, quotes removed: what deploy.sh exports (the one reader)."""
+    text = (deploy / f"{environment}.env").read_text()
+    return {m[1]: m[2].strip('"') for m in ASSIGNMENT.finditer(text)}
 
 
 def deploy_name(s: Setting) -> str:

@@ -9,6 +9,7 @@ import pytest
 
 from devtools.procs import ROOT
 from shared.envelope import POISON_REASONS
+from tools.settings import settings_file
 
 DEPLOY = ROOT / "deploy"
 # Cloud Monitoring aligners that turn a distribution into a number ("Percentiles and distribution-valued
@@ -52,7 +53,7 @@ def test_sink_lag_watches_the_sinks_own_subscription():
 @pytest.mark.parametrize("environment", ["dev", "prod"])
 def test_the_aggregates_schedule_is_off_the_hour(environment):
     """Scheduled queries running exactly on the hour might trigger multiple times (Scheduling queries)."""
-    (schedule,) = re.findall(r'^AGGREGATES_SCHEDULE="(.*)"$', (DEPLOY / f"{environment}.env").read_text(), re.M)
+    schedule = settings_file(environment)["AGGREGATES_SCHEDULE"]
     times = re.findall(r"\b(\d\d):(\d\d)\b", schedule)
     assert times and all(minute != "00" for _, minute in times), schedule
 
