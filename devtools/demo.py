@@ -22,7 +22,7 @@ def send_demo_load(pipeline: LocalPipeline, count: int = 3000) -> int:
         by_instance[instance].append(event)
     succeeded = 0
     for instance, events in by_instance.items():
-        sender = Sender(pipeline.ingest.url, pipeline.issue_license(("dev", f"plan:demo-{instance}")), instance,
+        sender = Sender(pipeline.edge.url, pipeline.issue_license(("dev", f"plan:demo-{instance}")), instance,
                         external_url=f"https://{instance}.example.com", max_time_s=60)
         report = sender.send(events)
         if not report.ok:
@@ -50,11 +50,13 @@ def run_demo(pipeline: LocalPipeline) -> None:
     license_file.write_text(pipeline.issue_license() + "\n")
     license_file.chmod(0o600)
     body = curl_body(datetime.now(UTC))
-    print(f"\ningest URL: {pipeline.ingest.url}/v1/events   (sink: {pipeline.sink.url})")
+    print(f"\nedge URL: {pipeline.edge.url}/v1/events   (a local load balancer with deploy/dev.env's Cloud Armor "
+          "policy, devtools/load_balancer.py)")
+    print(f"ingest URL: {pipeline.ingest.url}/v1/events   (sink: {pipeline.sink.url})")
     print(f"BigQuery emulator REST: http://{pipeline.bigquery.rest_host}  project={pipeline.project} "
           f"dataset={pipeline.dataset}")
     print("\nTry it:\n"
-          f"curl -sS -X POST {pipeline.ingest.url}/v1/events \\\n"
+          f"curl -sS -X POST {pipeline.edge.url}/v1/events \\\n"
           f"  -H \"Authorization: Bearer $(cat {license_file})\" \\\n"
           f"  -H 'Content-Type: application/json' \\\n  -d {shlex.quote(body)}")
 

@@ -9,16 +9,20 @@ from pathlib import Path
 
 from devtools.emulators import PUBSUB_HEAP_MB, BigQueryEmulator, start_bigquery, start_pubsub
 from devtools.functions import start_function
+from devtools.load_balancer import LOCAL_ADDRESS, LoadBalancer
 from devtools.topology import clients, ensure_subscription, ensure_topic
 from shared.sink.clients import bigquery_client
 from shared.sink.config import SinkConfig
 from shared.sink.warehouse import fresh_statements
+from tools.edge import policy_rules
+from tools.settings import settings_file
 from tools.signing import generate_private_key, load_private_key, private_key_pem, public_key_line
 
 
 @dataclass
 class LocalPipeline:
-    """Pub/Sub emulator -> push -> sink -> BigQuery emulator, with ingest in front. Stops what it starts."""
+    """Pub/Sub emulator -> push -> sink -> BigQuery emulator, with ingest in front and the edge (a local load
+    balancer applying deploy/dev.env's Cloud Armor policy) in front of ingest. Stops what it starts."""
 
     workdir: Path
     project: str = "local-project"
@@ -29,6 +33,7 @@ class LocalPipeline:
     pubsub_heap_mb: int = PUBSUB_HEAP_MB  # the emulator keeps every message: a long run needs more
     extra_env: dict = field(default_factory=dict)
     services: list = field(default_factory=list)
+    edge: LoadBalancer | None = None
 
     def start(self) -> LocalPipeline:
         """Start everything; on failure stop what was started."""
@@ -49,7 +54,7 @@ class LocalPipeline:
         self.env = {
             "PUBSUB_EMULATOR_HOST": self.pubsub.host, "GOOGLE_CLOUD_PROJECT": self.project,
             "TELEMETRY_ENV": "dev", "PUBSUB_TOPIC": self.topic, "BQ_DATASET": self.dataset,
-            "TRUSTED_LICENSE_KEYS_FILE": str(self.workdir / "license-key.pub"),
+            "TRUSTED_LICENSE_KEYS_FILE": str(self.workdir / "license-key.pub"), "EDGE_ADDRESS": LOCAL_ADDRESS,
             **self.bigquery.env(), **self.extra_env,
         }
         create_warehouse(self.config)
@@ -65,6 +70,8 @@ class LocalPipeline:
             dead_letter_topic=self.dead_letter_topic, max_delivery_attempts=self.max_delivery_attempts)
         self.ingest = start_function("ingest", self.env, workers=self.ingest_workers)
         self.services.append(self.ingest)
+        self.edge = LoadBalancer(self.ingest.url, rules=policy_rules(settings_file("dev")),
+                                 address=LOCAL_ADDRESS).start()
 
     @property
     def config(self) -> SinkConfig:
@@ -106,7 +113,10 @@ class LocalPipeline:
         self.services[self.services.index(old)] = self.sink
 
     def stop(self) -> None:
-        """Stop every started process by its pid, newest first."""
+        """Stop the edge, then every started process by its pid, newest first."""
+        if self.edge is not None:
+            self.edge.stop()
+            self.edge = None
         for service in reversed(self.services):
             service.stop()
         self.services.clear()

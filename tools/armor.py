@@ -3,15 +3,15 @@ the key it counts on, and its threshold, from the EDGE_* settings of deploy/*.en
 
 Cloud Armor runs the action of the highest-priority rule a request matches and evaluates no other, so each rule
 owns a disjoint share of the traffic; each match is a regular expression over what Cloud Armor sees (the path, the
-Authorization header), kept here once: `expression` is what Cloud Armor evaluates, `matches` the same test in
-Python, for the tests. Rate limits key on the first 128 bytes of a header, or on the client IP.
+Authorization header), kept here once as what Cloud Armor evaluates (`expression`); devtools/armor_sim.py evaluates
+the resources these rules become, as Google documents. Rate limits key on the first 128 bytes of a header, or on the
+client IP.
 """
 
 from __future__ import annotations
 
 import base64
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -31,7 +31,8 @@ LICENSE_HEADER = f"^Bearer {LICENSE_PREFIX}{B64URL}+$"
 ID_TOKEN_HEADER = f"^Bearer eyJ{B64URL}+[.]{B64URL}+[.]{B64URL}+$"
 MAX_COUNT = {"throttle": 1_000_000, "rate_based_ban": 10_000}  # rateLimitThreshold.count (rate limiting overview)
 # The only values Cloud Armor takes for a threshold's intervalSec (banThreshold's too), and for banDurationSec those
-# from 60 (REST SecurityPolicyRuleRateLimitOptions; configure-rate-limiting): anything else fails at `rules create`,
+# from 60 (rate-limiting overview, https://cloud.google.com/armor/docs/rate-limiting-overview; the REST reference
+# lists none): anything else fails at `rules create`,
 # so it is refused when the settings are read, before anything is deployed.
 INTERVALS = (10, 30, 60, 120, 180, 240, 300, 600, 900, 1200, 1800, 2700, 3600)
 BAN_DURATIONS = tuple(v for v in INTERVALS if v >= 60)
@@ -55,27 +56,16 @@ class Rule:
 
     @property
     def expression(self) -> str | None:
-        """The rule's match in Cloud Armor's rules language; None matches every request (source IPs *)."""
-        if self.paths:
-            return " || ".join(f"request.path == '{p}'" for p in self.paths)
-        if self.header_pattern:
-            return f"request.headers['authorization'].matches('{self.header_pattern}')"
-        return None
-
-    def matches(self, path: str, authorization: str | None) -> bool:
-        """Whether Cloud Armor's evaluation of `expression` is true for this request (same paths, same pattern)."""
-        if self.paths:
-            return path in self.paths
-        if self.header_pattern:
-            return authorization is not None and re.search(self.header_pattern, authorization) is not None
-        return True
-
-    def key_of(self, client_ip: str, authorization: str | None) -> bytes:
-        """What Cloud Armor counts this request under: the header's first 128 bytes, or the client IP ("if no
-        such header is present in the request, the key type defaults to ALL": one shared key)."""
-        if self.key == "HTTP_HEADER":
-            return authorization.encode()[:KEY_BYTES] if authorization is not None else b"ALL"
-        return client_ip.encode()
+        """The rule's match in Cloud Armor's rules language; None matches every request (source IPs *). A header is
+        read only behind `has()`: reading an absent one "returns an error" (rules language reference)."""
+        paths = " || ".join(f"request.path == '{p}'" for p in self.paths or ())
+        if not self.header_pattern:
+            return paths or None
+        if len(self.paths or ()) > 1:
+            raise ValueError("a header rule tests one path (`&&` binds tighter than `||`)")
+        header = "request.headers['authorization']"
+        matches = f"{header}.matches('{self.header_pattern}')"
+        return " && ".join([*([paths] if paths else []), f"has({header})", matches])
 
     def resource(self) -> dict:
         """The rule as Compute keeps it (SecurityPolicyRule)."""
@@ -132,10 +122,11 @@ def rules(env: Mapping[str, str] = os.environ) -> list[Rule]:
         Rule(1000, "heartbeats: throttled per client IP", "throttle", "IP",
              setting(env, "EDGE_HEARTBEAT_REQUESTS_PER_MINUTE", maximum=throttle), paths=HEARTBEAT_PATHS),
         Rule(2000, "license keys: throttled per license (Authorization)", "throttle", "HTTP_HEADER",
-             setting(env, "EDGE_LICENSE_REQUESTS_PER_MINUTE", maximum=throttle), header_pattern=LICENSE_HEADER,
-             key_name="Authorization"),
+             setting(env, "EDGE_LICENSE_REQUESTS_PER_MINUTE", maximum=throttle), paths=(EVENTS_PATH,),
+             header_pattern=LICENSE_HEADER, key_name="Authorization"),
         Rule(3000, "ID tokens of managed services: throttled per client IP", "throttle", "IP",
-             setting(env, "EDGE_SERVICE_REQUESTS_PER_MINUTE", maximum=throttle), header_pattern=ID_TOKEN_HEADER),
+             setting(env, "EDGE_SERVICE_REQUESTS_PER_MINUTE", maximum=throttle), paths=(EVENTS_PATH,),
+             header_pattern=ID_TOKEN_HEADER),
         Rule(3500, "/v1/events, license in the body: throttled per IP, no ban",
              "throttle", "IP", setting(env, "EDGE_EVENTS_IP_REQUESTS_PER_MINUTE", maximum=throttle),
              paths=(EVENTS_PATH,)),
@@ -159,11 +150,6 @@ def banned(env: Mapping[str, str]) -> Rule:
                           f"EDGE_BAN_INTERVAL_SECONDS / 60 = {allowed}, got {rule.ban_count}: a client at the "
                           "throttle's rate would be banned where a ban counts every request")
     return rule
-
-
-def rule_for(all_rules: list[Rule], path: str, authorization: str | None) -> Rule:
-    """The rule Cloud Armor applies: the highest-priority one that matches."""
-    return next(r for r in sorted(all_rules, key=lambda r: r.priority) if r.matches(path, authorization))
 
 
 def bounds(env: Mapping[str, str] = os.environ) -> dict[str, float]:

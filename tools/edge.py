@@ -111,7 +111,7 @@ class Edge:
         if live is None:  # one create with every rule (the default rule, allow, stated: "there must always be" one)
             source = files / f"{name}.json"
             source.write_text(json.dumps({"description": f"Cloud Armor in front of {self.function} (deploy.sh)",
-                                          "rules": [r.resource() for r in armor.rules()] + [DEFAULT_RULE]}))
+                                          "rules": policy_rules()}))
             return [["compute", "security-policies", "create", name, f"--file-name={source}", "--file-format=json"]]
         commands: list[Command] = []
         existing = {r["priority"]: r for r in live.get("rules", [])}
@@ -237,6 +237,11 @@ class Edge:
         if name_of(live.get("target")) != target:
             return [["compute", "forwarding-rules", "set-target", name, "--global", f"{flag}={target}"]]
         return []
+
+
+def policy_rules(env: Mapping[str, str] = os.environ) -> list[dict]:
+    """Every rule of the Cloud Armor policy as Compute keeps it (SecurityPolicyRule), the default rule last."""
+    return [r.resource() for r in armor.rules(env)] + [DEFAULT_RULE]
 
 
 def rule_is(live: dict, wanted: dict) -> bool:

@@ -53,3 +53,15 @@ def flush_request_log(url: str, after_s: float = 1.2) -> None:
     time.sleep(after_s)
     requests.post(f"{url}/v1/events", data=b"{}", timeout=30,
                   headers={"Content-Type": "application/json", "User-Agent": "reqlog-flush/1"})
+
+
+def request_rows(pipeline, column: str, values: list[str], expected: int, timeout: float = 60) -> list[dict]:
+    """The requests rows whose column is one of values, once `expected` of them landed."""
+    query = f"SELECT * FROM {table(pipeline, 'requests')} WHERE {column} IN UNNEST(@values)"
+    config = bigquery.QueryJobConfig(query_parameters=[bigquery.ArrayQueryParameter("values", "STRING", values)])
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = [dict(r.items()) for r in pipeline.bq().query(query, job_config=config).result()]
+        if len(rows) >= expected or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.5)

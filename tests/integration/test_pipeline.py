@@ -259,14 +259,16 @@ def test_analyst_queries_run(pipeline):
 
 def test_make_run_s_curl_example_is_accepted(pipeline, tmp_path):
     """The body `make run` prints (devtools/demo.py) is stamped with the time it is printed, and curl's request
-    with it succeeds."""
+    with it, through the edge as printed, succeeds."""
     from devtools.demo import curl_body
 
     now = datetime.now(UTC).replace(microsecond=0)
     body = curl_body(now)
     assert orjson.loads(body)["events"][0]["timestamp"] == now.isoformat().replace("+00:00", "Z")
-    done = subprocess.run(["curl", "-sS", "-X", "POST", f"{pipeline.ingest.url}/v1/events", "-H",
+    before = pipeline.edge.verdicts.copy()
+    done = subprocess.run(["curl", "-sS", "-X", "POST", f"{pipeline.edge.url}/v1/events", "-H",
                            f"Authorization: Bearer {pipeline.issue_license()}", "-H", "Content-Type: application/json",
                            "-d", body], capture_output=True, timeout=30, check=True)
     answer = orjson.loads(done.stdout)
     assert answer["succeededEvents"] == [orjson.loads(body)["events"][0]["id"]] and answer["failedEvents"] == []
+    assert pipeline.edge.verdicts - before == {(2000, 200): 1}  # Cloud Armor's license rule let it through

@@ -23,7 +23,7 @@ from devtools.functions import start_function
 from shared.ingest.licenses.keys import decode_license
 from shared.sink.warehouse import refresh
 from tests.helpers import make_body, make_event
-from tests.integration.rows import flush_request_log, table, wait_rows
+from tests.integration.rows import flush_request_log, request_rows, table, wait_rows
 
 pytestmark = pytest.mark.integration
 PER_CLIENT, WINDOW_S, FLOOD = 5, 3, 30
@@ -71,18 +71,6 @@ def post(server, key: str, events: list, instance: str, raw: bytes | None = None
 def recent(**overrides) -> dict:
     stamp = (datetime.now(UTC) - LATE).isoformat().replace("+00:00", "Z")
     return make_event(timestamp=stamp, **overrides)
-
-
-def request_rows(pipeline, column: str, values: list[str], expected: int, timeout: float = 60) -> list[dict]:
-    """The requests rows whose column is one of values, once `expected` of them landed."""
-    query = f"SELECT * FROM {table(pipeline, 'requests')} WHERE {column} IN UNNEST(@values)"
-    config = bigquery.QueryJobConfig(query_parameters=[bigquery.ArrayQueryParameter("values", "STRING", values)])
-    deadline = time.monotonic() + timeout
-    while True:
-        rows = [dict(r.items()) for r in pipeline.bq().query(query, job_config=config).result()]
-        if len(rows) >= expected or time.monotonic() > deadline:
-            return rows
-        time.sleep(0.5)
 
 
 def sent(scene) -> dict:

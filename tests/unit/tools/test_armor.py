@@ -13,12 +13,14 @@ import secrets
 
 import pytest
 
+from devtools.armor_sim import OVER_RATE, Armor, Request, evaluated
 from devtools.procs import ROOT
 from shared.errors import ConfigError
-from tests.helpers import KeyPair, TokenIssuer, settings_file
-from tools import armor
+from tests.helpers import KeyPair, TokenIssuer
+from tools import armor, edge
 from tools.cli import dispatch
 from tools.licenses import parser as licenses_parser
+from tools.settings import settings_file
 
 AUDIENCE = "https://us-central1-sourcegraph-telemetry-gateway-prod.cloudfunctions.net/telemetry-ingest"
 DEPLOY = ROOT / "deploy"
@@ -27,6 +29,23 @@ DEPLOY = ROOT / "deploy"
 @pytest.fixture(scope="module")
 def rules() -> list[armor.Rule]:
     return armor.rules(settings_file("prod"))
+
+
+@pytest.fixture(scope="module")
+def policy() -> Armor:
+    """The policy deploy.sh creates, as Cloud Armor evaluates it (devtools/armor_sim.py)."""
+    return Armor(edge.policy_rules(settings_file("prod")), OVER_RATE)
+
+
+def acting(policy: Armor, path: str, authorization: str | None) -> int:
+    """The priority of the rule that acts on this request."""
+    return policy.rule_for(Request(0.0, "203.0.113.7", path, authorization)).priority
+
+
+def key_of(policy: Armor, authorization: str | None, ip: str = "203.0.113.7", path: str = "/v1/events") -> bytes:
+    """What the acting rule counts this request under (the header's bytes, or the address)."""
+    request = Request(0.0, ip, path, authorization)
+    return policy.rule_for(request).key(request)[-1]
 
 
 @pytest.fixture(scope="module")
@@ -61,21 +80,21 @@ def signature_chars_in_key(header: str) -> int:
     return len(visible.split('"Blob":"', 1)[1])
 
 
-def test_two_licenses_differ_within_the_first_128_bytes_cloud_armor_keys_on(rules, licenses):
+def test_two_licenses_differ_within_the_first_128_bytes_cloud_armor_keys_on(rules, policy, licenses):
     """The license rule counts on `Authorization`, truncated to 128 bytes: distinct licenses must stay distinct
     there. A key starts with a fixed 24 characters, then its signature's format and the signature itself, so the
     128 bytes hold at least 32 bytes of signature (256 bits): no two licenses share a bucket, and nobody without
     the license can fill its bucket."""
     (license_rule,) = [r for r in rules if r.key == "HTTP_HEADER"]
     headers = [f"Bearer {key}" for key in licenses]
-    assert all(armor.rule_for(rules, "/v1/events", h) is license_rule for h in headers)
-    keys = [license_rule.key_of("203.0.113.7", h) for h in headers]
+    assert all(acting(policy, "/v1/events", h) == license_rule.priority for h in headers)
+    keys = [key_of(policy, h) for h in headers]
     assert all(len(k) == armor.KEY_BYTES for k in keys)
     assert len(set(keys)) == len(licenses)  # one bucket per license, even from one client IP
     assert min(signature_chars_in_key(h) for h in headers) >= 43  # 43 base64 characters = 32 bytes
 
 
-def test_managed_services_tokens_share_their_first_128_bytes_so_their_rule_counts_per_client_ip(rules):
+def test_managed_services_tokens_share_their_first_128_bytes_so_their_rule_counts_per_client_ip(rules, policy):
     """A Google ID token is a JWT: its first ~110 bytes are the signing key's header, and the payload starts with
     claims every service's token shares (issuer, audience), so two services' tokens share their first 128 bytes.
     Keyed on the header they would share one budget; their own rule keys on the client IP instead, which differs
@@ -84,22 +103,25 @@ def test_managed_services_tokens_share_their_first_128_bytes_so_their_rule_count
     tokens = [issuer.token(f"{name}@sourcegraph-{name}.iam.gserviceaccount.com", AUDIENCE)
               for name in ("cody-gateway", "analytics")]
     headers = [f"Bearer {t}" for t in tokens]
-    as_header = armor.Rule(0, "", "throttle", "HTTP_HEADER", 1, key_name="Authorization")
-    assert as_header.key_of("192.0.2.1", headers[0]) == as_header.key_of("192.0.2.1", headers[1])
+    as_header = evaluated(armor.Rule(0, "", "throttle", "HTTP_HEADER", 1, key_name="Authorization").resource())
+    requests = [Request(0.0, "192.0.2.1", authorization=h) for h in headers]
+    assert as_header.key(requests[0]) == as_header.key(requests[1]) != ("ALL",)
     (service_rule,) = [r for r in rules if r.header_pattern == armor.ID_TOKEN_HEADER]
-    assert [armor.rule_for(rules, "/v1/events", h) for h in headers] == [service_rule, service_rule]
+    assert [acting(policy, "/v1/events", h) for h in headers] == [service_rule.priority] * 2
     assert service_rule.key == "IP" and service_rule.key_name is None
-    assert service_rule.key_of("192.0.2.1", headers[0]) != service_rule.key_of("198.51.100.9", headers[1])
+    assert key_of(policy, headers[0], "192.0.2.1") != key_of(policy, headers[1], "198.51.100.9")
 
 
-def test_every_other_request_counts_per_client_ip_and_heartbeats_have_their_own_budget(rules, licenses):
+def test_every_other_request_counts_per_client_ip_and_heartbeats_have_their_own_budget(rules, policy, licenses):
     """Cloud Armor applies the first rule that matches and no other. Without a credential of either shape, or
     with one written another way (a lowercase scheme, a space inside the key: forms the function accepts but Cloud
     Armor's byte-wise key would count as another license), a request to /v1/events falls to its per-IP throttle,
     which never bans (instances put the license in the body, many behind one NAT address); any other, to the per-IP
-    rule that bans."""
+    rule that bans, whatever credential it carries (a scanner cannot leave the ban's rule by sending a license-shaped
+    header or a token)."""
     heartbeat, license_rule, service_rule, events, everyone = rules
     key = licenses[0]
+    token = "Bearer eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"
     cases = {
         ("/__heartbeat__", f"Bearer {key}"): heartbeat, ("/__lbheartbeat__", None): heartbeat,
         ("/__version__", None): heartbeat, ("/v1/events", f"Bearer {key}"): license_rule,
@@ -107,21 +129,23 @@ def test_every_other_request_counts_per_client_ip_and_heartbeats_have_their_own_
         ("/v1/events", f"bearer {key}"): events, ("/v1/events", f"Bearer {key[:40]} {key[40:]}"): events,
         ("/v1/events", f"Bearer  {key}"): events, ("/v1/events", f"Basic {key}"): events,
         ("/__heartbeat__/x", None): everyone, ("/v1/other", None): everyone, ("/", f"Basic {key}"): everyone,
+        ("/v1/events", token): service_rule, ("/wp-login.php", token): everyone,
+        ("/wp-login.php", f"Bearer {key}"): everyone, ("/v1/events/x", f"Bearer {key}"): everyone,
     }
-    assert {case: armor.rule_for(rules, *case) for case in cases} == cases
+    assert {case: acting(policy, *case) for case in cases} == {case: r.priority for case, r in cases.items()}
     assert everyone.action == "rate_based_ban" and everyone.key == "IP" and everyone.expression is None
     assert events.action == "throttle" and events.key == "IP" and events.expression == "request.path == '/v1/events'"
     assert heartbeat.key == "IP" and heartbeat.priority < license_rule.priority < service_rule.priority
 
 
-def test_a_forged_license_shaped_header_gets_a_bucket_of_its_own_which_only_the_function_refuses(rules):
+def test_a_forged_license_shaped_header_gets_a_bucket_of_its_own_which_only_the_function_refuses(rules, policy):
     """What Cloud Armor cannot do: check a signature. A header shaped like a license, with random bytes, matches the
     license rule and gets a fresh 128-byte key each time; ingest answers 401 from its verification cache
     (docs/security.md "Limits at the edge", what is left)."""
     forged = [f"Bearer {armor.LICENSE_PREFIX}{secrets.token_urlsafe(300)}" for _ in range(2)]
     (license_rule,) = [r for r in rules if r.key == "HTTP_HEADER"]
-    assert [armor.rule_for(rules, "/v1/events", h) for h in forged] == [license_rule, license_rule]
-    assert license_rule.key_of("203.0.113.7", forged[0]) != license_rule.key_of("203.0.113.7", forged[1])
+    assert [acting(policy, "/v1/events", h) for h in forged] == [license_rule.priority] * 2
+    assert key_of(policy, forged[0]) != key_of(policy, forged[1])
 
 
 def test_the_rules_are_ones_cloud_armor_accepts(rules):

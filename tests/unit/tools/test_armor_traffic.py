@@ -8,13 +8,15 @@ from collections import Counter
 import pytest
 
 from devtools.armor_sim import ALL_REQUESTS, OVER_RATE, Armor, Request, run
-from tests.helpers import settings_file
 from tools import armor
+from tools import edge as edge_resources
+from tools.settings import settings_file
 
 NAT = "203.0.113.10"  # one company's shared egress address
 MINUTES = 30
-RULES = armor.rules(settings_file("prod"))
-LICENSE_RULE = next(r for r in RULES if r.key == "HTTP_HEADER")
+SETTINGS = settings_file("prod")
+POLICY = edge_resources.policy_rules(SETTINGS)
+LICENSE_RULE = next(r for r in armor.rules(SETTINGS) if r.key == "HTTP_HEADER")
 
 
 def license_header(who: str) -> str:
@@ -24,7 +26,7 @@ def license_header(who: str) -> str:
 
 @pytest.fixture(params=[OVER_RATE, ALL_REQUESTS])
 def edge(request: pytest.FixtureRequest) -> Armor:
-    return Armor(RULES, request.param)
+    return Armor(POLICY, request.param)
 
 
 def exporting(instances: int, ip: str = NAT, licensed: bool = False) -> list[Request]:
@@ -63,7 +65,7 @@ def test_the_same_with_the_license_in_the_header(edge):
     drained = [status for request, status in results if request.authorization == drainer]
     assert Counter(s for r, s in results if r.authorization != drainer) == {200: len(neighbours)}
     assert drained.count(200) >= LICENSE_RULE.count * 10  # all its bucket allows over its ten minutes
-    assert edge._banned_until == {}
+    assert edge.banned_until == {}
 
 
 def test_a_flooder_with_junk_bodies_is_held_to_its_address_s_budget_and_its_neighbours_are_served(edge):
@@ -92,5 +94,5 @@ def test_a_scanner_of_other_paths_is_banned_and_a_client_at_the_throttle_s_rate_
     scanner = [Request(i * 0.1, "198.51.100.99", path=f"/wp-login.php?{i}") for i in range(6000)]
     steady = [Request(i * 1.0, "198.51.100.7", path="/robots.txt") for i in range(MINUTES * 60)]  # 60 a minute
     results = run(edge, scanner + steady)
-    assert edge._banned_until.keys() == {(4000, b"198.51.100.99")}
+    assert edge.banned_until.keys() == {(4000, ("IP", "198.51.100.99"))}
     assert statuses(results, "198.51.100.7") == {200: len(steady)}
