@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from devtools.front import Front
 from devtools.functions import start_function
 from devtools.topology import ensure_subscription, ensure_topic
 from shared.envelope import Batch, Identity, encode
@@ -133,3 +134,40 @@ def test_sink_crash_mid_batch_is_redelivered_and_deduplicated(pipeline, tmp_path
         assert raw == 60  # 20 written before the crash, 40 after
     finally:
         crashing.stop()
+
+
+def test_functions_frozen_between_requests_lose_nothing(pipeline):
+    """Request-based billing: ingest and the sink get CPU only while a request is in flight (devtools.front's
+    freeze stops each process group whenever none is). Batches come in rounds with idle gaps, so each function is
+    frozen between them with its clients open (the publisher's channel, the sink's AppendRows connection and their
+    threads); every accepted event lands, once in the view, and nothing is dead-lettered."""
+    started = time.monotonic()
+    suffix = uuid.uuid4().hex[:6]
+    topic = ensure_topic(pipeline.publisher, pipeline.project, f"frozen-{suffix}")
+    sink = start_function("sink", pipeline.env)
+    ingest = start_function("ingest", {**pipeline.env, "PUBSUB_TOPIC": f"frozen-{suffix}"})
+    fronts = [Front(sink.url, slots=4, freeze=sink.signal).start(),
+              Front(ingest.url, slots=8, freeze=ingest.signal).start()]
+    try:
+        ensure_subscription(pipeline.subscriber, pipeline.project, f"frozen-push-{suffix}", topic,
+                            push_endpoint=fronts[0].url, dead_letter_topic=pipeline.dead_letter_topic,
+                            max_delivery_attempts=5)
+        instance = f"inst-frozen-{suffix}"
+        sender = Sender(fronts[1].url, pipeline.issue_license(), instance, batch_size=50, max_time_s=60)
+        sent: list[str] = []
+        for round_ in range(5):
+            events = [event for _, event in generate(100, seed=1000 + round_)]
+            assert sender.send(events).succeeded == 100
+            sent += [e["id"] for e in events]
+            time.sleep(3)  # both functions frozen: nothing of theirs runs
+        got = wait_for_ids(pipeline, instance, set(sent), timeout=120)
+        record("functions_frozen", len(sent), len(ids_in(pipeline, "events", instance)), len(set(got) & set(sent)),
+               started)
+        assert sorted(got) == sorted(sent)
+        assert fronts[0].stats().statuses.keys() <= {200, 204}  # no delivery failed because of a freeze
+    finally:
+        for front in fronts:
+            front.thaw()
+            front.stop()
+        ingest.stop()
+        sink.stop()
