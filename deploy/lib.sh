@@ -24,11 +24,18 @@ PROPAGATING=(
   "If you enabled this API recently, wait a few minutes|a service enabled moments ago"
 )
 
+# unwrapped FILE...: the files' text as one line. bq wraps its error messages at 80 columns, on spaces and after
+# hyphens ("Service account\ntelemetry-sink@… does not exist"): a wrap after a hyphen is joined, any other is a space.
+unwrapped() {
+  cat "$@" | tr '\n' '\r' | sed -e 's/-\r/-/g' -e 's/\r/ /g'
+}
+
 # waiting_for FILE...: what the failure text in FILE shows is still propagating (status 1: none of PROPAGATING's).
 waiting_for() {
-  local entry
+  local entry text
+  text="$(unwrapped "$@")"
   for entry in "${PROPAGATING[@]}"; do
-    if grep -qiE -- "${entry%%|*}" "$@"; then echo "${entry#*|}"; return 0; fi
+    if grep -qiE -- "${entry%%|*}" <<<"$text"; then echo "${entry#*|}"; return 0; fi
   done
   return 1
 }
@@ -67,9 +74,12 @@ answer() {
   local rc=0 err="$BUILD/answer.err"
   ANSWER="$("$@" 2>"$err")" || rc=$?
   [ "$rc" = 0 ] && return 0
-  # bq says "Not found: Project P" when the project itself is missing (or invisible to you): not a missing resource.
-  if ! grep -qiE 'Not found: Project' <<<"$ANSWER $(cat "$err")" &&
-    grep -qiE 'NOT_FOUND|not found|does not exist' <<<"$ANSWER $(cat "$err")"; then return 1; fi
+  # bq says "Not found: Project P" when the project itself is missing (or invisible to you), and Compute says a
+  # brand-new project "is not found and cannot be used for API calls" until its API is on: not a missing resource.
+  local said
+  said="$(unwrapped <(printf '%s\n' "$ANSWER") "$err")"
+  if ! grep -qiE 'Not found: Project|cannot be used for API calls' <<<"$said" &&
+    grep -qiE 'NOT_FOUND|not found|does not exist' <<<"$said"; then return 1; fi
   die "${DESCRIBING:-$*} failed (exit $rc): $ANSWER $(cat "$err")"
 }
 

@@ -393,6 +393,10 @@ def test_shellcheck_clean():
     ("ERROR: (gcloud.pubsub.topics.describe) NOT_FOUND: Resource not found (resource=t).", True),
     ("BigQuery error in show operation: Not found: Project tg-typo", False),
     ("ERROR: (gcloud.run.services.describe) PERMISSION_DENIED: denied", False),
+    ("BigQuery error in show operation: Not found:\nProject tg-typo", False),  # bq wraps at 80 columns
+    # Compute on a brand-new project (midl-dev/tezos-on-gke#7): the project, not the resource, is "not found".
+    ("ERROR: (gcloud.compute.addresses.describe) Could not fetch resource:\n - Project 123 is not found and cannot "
+     "be used for API calls. If it is recently created, enable Compute Engine API by visiting …", False),
 ])
 def test_answer_treats_only_a_missing_resource_as_missing(tmp_path, said, missing):
     """deploy/lib.sh's answer(): a missing resource returns 1; a missing project (bq's "Not found: Project") or any
@@ -405,3 +409,23 @@ def test_answer_treats_only_a_missing_resource_as_missing(tmp_path, said, missin
         assert (out.returncode, out.stdout.strip()) == (0, "returned 1"), out
     else:
         assert out.returncode == 1 and "returned" not in out.stdout and said in out.stderr, out
+
+
+@pytest.mark.parametrize(("said", "waited"), [
+    # bq's own wrapping of a failed GRANT job (the real bq, through the stand-in): on a space, and after hyphens.
+    ("BigQuery error in query operation: Error processing job 'tg-\ndev-1:bqjob_1': Service account\n"
+     "telemetry-sink@tg-dev-1.iam.gserviceaccount.com does not exist", "a new service account or service agent"),
+    ("Service account telemetry-\nsink@tg-dev-1.iam.gserviceaccount.com does not exist",
+     "a new service account or service agent"),
+    ("ERROR: (gcloud.functions.deploy) ResponseError: status=[400], code=[Bad Request], message=[Validation failed "
+     "for trigger projects/p/locations/r/triggers/t-1: Invalid resource state for \"\": Permission denied while "
+     "using the Eventarc Service Agent.", "Eventarc's service agent"),
+    ("ERROR: (gcloud.functions.deploy) PERMISSION_DENIED: caller lacks permission", None),
+])
+def test_waiting_for_reads_each_propagation_text_however_the_tool_wrapped_it(tmp_path, said, waited):
+    """deploy/lib.sh's waiting_for(): which propagation a failure shows, or status 1 for any other failure."""
+    (tmp_path / "out").write_text(said)
+    script = f"source {ROOT / 'deploy' / 'lib.sh'}; waiting_for {tmp_path / 'out'}; echo \"status $?\""
+    out = subprocess.run(["bash", "-c", script], env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True,
+                         timeout=30, check=True)
+    assert out.stdout.splitlines() == ([waited, "status 0"] if waited else ["status 1"])

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from devtools.procs import ROOT
 from tests.deploy.standin import fixtures, sql
 from tests.deploy.standin.fixtures import Stack
+from tools.settings import settings_file
 
 standin_stack = fixtures.standin_stack  # the session's stand-in and emulators
 cli_environ = fixtures.cli_environ
@@ -112,8 +112,7 @@ def statements(requests: list[dict], project: str) -> list[sql.Statement]:
 
 def dev_setting(name: str) -> str:
     """A value of deploy/dev.env (the settings deploy.sh reads)."""
-    (value,) = re.findall(rf"^{name}=(.*)$", (ROOT / "deploy" / "dev.env").read_text(), re.M)
-    return value
+    return settings_file("dev")[name]
 
 
 def assert_healthy_sink_subscription(stack: Stack, state: dict, project: str) -> dict:
@@ -203,10 +202,11 @@ def new_project(repo: Path, tmp_path_factory: pytest.TempPathFactory, standin_st
                 cli_environ: dict[str, str]) -> Life:
     """A brand-new project (no domain: only Google's default services on, no service agents yet) deployed once and
     checked by fresh_deploy. Its accounts, agents and grants propagate: the build account's first three builds fail
-    with each of the documented texts in turn, a new agent's first use fails (the stand-in's defaults), and
-    deploy.sh waits for each (here 2 s x the attempt between tries)."""
+    with each of the documented texts in turn, a new agent's first use fails (the stand-in's defaults), each
+    service refuses a new account's first binding (Pub/Sub, Resource Manager, BigQuery's GRANT), and deploy.sh waits
+    for each (here 2 s x the attempt between tries)."""
     dest = private_repo(repo, tmp_path_factory.mktemp("new") / "repo")
-    with standin_stack.behaviour(build_iam_failing_builds=3):
+    with standin_stack.behaviour(build_iam_failing_builds=3, new_account_refusals_per_service=1):
         state, said = fresh_deploy(dest, standin_stack, {**cli_environ, "BUILD_RETRY_SECONDS": "2"})
     return Life(dest, state, subprocess.CompletedProcess([], 0, said, ""), state, [])
 
@@ -285,6 +285,9 @@ def test_a_new_project_waits_for_each_propagating_account_agent_and_grant(new_pr
         assert text in said, text
         assert f"waiting for {waited} to propagate: retrying in" in said, waited
     assert "still waiting" not in said
+    # BigQuery refused each new account's first GRANT (a failed query job, as bq prints it), and deploy.sh waited.
+    for account in ("telemetry-sink", "telemetry-aggregates"):
+        assert re.search(rf"query operation: .*Service account {account}@\S+ does not exist", said), account
 
 
 def test_a_new_project_enables_every_api_it_calls_and_no_more(new_project, standin_stack):
@@ -536,8 +539,7 @@ def ingest_of(state: dict, project: str) -> dict:
 
 def settings_of(repo: Path) -> dict[str, str]:
     """NAME=value lines of a repository's dev.env."""
-    text = (repo / "deploy" / "dev.env").read_text()
-    return {m[1]: m[2].strip('"') for m in re.finditer(r"^([A-Z_][A-Z0-9_]*)=(.*)$", text, re.M)}
+    return settings_file("dev", repo / "deploy")
 
 
 def test_a_domain_puts_the_load_balancer_and_cloud_armor_in_front_and_a_redeploy_updates_them_in_place(

@@ -30,6 +30,13 @@ AGENTS = {"pubsub.googleapis.com": "service-{number}@gcp-sa-pubsub.iam.gservicea
           "cloudfunctions.googleapis.com": "service-{number}@gcf-admin-robot.iam.gserviceaccount.com",
           "run.googleapis.com": "service-{number}@serverless-robot-prod.iam.gserviceaccount.com",
           "cloudbuild.googleapis.com": "service-{number}@gcp-sa-cloudbuild.iam.gserviceaccount.com"}
+# The role Google grants an agent on its project when it creates it ("When the service agent is created, Google
+# grants this role automatically": https://cloud.google.com/iam/docs/service-agents). Eventarc's agent is created,
+# and granted, only when first needed (https://cloud.google.com/eventarc/docs/access-control): not at enable.
+AGENT_ROLES = {"pubsub.googleapis.com": "roles/pubsub.serviceAgent",
+               "cloudfunctions.googleapis.com": "roles/cloudfunctions.serviceAgent",
+               "run.googleapis.com": "roles/run.serviceAgent",
+               "cloudbuild.googleapis.com": "roles/cloudbuild.serviceAgent"}
 # Each service's title, as its SERVICE_DISABLED answer names it ("<title> has not been used in project N before…").
 TITLES = {"iam.googleapis.com": "Identity and Access Management (IAM) API",
           "cloudresourcemanager.googleapis.com": "Cloud Resource Manager API",
@@ -49,6 +56,13 @@ def etag(version: int) -> str:
     return base64.b64encode(version.to_bytes(8, "big")).decode()
 
 
+def policy_service(resource: str) -> str:
+    """The service whose IAM policy this is (for where a new account is not seen yet)."""
+    if "/topics/" in resource or "/subscriptions/" in resource:
+        return "pubsub"
+    return "cloudresourcemanager" if resource.count("/") == 1 else "iam"
+
+
 @dataclass
 class Identities:
     """Service accounts and when each last changed (created, or named in a new grant)."""
@@ -60,6 +74,7 @@ class Identities:
     enabled: dict[str, set[str]] = field(default_factory=dict)  # project id -> services enabled beyond the defaults
     agents: dict[str, dict] = field(default_factory=dict)  # agent email -> {service, project, unready uses left}
     numbers: dict[str, str] = field(default_factory=dict)  # project number -> project id
+    unseen: dict[tuple[str, str], int] = field(default_factory=dict)  # (service, new account) -> refusals so far
     lock: threading.RLock = field(default_factory=threading.RLock)
 
     def project_number(self, project: str) -> str:
@@ -86,6 +101,23 @@ class Identities:
             if service in AGENTS:
                 self.agents.setdefault(self.agent(project, service), {"service": service, "project": project,
                                                "unready": self.settings.agent_unready_uses})
+            if service in AGENT_ROLES:
+                member = f"serviceAccount:{self.agent(project, service)}"
+                self._bind(f"projects/{project}", AGENT_ROLES[service], member)
+
+    def _bind(self, resource: str, role: str, member: str) -> None:
+        """Add a member to a role of a policy as Google's own grants do (the etag moves on); lock held."""
+        current = self.policies.setdefault(resource, {"version": 1, "etag": etag(1), "_v": 1})
+        bindings = current.setdefault("bindings", [])
+        binding = next((b for b in bindings if b["role"] == role and "condition" not in b), None)
+        if binding is None:
+            bindings.append({"role": role, "members": [member]})
+        elif member not in binding["members"]:
+            binding["members"].append(member)
+        else:
+            return
+        current["_v"] += 1
+        current["etag"] = etag(current["_v"])
 
     def agent(self, project: str, service: str) -> str:
         """The email of the project's service agent of a service (whether it exists or not)."""
@@ -139,7 +171,7 @@ class Identities:
             for binding in policy.get("bindings", []):
                 for member in binding.get("members", []):
                     if member.startswith("serviceAccount:") and member not in old:
-                        self.check_member(member.split(":", 1)[1])
+                        self.check_member(member.split(":", 1)[1], policy_service(resource))
             for binding in policy.get("bindings", []):
                 for member in binding.get("members", []):
                     if member.startswith("serviceAccount:"):
@@ -150,12 +182,19 @@ class Identities:
             self.policies[resource] = stored
             return {k: v for k, v in copy.deepcopy(stored).items() if k != "_v"}
 
-    def check_member(self, email: str) -> None:
+    def check_member(self, email: str, service: str = "iam") -> None:
         """A binding naming an account that does not exist, or not yet everywhere (created too recently; an agent
-        whose grants still propagate), fails as on Google Cloud: 400 "Service account X does not exist."."""
+        whose grants still propagate; an account this stand-in created, in each service for its first
+        new_account_refusals_per_service bindings there: IAM is eventually consistent, service by service), fails
+        as on Google Cloud: 400 "Service account X does not exist."."""
         created = self.accounts.get(email, {}).get("_created")
         recent = created is not None and now() - created < self.settings.binding_iam_delay_seconds
-        if recent or not self.member_exists(email) or (email in self.agents and not self.agent_ready(email)):
+        with self.lock:
+            refused = self.unseen.get((service, email), 0)
+            unseen = created is not None and refused < self.settings.new_account_refusals_per_service
+            if unseen:
+                self.unseen[(service, email)] = refused + 1
+        if unseen or recent or not self.member_exists(email) or (email in self.agents and not self.agent_ready(email)):
             raise invalid(f"Service account {email} does not exist.")
 
     def snapshot(self) -> dict:

@@ -56,7 +56,7 @@ class Router:
         pubsub = PubSub(self.identities, Upstream(pubsub_host))
         self.eventarc = Eventarc(settings, pubsub)
         self.functions = Functions(settings, self.identities, self.eventarc)
-        self.bigquery = BigQuery(settings, Upstream(bigquery_host))
+        self.bigquery = BigQuery(settings, Upstream(bigquery_host), self.identities)
         self.datatransfer = DataTransfer(self.identities)
         self.discovery = Discovery()
         self.compute = Compute(self.identities)

@@ -16,6 +16,8 @@ class Settings:
     build_iam_failing_builds: int = 0  # ... or, counted rather than timed (a slow machine cannot outrun it): the
     # first this many builds by each build account fail
     binding_iam_delay_seconds: float = 0.0  # a binding naming an account created this recently fails
+    new_account_refusals_per_service: int = 0  # ... and counted: each service refuses a new account's first this
+    # many bindings (Pub/Sub, Resource Manager, BigQuery apart)
     agent_unready_uses: int = 1  # a new service agent's first this many uses fail (its grants still propagate)
     table_updates_per_window: int = 5  # table metadata update operations per table ...
     table_update_window_seconds: float = 10.0  # ... per this many seconds

@@ -22,6 +22,7 @@ from urllib.parse import urlencode
 
 from tests.deploy.standin import sql
 from tests.deploy.standin.clock import now
+from tests.deploy.standin.identity import Identities
 from tests.deploy.standin.settings import Settings
 from tests.deploy.standin.upstream import Upstream
 from tests.deploy.standin.web import Api, ApiError, Request, Response, invalid, ok
@@ -47,13 +48,21 @@ class JobFailed(Exception):
         self.reason, self.message = reason, message
 
 
+def check_etag(request: Request, etag: str) -> None:
+    """An If-Match other than the dataset's etag: 412 "Precondition check failed." (bq sends it on the get and on the
+    patch of `bq update`, platform/bq/clients/client_dataset.py; the answer: googleapis/python-bigquery#772)."""
+    wanted = {k.lower(): v for k, v in request.headers.items()}.get("if-match")
+    if wanted and wanted.strip('"') != etag.strip('"'):
+        raise ApiError(412, "Precondition check failed.", "FAILED_PRECONDITION", reason="failedPrecondition")
+
+
 class BigQuery(Api):
     """A pass-through to the emulator's REST port with BigQuery's behaviours the emulator lacks."""
 
     name = "bigquery"
 
-    def __init__(self, settings: Settings, emulator: Upstream) -> None:
-        self.settings, self.emulator = settings, emulator
+    def __init__(self, settings: Settings, emulator: Upstream, identities: Identities) -> None:
+        self.settings, self.emulator, self.identities = settings, emulator, identities
         self.access: dict[str, list[dict]] = {}  # project.dataset -> its access list (as BigQuery keeps it)
         self.access_updates: dict[str, int] = {}  # project.dataset -> datasets.patch/update calls that changed it
         self.materialized: dict[str, dict] = {}
@@ -86,7 +95,9 @@ class BigQuery(Api):
             if table and request.method == "GET" and answer.status == 200:
                 return self.as_materialized(".".join(table.groups()), answer)
             if dataset and request.method == "GET" and answer.status == 200:
-                return self.with_access(".".join(dataset.groups()), answer)
+                found = self.with_access(".".join(dataset.groups()), answer)
+                check_etag(request, json.loads(found.body)["etag"])
+                return found
             return answer
         except ApiError as error:
             return error.response()
@@ -112,12 +123,7 @@ class BigQuery(Api):
             current = self.forward(Request("GET", request.path, {}, b"", request.headers, request.base_url))
             if current.status != 200:
                 return current
-            etag = json.loads(self.with_access(dataset, current).body)["etag"]
-            wanted = {k.lower(): v for k, v in request.headers.items()}.get("if-match")
-            if wanted and wanted.strip('"') != etag:
-                raise ApiError(412, f"Precondition check failed: dataset {dataset.replace('.', ':', 1)} changed "
-                               "since it was read (its etag differs)", "FAILED_PRECONDITION",
-                               reason="failedPrecondition")
+            check_etag(request, json.loads(self.with_access(dataset, current).body)["etag"])
             access = self.checked_access(body["access"], dataset.split(".")[0]) if "access" in body else None
             rest = {k: v for k, v in body.items() if k not in ("access", "etag")}
             answer = self.forward(request, json.dumps(rest).encode())
@@ -207,7 +213,14 @@ class BigQuery(Api):
         """What the emulator runs for the script; raises JobFailed as BigQuery's job would fail."""
         run: list[str] = []
         for statement in statements:
-            if statement.kind == "CREATE_MATERIALIZED_VIEW" and statement.target in self.materialized:
+            if statement.kind == "GRANT":
+                for member in statement.members:
+                    kind, _, email = member.partition(":")
+                    if kind == "serviceAccount":
+                        try:
+                            self.identities.check_member(email, "bigquery")
+                        except ApiError as error:  # the job fails; bq prints the message
+                            raise JobFailed("invalid", error.message.rstrip(".")) from error
                 if statement.if_exists:
                     continue
                 raise JobFailed("duplicate", f"Already Exists: Table {statement.target.replace('.', ':', 1)}")
@@ -266,8 +279,8 @@ class BigQuery(Api):
             return ok(job)
         if "errorResult" in job["status"]:
             error = job["status"]["errorResult"]
-            return ApiError(403 if error["reason"] == "rateLimitExceeded" else 409, error["message"],
-                            reason=error["reason"]).response()
+            code = {"rateLimitExceeded": 403, "invalid": 400}.get(error["reason"], 409)
+            return ApiError(code, error["message"], reason=error["reason"]).response()
         return ok({"kind": "bigquery#getQueryResultsResponse", "jobReference": job["jobReference"],
                    "jobComplete": True, "totalRows": "0", "schema": {"fields": []}, "rows": [],
                    "totalBytesProcessed": "0", "cacheHit": False})

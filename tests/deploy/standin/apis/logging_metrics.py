@@ -58,6 +58,8 @@ class LoggingMetrics(Api):
         logging_v2_client.py says the same): a missing one is created."""
         key = f"{parent}/metrics/{metric}"
         body = request.json()
+        if body.get("name", metric) != metric:  # "The updated metric. Its name field must be the same as [METRIC_ID]"
+            raise invalid(f"The metric's name {body.get('name')!r} is not the metric updated ({metric!r}).")
         if key not in self.metrics:
             self.updates[key] = 0
             return ok(self.stored(key, metric, body, None))
