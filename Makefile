@@ -40,7 +40,8 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 fuzz: $(STAMP)
-	FUZZ_EXAMPLES=100000 FUZZ_HTTP_EXAMPLES=5000 $(BIN)/python -m pytest tests/integration/test_fuzz.py tests/integration/test_fuzz_protobuf.py
+	FUZZ_EXAMPLES=100000 FUZZ_HTTP_EXAMPLES=5000 SCHEMATHESIS_EXAMPLES=1000 $(BIN)/python -m pytest \
+		tests/integration/test_fuzz.py tests/integration/test_fuzz_protobuf.py tests/integration/test_openapi.py
 
 # The fault tests FAULTS_RUNS times, each run a fresh pytest process, with 2 CPU burners (stopped by pid):
 # one line per run (sent, rows, deduped, lost, seconds); exits non-zero if any run loses anything.
