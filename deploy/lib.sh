@@ -22,6 +22,7 @@ PROPAGATING=(
   "Permission denied while using the Eventarc Service Agent|Eventarc's service agent"
   "There were concurrent policy changes|a concurrent change to the same IAM policy"
   "If you enabled this API recently, wait a few minutes|a service enabled moments ago"
+  "is not found and cannot be used for API calls|a service enabled moments ago"
 )
 
 # unwrapped FILE...: the files' text as one line. bq wraps its error messages at 80 columns, on spaces and after
@@ -71,13 +72,24 @@ retried() { propagating "${DEPLOY_RETRY_SECONDS:-5}" "$@"; }
 # Any other failure stops the deploy with the tool's own words (and DESCRIBING, if set). Call it directly (not in a command
 # substitution), so that stopping stops the deploy.
 answer() {
-  local rc=0 err="$BUILD/answer.err"
-  ANSWER="$("$@" 2>"$err")" || rc=$?
-  [ "$rc" = 0 ] && return 0
+  local rc err="$BUILD/answer.err" out="$BUILD/answer.out" attempt=1 what
+  while true; do
+    rc=0
+    ANSWER="$("$@" 2>"$err")" || rc=$?
+    [ "$rc" = 0 ] && return 0
+    # A service enabled moments ago (Compute's first describe on a new project) is waited for, as `propagating`
+    # waits; no other propagation text is (a describe's "does not exist" is an answer).
+    printf '%s\n' "$ANSWER" >"$out"
+    what="$(waiting_for "$out" "$err")" || break
+    if [ "$what" != "a service enabled moments ago" ] || [ "$attempt" -ge "${PROPAGATION_ATTEMPTS:-8}" ]; then break; fi
+    echo "  waiting for $what to propagate: retrying in $((attempt * ${DEPLOY_RETRY_SECONDS:-5}))s (attempt $attempt of ${PROPAGATION_ATTEMPTS:-8})"
+    sleep "$((attempt * ${DEPLOY_RETRY_SECONDS:-5}))"
+    attempt=$((attempt + 1))
+  done
   # bq says "Not found: Project P" when the project itself is missing (or invisible to you), and Compute says a
   # brand-new project "is not found and cannot be used for API calls" until its API is on: not a missing resource.
   local said
-  said="$(unwrapped <(printf '%s\n' "$ANSWER") "$err")"
+  said="$(unwrapped "$out" "$err")"
   if ! grep -qiE 'Not found: Project|cannot be used for API calls' <<<"$said" &&
     grep -qiE 'NOT_FOUND|not found|does not exist' <<<"$said"; then return 1; fi
   die "${DESCRIBING:-$*} failed (exit $rc): $ANSWER $(cat "$err")"

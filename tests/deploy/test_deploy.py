@@ -403,7 +403,8 @@ def test_answer_treats_only_a_missing_resource_as_missing(tmp_path, said, missin
     other failure stops the deploy, quoting the tool."""
     script = (f"source {ROOT / 'deploy' / 'lib.sh'}; BUILD={tmp_path}; tool() {{ echo \"$1\"; return 2; }}; "
               "answer tool \"$SAID\"; echo \"returned $?\"")
-    out = subprocess.run(["bash", "-c", script], env={"SAID": said, "PATH": "/usr/bin:/bin"}, capture_output=True,
+    out = subprocess.run(["bash", "-c", script], env={"SAID": said, "PATH": "/usr/bin:/bin",
+                                                      "DEPLOY_RETRY_SECONDS": "0"}, capture_output=True,
                          text=True, timeout=30, check=False)
     if missing:
         assert (out.returncode, out.stdout.strip()) == (0, "returned 1"), out
@@ -429,3 +430,19 @@ def test_waiting_for_reads_each_propagation_text_however_the_tool_wrapped_it(tmp
     out = subprocess.run(["bash", "-c", script], env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True,
                          timeout=30, check=True)
     assert out.stdout.splitlines() == ([waited, "status 0"] if waited else ["status 1"])
+
+
+def test_answer_waits_for_a_service_enabled_moments_ago_and_then_reads_the_answer(tmp_path):
+    """A describe right after `services enable compute.googleapis.com` may fail with the project "not found and
+    cannot be used for API calls" (or SERVICE_DISABLED's "If you enabled this API recently"): answer() waits, as
+    propagating() does, and then reads what the describe says."""
+    script = (f"source {ROOT / 'deploy' / 'lib.sh'}; BUILD={tmp_path}; "  # calls counted in a file (a subshell runs it)
+              "tool() { echo x >>\"$BUILD/calls\"; n=$(wc -l <\"$BUILD/calls\"); "
+              "if [ $n -lt 3 ]; then echo 'ERROR: Could not fetch resource: - Project 1 is "
+              "not found and cannot be used for API calls. If it is recently created, enable Compute Engine API' >&2;"
+              " return 1; fi; echo '{\"address\": \"192.0.2.1\"}'; }; answer tool; echo \"returned $? after "
+              "$(wc -l <\"$BUILD/calls\"): $ANSWER\"")
+    out = subprocess.run(["bash", "-c", script], env={"PATH": "/usr/bin:/bin", "DEPLOY_RETRY_SECONDS": "0"},
+                         capture_output=True, text=True, timeout=30, check=True)
+    assert out.stdout.count("waiting for a service enabled moments ago to propagate") == 2
+    assert out.stdout.splitlines()[-1] == 'returned 0 after 3: {"address": "192.0.2.1"}'

@@ -286,8 +286,11 @@ def test_a_new_project_waits_for_each_propagating_account_agent_and_grant(new_pr
         assert f"waiting for {waited} to propagate: retrying in" in said, waited
     assert "still waiting" not in said
     # BigQuery refused each new account's first GRANT (a failed query job, as bq prints it), and deploy.sh waited.
+    unwrapped = said.replace("-\n", "-").replace("\n", " ")  # bq wraps its messages at 80 columns
     for account in ("telemetry-sink", "telemetry-aggregates"):
-        assert re.search(rf"query operation: .*Service account {account}@\S+ does not exist", said), account
+        refused = (r"(?:BigQuery error in query operation|Error in query string): Error processing job '[^']+': "
+                   rf"Service account {account}@\S+ does not exist")  # bq's form depends on the job's reason
+        assert re.search(refused, unwrapped), account
 
 
 def test_a_new_project_enables_every_api_it_calls_and_no_more(new_project, standin_stack):

@@ -221,6 +221,7 @@ class BigQuery(Api):
                             self.identities.check_member(email, "bigquery")
                         except ApiError as error:  # the job fails; bq prints the message
                             raise JobFailed("invalid", error.message.rstrip(".")) from error
+            if statement.kind == "CREATE_MATERIALIZED_VIEW" and statement.target in self.materialized:
                 if statement.if_exists:
                     continue
                 raise JobFailed("duplicate", f"Already Exists: Table {statement.target.replace('.', ':', 1)}")

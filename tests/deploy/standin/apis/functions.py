@@ -181,7 +181,10 @@ class Functions(Api):
             function = self.materialize(name, body, keep_trigger_of, previous)
         except Failed as failure:
             function = copy.deepcopy(previous or body)
-            function.update({"name": name, "state": "FAILED", "updateTime": rfc3339()})
+            project, region, function_id = name.split("/")[1], name.split("/")[3], name.split("/")[5]
+            function.setdefault("createTime", rfc3339())  # output fields Function always carries (gcloud picks
+            function.update({"name": name, "state": "FAILED", "updateTime": rfc3339(), "environment": "GEN_2",
+                             "url": f"https://{region}-{project}.cloudfunctions.net/{function_id}"})  # gen2 by them)
             self.functions[name] = function
             return self.operation_for(name, verb, function, failure)
         return self.operation_for(name, verb, function)
