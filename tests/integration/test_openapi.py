@@ -7,6 +7,7 @@ SCHEMATHESIS_EXAMPLES (default 40 per operation; `make fuzz`: 1000) bounds the r
 
 from __future__ import annotations
 
+import gzip
 import importlib
 import json
 import os
@@ -15,10 +16,14 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import jsonschema_rs
 import pytest
+import requests
+import yaml
 
 from devtools.procs import ROOT
 from tests.helpers import make_body, make_event
+from tools.client import Sender
 
 pytestmark = pytest.mark.integration
 CONTRACT = ROOT / "docs" / "openapi.yaml"
@@ -126,3 +131,39 @@ def test_a_client_generated_from_the_contract_sends_a_batch_and_reads_its_verdic
     [failed] = answer.failed_events
     assert (failed.index, failed.reason.value, failed.retryable) == (1, "invalid_event", False)
     assert [(w.index, w.code.value) for w in answer.warnings] == [(0, "unknown_fields_kept")]
+
+
+class Recording(requests.Session):
+    """A real session that keeps each request body (inflated) and its answer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.exchanges: list[tuple[bytes, requests.Response]] = []
+
+    def post(self, url: str, data: bytes | None = None, **kwargs: object) -> requests.Response:
+        answer = super().post(url, data=data, **kwargs)
+        self.exchanges.append((gzip.decompress(data), answer))
+        return answer
+
+
+def contract_schema(name: str) -> jsonschema_rs.Validator:
+    """A validator of one of the contract's schemas (its $refs resolved within the contract)."""
+    return jsonschema_rs.validator_for({"$ref": f"#/components/schemas/{name}",
+                                        "components": yaml.safe_load(CONTRACT.read_text())["components"]})
+
+
+def test_the_hand_written_client_agrees_with_the_contract(contract_server, keys):
+    """tools.client (the CLI) sends bodies the contract describes (the event the test makes invalid aside: the
+    contract's 200 refuses it alone) and reads answers it defines."""
+    session = Recording()
+    sender = Sender(contract_server.url, keys["dev"].issue(tags=("dev",)), "inst-cli", session=session,
+                    batch_size=2)
+    report = sender.send([make_event(), make_event(deviceModel="x1"), make_event(feature="Bad")])
+    assert (report.succeeded, dict(report.warnings), report.ok) == (2, {"unknown_fields_kept": 1}, True)
+    requests_ok, answers_ok = contract_schema("RecordEventsRequest"), contract_schema("RecordEventsAnswer")
+    assert len(session.exchanges) == 2
+    for body, answer in session.exchanges:
+        sent = json.loads(body)
+        requests_ok.validate({**sent, "events": [e for e in sent["events"] if e["feature"] != "Bad"]})
+        assert answer.status_code == 200
+        answers_ok.validate(answer.json())
