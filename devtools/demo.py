@@ -13,6 +13,7 @@ from devtools.pipeline import LocalPipeline, wait_for_rows
 from shared.sink.warehouse import refresh
 from tools.client import Sender
 from tools.generate import generate
+from tools.warehouse import refresh_lookback
 
 
 def send_demo_load(pipeline: LocalPipeline, count: int = 3000) -> int:
@@ -38,7 +39,7 @@ def run_demo(pipeline: LocalPipeline) -> None:
     client = pipeline.bq()
     landed = wait_for_rows(client, table, sent, timeout=120)
     print(f"\n{sent} events accepted by ingest, {landed} queryable in {table}")
-    days = refresh.refresh(client, pipeline.dataset_ref)  # what the scheduled query does in the cloud
+    days = refresh.refresh(client, pipeline.dataset_ref, lookback_days=refresh_lookback(pipeline.env))  # as scheduled
     print(f"aggregates refreshed: {len(days)} days rebuilt (docs/analysts.md)\n")
     query = (f"SELECT day, feature, SUM(events) AS events, HLL_COUNT.MERGE(instances_sketch) AS instances "
              f"FROM `{pipeline.dataset_ref}.daily_feature_usage` "

@@ -23,3 +23,8 @@ def parse_rfc3339(value: object) -> datetime:
 def micros(moment: datetime) -> int:
     """Microseconds since the epoch (a BigQuery TIMESTAMP as the Storage Write API takes it)."""
     return int(moment.timestamp()) * 1_000_000 + moment.microsecond
+
+
+def stamp_micros(seconds: int, nanos: int) -> int:
+    """A protobuf Timestamp's microseconds since the epoch (digits below the microsecond dropped)."""
+    return seconds * 1_000_000 + nanos // 1000

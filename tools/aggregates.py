@@ -13,6 +13,7 @@ from datetime import date, timedelta
 from shared.sink.clients import bigquery_client
 from shared.sink.config import SinkConfig
 from shared.sink.warehouse import refresh
+from tools.warehouse import refresh_lookback
 
 
 def day_range(first: str, last: str | None) -> list[date]:
@@ -30,7 +31,8 @@ def _report(verb: str, days: list[date]) -> int:
 
 def _refresh(_args: argparse.Namespace) -> int:
     config = SinkConfig.from_env()
-    return _report("refresh", refresh.refresh(bigquery_client(config), config.dataset_ref))
+    return _report("refresh", refresh.refresh(bigquery_client(config), config.dataset_ref,
+                                              lookback_days=refresh_lookback()))
 
 
 def _rebuild(args: argparse.Namespace) -> int:

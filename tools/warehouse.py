@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Mapping
 
 from shared.ingest.config import IngestConfig
 from shared.sink.config import SinkConfig
@@ -57,9 +58,13 @@ def _stdin_json(what: str) -> object:
         raise SystemExit(f"tools.warehouse: stdin is not {what}: {e}") from None
 
 
+def refresh_lookback(env: Mapping[str, str] = os.environ) -> int:
+    """The refresh's lookback for the deployed EVENT_MAX_AGE_DAYS: the scheduled query's and a manual refresh's."""
+    return aggregates.lookback_days(IngestConfig.setting_for("EVENT_MAX_AGE_DAYS")[1].value(env))
+
+
 def _refresh_script(dataset: str) -> str:
-    max_age = IngestConfig.setting_for("EVENT_MAX_AGE_DAYS")[1].value(os.environ)
-    return refresh.refresh_script(dataset, lookback_days=max_age + aggregates.LOOKBACK_SLACK_DAYS)
+    return refresh.refresh_script(dataset, lookback_days=refresh_lookback())
 
 
 def find_configs(configs: list[dict], display_name: str) -> list[str]:

@@ -18,6 +18,7 @@ from shared.event import ID_MAX, NAME_MAX, NAME_RULE, STR_MAX, VERSION_MAX
 from shared.ingest.batch import Failure, Limits, Refusal, Verdicts, count_redactions
 from shared.structs import null_non_finite
 from shared.telemetrygateway_pb2 import Event
+from shared.timestamps import micros, stamp_micros
 
 _name_match = NAME_RULE.match
 _isfinite, _fsum = math.isfinite, math.fsum
@@ -137,7 +138,7 @@ def check_message(event: Event, size: int, limits: Limits, window: tuple[int, in
             finite = False
         if not finite and not all(_isfinite(v) for v in values):
             return Refusal("invalid_event", "parameters.metadata: values must be finite numbers")
-    at = stamp.seconds * 1_000_000 + stamp.nanos // 1000
+    at = stamp_micros(stamp.seconds, stamp.nanos)
     if at > window[1]:
         return Refusal("timestamp_in_future", f"timestamp more than {limits.max_future} ahead of server time")
     if at < window[0]:
@@ -151,7 +152,7 @@ def _bad_name(name: str) -> Refusal:
 
 def time_window(limits: Limits, now: datetime) -> tuple[int, int]:
     """The oldest and latest timestamps accepted now, in microseconds since the epoch."""
-    now_us = int(now.timestamp()) * 1_000_000 + now.microsecond
+    now_us = micros(now)
     return (now_us - int(limits.max_age.total_seconds() * 1_000_000),
             now_us + int(limits.max_future.total_seconds() * 1_000_000))
 
@@ -202,7 +203,7 @@ def validate_messages(events: object, sizes: list[int], limits: Limits, now: dat
         if params.HasField("private_metadata") and null_non_finite(params.private_metadata):
             codes += ("non_finite_nulled",)
         stamp = event.timestamp
-        result.accept(index, event_id, stamp.seconds * 1_000_000 + stamp.nanos // 1000, codes, removed)
+        result.accept(index, event_id, stamp_micros(stamp.seconds, stamp.nanos), codes, removed)
         result.ids.append(event_id)
         result.features.append(event.feature)
         result.redacted.append(removed)

@@ -138,7 +138,7 @@ def metadata_dict(body: RecordEventsBody) -> dict:
 
 
 def parse_protobuf(raw: bytes, max_events: int) -> ProtoRequest:
-    """The body as messages, its undeclared fields dropped (and counted); 400/413 as count_events."""
+    """The body as messages, its undeclared fields dropped (and counted); 400/413 as event_sizes raises them."""
     sizes = event_sizes(raw, max_events)
     try:
         body = RecordEventsBody.FromString(raw)

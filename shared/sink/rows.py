@@ -14,7 +14,7 @@ from google.protobuf.message import Message
 from shared.envelope import Batch
 from shared.event import INT64, unknown_fields
 from shared.structs import struct_json
-from shared.timestamps import micros, parse_rfc3339
+from shared.timestamps import micros, parse_rfc3339, stamp_micros
 
 # The Storage Write API accepts column-partition times 10 years back to 1 year ahead; the sink keeps
 # the older streaming window (5 years back), which ingest's EVENT_MAX_AGE_DAYS cap follows.
@@ -169,7 +169,7 @@ def message_row(event: Message, now: datetime, redacted: list[str] | None = None
     if not (event_id and feature and action and event.HasField("timestamp")):
         raise RowProblem("invalid_event", "id, feature, action and timestamp are required")
     stamp = event.timestamp
-    at = stamp.seconds * 1_000_000 + stamp.nanos // 1000
+    at = stamp_micros(stamp.seconds, stamp.nanos)
     low, high = _window_us(now)
     if not low <= at <= high:
         raise RowProblem("timestamp_out_of_range", f"{at} us is outside BigQuery's partition window")

@@ -1,4 +1,5 @@
-"""The HTTP contract of POST /v1/events, runnable against any deployment (`--url`, `--license-key`)."""
+"""The HTTP contract of POST /v1/events, runnable against any deployment (`--url`; the licensed cases read
+$TELEMETRY_LICENSE_KEY, never a command-line option)."""
 
 from __future__ import annotations
 

@@ -30,7 +30,14 @@ OVERLAP_MINUTES = 15
 # the deployed setting). Older late rows (a hand replay of an ancient rejection) need `rebuild`. The first
 # run looks back over the whole table.
 LOOKBACK_SLACK_DAYS = 35
-LOOKBACK_DAYS = 365 + LOOKBACK_SLACK_DAYS
+
+
+def lookback_days(max_age_days: int) -> int:
+    """How far back a refresh looks for the days of newly inserted rows, for an EVENT_MAX_AGE_DAYS."""
+    return max_age_days + LOOKBACK_SLACK_DAYS
+
+
+LOOKBACK_DAYS = lookback_days(365)  # at EVENT_MAX_AGE_DAYS' default (a test holds them together)
 FIRST_RUN_LOOKBACK_DAYS = 3650
 
 _DAY = Column("day", DATE, "UTC day of the event's `timestamp` (instance clock).", "REQUIRED")

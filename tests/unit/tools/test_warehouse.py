@@ -7,10 +7,11 @@ import json
 
 import pytest
 
+from shared.ingest.config import IngestConfig
 from shared.sink.warehouse import aggregates, refresh
 from shared.sink.warehouse.tables import EVENTS
 from tools.cli import dispatch
-from tools.warehouse import find_configs, parser
+from tools.warehouse import find_configs, parser, refresh_lookback
 
 DS = "proj.telemetry"
 
@@ -123,3 +124,10 @@ def test_analyst_views_and_role(cli):
     assert code == 0 and out.count("CREATE OR REPLACE VIEW `proj.telemetry_analysts.") == 8
     assert "FROM `proj.telemetry.daily_active_instances`" in out and "telemetry.events`" not in out
     assert cli("analyst-role")[1].strip() == "roles/bigquery.dataViewer"
+
+
+def test_the_refresh_looks_back_the_deployed_max_age_plus_the_slack_wherever_it_runs():
+    """The scheduled query (refresh-script), `python -m tools.aggregates refresh` and the demo take one lookback."""
+    assert refresh_lookback({"EVENT_MAX_AGE_DAYS": "90"}) == 90 + aggregates.LOOKBACK_SLACK_DAYS
+    default = IngestConfig.setting_for("EVENT_MAX_AGE_DAYS")[1].value({})
+    assert refresh_lookback({}) == aggregates.LOOKBACK_DAYS == default + aggregates.LOOKBACK_SLACK_DAYS
