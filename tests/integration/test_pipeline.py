@@ -56,11 +56,18 @@ def test_events_land_with_their_columns_and_partition(pipeline):
     assert row["message_id"] and row["request_id"]
     assert row["received_at"] <= row["inserted_at"]
     assert row["published_at"] is not None
-    partitions = pipeline.bq().query(
-        f"SELECT partition_id FROM `{pipeline.project}.{pipeline.dataset}.INFORMATION_SCHEMA.PARTITIONS` "
-        "WHERE table_name = 'events'").result()
-    # Real BigQuery keeps streamed rows in __UNPARTITIONED__ first; either way the row's day is right.
-    assert {p.partition_id for p in partitions} & {"20261120", "__UNPARTITIONED__"}
+    # The row is in its event day's partition: a filter on that day finds it, the day after does not, and the
+    # partitions list that day (real BigQuery may list streamed rows under __UNPARTITIONED__ for a while).
+    config = bigquery.QueryJobConfig(query_parameters=[bigquery.ScalarQueryParameter("id", "STRING", full["id"])])
+    by_day = {day: next(iter(pipeline.bq().query(
+        f"SELECT COUNT(*) AS n FROM `{pipeline.project}.{pipeline.dataset}.events` "
+        f"WHERE TIMESTAMP_TRUNC(timestamp, DAY) = TIMESTAMP '{day}' AND event_id = @id", job_config=config).result())).n
+        for day in ("2026-11-20", "2026-11-21")}
+    assert by_day == {"2026-11-20": 1, "2026-11-21": 0}
+    partitions = {p.partition_id: p.total_rows for p in pipeline.bq().query(
+        f"SELECT partition_id, total_rows FROM `{pipeline.project}.{pipeline.dataset}.INFORMATION_SCHEMA.PARTITIONS` "
+        "WHERE table_name = 'events'").result()}
+    assert partitions.get("20261120", 0) >= 1  # the emulator lists rows by their partition at once
     t = pipeline.bq().get_table(f"{pipeline.project}.{pipeline.dataset}.events")
     assert t.time_partitioning.field == "timestamp" and t.time_partitioning.type_ == "DAY"
     assert t.clustering_fields == ["feature", "action", "instance_id"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 import time
 from concurrent.futures import Future
 from datetime import UTC, datetime, timedelta
@@ -11,8 +12,10 @@ from types import SimpleNamespace
 import pytest
 from google.cloud.pubsub_v1 import types
 
+from devtools.procs import ROOT
 from tests.helpers import DEAD_LETTER_ATTRIBUTES, batch_message
 from tools.redrive import Redrive, default_subscription, parser, subscription_path
+from tools.settings import settings_file
 
 # -- the command line ------------------------------------------------------------------------------------
 
@@ -26,9 +29,16 @@ def test_the_command_line_refuses_a_bad_duration_or_count(capsys):
     assert (args.dry_run, args.max, args.older_than, args.subscription) == (True, 5, timedelta(hours=2), None)
 
 
-def test_the_default_subscription_is_the_one_deploy_sh_creates():
-    # deploy.sh: DLQ_PULL="$DEAD_LETTER_TOPIC-pull", DEAD_LETTER_TOPIC=telemetry-events-dead-letter (deploy/*.env)
-    assert default_subscription("telemetry-events") == "telemetry-events-dead-letter-pull"
+@pytest.mark.parametrize("environment", ["dev", "prod"])
+def test_the_default_subscription_is_the_one_deploy_sh_creates(environment):
+    """deploy.sh names the dead-letter pull subscription from its settings file: the same name as the default."""
+    (rule,) = re.findall(r'^  DLQ_PULL="(.*)"$', (ROOT / "deploy.sh").read_text(), re.M)
+    settings = settings_file(environment)
+    created = re.sub(r"\$(\w+)", lambda m: settings[m.group(1)], rule)
+    assert default_subscription(settings["TOPIC"]) == created
+
+
+def test_a_subscription_is_named_by_its_id_or_its_path():
     assert subscription_path("p", "s") == "projects/p/subscriptions/s"
     assert subscription_path("p", "projects/q/subscriptions/s") == "projects/q/subscriptions/s"
 
