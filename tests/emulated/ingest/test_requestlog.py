@@ -128,11 +128,16 @@ def test_pubsub_unreachable_never_raises_and_the_rows_wait(monkeypatch, topic):
     assert len(log._rows) == 1
 
 
-def test_disabled_records_nothing(topic, monkeypatch, capsys):
-    log = request_log(topic, f"127.0.0.1:{free_port()}", monkeypatch, REQUEST_LOG="false",
-                      PUBLISH_TIMEOUT_SECONDS="0.5")
-    refuse(log, "fp")
-    log.flush()  # nothing to publish: no attempt to reach Pub/Sub, so no failure logged
+def test_disabled_records_nothing(pubsub_emulator, topic, pull, monkeypatch, capsys):
+    """REQUEST_LOG=false: accepted and refused requests leave no row, nothing waits, nothing is published, and no
+    publish is attempted (so no failure is logged either)."""
+    log = request_log(topic, pubsub_emulator.host, monkeypatch, REQUEST_LOG="false")
+    for _ in range(3):
+        refuse(log, "fp")
+    log.record(RequestFacts(), 200, None, 1, 0.1, None, "203.0.113.7")
+    a_later_request(log, WINDOW_S + 0.5)  # past the flush delay and the window: anything waiting would be due
+    log.flush()
+    assert log._rows == [] and pull_rows(pull, 1, timeout_s=3) == []
     assert "request_log_failed" not in capsys.readouterr().out
 
 

@@ -28,29 +28,44 @@ def test_a_body_bigger_than_the_whole_budget_is_413_not_a_wait():
         pass
 
 
-def test_concurrent_bodies_wait_for_room_then_get_503():
-    budget = ParseBudget(2 << 20, retry_after_s=7, wait_s=0.3)
-    body = b"[" + b"1," * 8_000 + b"1]"  # ~0.5 MiB once parsed: two fit, then three times that does not
-    entered = threading.Event()
-    release = threading.Event()
+def test_concurrent_bodies_share_the_budget_wait_for_room_then_get_503():
+    """Two bodies that fit together are held at once; a third waits for room and gets it when one leaves; one that
+    finds no room within wait_s gets 503 with Retry-After."""
+    body = b"[" + b"1," * 8_000 + b"1]"
+    cost = parsed_cost(body)[1]
+    budget = ParseBudget(2 * cost + cost // 2, retry_after_s=7, wait_s=2.0)  # room for two, not three
+    inside, release, failures = threading.Barrier(3), threading.Event(), []
 
     def hold() -> None:
-        with budget.reserve(body, 1000):
-            entered.set()
-            release.wait(5)
+        try:
+            with budget.reserve(body, 1000):
+                inside.wait(5)  # both holders inside at once (and the test)
+                release.wait(5)
+        except Exception as exc:  # reported by the assertion below
+            failures.append(exc)
 
     holders = [threading.Thread(target=hold) for _ in range(2)]
     for t in holders:
         t.start()
-    entered.wait(5)
-    time.sleep(0.05)
+    inside.wait(5)
+    assert budget.used == 2 * cost
     started = time.monotonic()
-    with pytest.raises(Unavailable) as exc, budget.reserve(body * 3, 1000):
+    with pytest.raises(Unavailable) as exc, budget.reserve(body, 1000):
         pass
-    assert exc.value.retry_after == 7 and 0.25 < time.monotonic() - started < 1.0
-    release.set()
+    assert exc.value.retry_after == 7 and 1.9 < time.monotonic() - started < 4.0  # it waited wait_s for room
+    waiting: list[float] = []
+
+    def third() -> None:
+        began = time.monotonic()
+        with budget.reserve(body, 1000):
+            waiting.append(time.monotonic() - began)
+
+    late = threading.Thread(target=third)
+    late.start()
+    time.sleep(0.1)
+    release.set()  # both holders leave while the third waits: it gets in
+    late.join(10)
     for t in holders:
-        t.join()
+        t.join(5)
+    assert failures == [] and len(waiting) == 1 and 0.05 < waiting[0] < 2.0
     assert budget.used == 0
-    with budget.reserve(body, 1000) as cost:
-        assert budget.used == cost
