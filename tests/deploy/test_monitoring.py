@@ -31,16 +31,32 @@ def test_there_are_distribution_metrics_to_check():
     assert {"telemetry_accepted_events", "telemetry_sink_rejected_events"} <= distribution_metrics()
 
 
-@pytest.mark.parametrize(("title", "query"), datasets(), ids=[t for t, _ in datasets()])
-def test_a_distribution_is_charted_as_a_number(title, query):
+def charting_a_distribution() -> list[tuple[str, dict, str, str]]:
+    """(title, query, metric, how) of each chart reading a distribution metric: through a filter or through PromQL."""
+    found = []
+    for title, query in datasets():
+        text = query.get("timeSeriesFilter", {}).get("filter", "") + query.get("prometheusQuery", "")
+        for metric in sorted(distribution_metrics()):
+            if f"user/{metric}\"" in text:
+                found.append((title, query, metric, "filter"))
+            if f"user_{metric}_" in text:
+                found.append((title, query, metric, "promql"))
+    return found
+
+
+def test_the_dashboard_charts_distribution_metrics():
+    assert {metric for _, _, metric, _ in charting_a_distribution()} >= {"telemetry_accepted_events"}
+
+
+@pytest.mark.parametrize(("title", "query", "metric", "how"), charting_a_distribution(),
+                         ids=[f"{t}-{m}" for t, _, m, _ in charting_a_distribution()])
+def test_a_distribution_is_charted_as_a_number(title, query, metric, how):
     """A count comes from the distribution's `_sum` series (PromQL mapping), else a percentile aligner."""
-    text = query.get("timeSeriesFilter", {}).get("filter", "") + query.get("prometheusQuery", "")
-    for metric in distribution_metrics():
-        if f"user/{metric}\"" in text:
-            aligner = query["timeSeriesFilter"]["aggregation"]["perSeriesAligner"]
-            assert NUMERIC_FROM_DISTRIBUTION.fullmatch(aligner), (title, aligner)
-        if f"user_{metric}_" in text:
-            assert re.search(rf"logging_googleapis_com:user_{metric}_(sum|count)\b", query["prometheusQuery"])
+    if how == "filter":
+        aligner = query["timeSeriesFilter"]["aggregation"]["perSeriesAligner"]
+        assert NUMERIC_FROM_DISTRIBUTION.fullmatch(aligner), (title, aligner)
+    else:
+        assert re.search(rf"logging_googleapis_com:user_{metric}_(sum|count)\b", query["prometheusQuery"]), title
 
 
 def test_sink_lag_watches_the_sinks_own_subscription():
