@@ -29,6 +29,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from devtools.http_server import BackgroundServer
+
 REFUSAL = b"Rate exceeded. The request was aborted because there was no available instance."
 HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "host", "content-length"}
 
@@ -43,13 +45,6 @@ class FrontStats:
     upstream_errors: int = 0  # the sink could not be reached (answered 502)
     peak_in_flight: int = 0
     statuses: dict = field(default_factory=dict)  # the sink's answers by status
-
-
-class _Server(http.server.ThreadingHTTPServer):
-    """Quiet about clients that drop a kept-alive connection (the emulator's pusher does)."""
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        return
 
 
 class Front:
@@ -68,25 +63,21 @@ class Front:
         self._in_flight = 0
         self._waiting = 0
         self._stats = FrontStats()
-        self._server = _Server(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="front", daemon=True)
+        self._server = BackgroundServer(self._handler(), "front")
 
     @property
     def url(self) -> str:
         """http://127.0.0.1:PORT."""
-        return f"http://127.0.0.1:{self._server.server_port}"
+        return self._server.url
 
     def start(self) -> Front:
         """Serve in a background thread."""
-        self._thread.start()
+        self._server.start()
         return self
 
     def stop(self) -> None:
         """Stop serving and close the socket (requests in flight finish on their own threads)."""
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(10)
+        self._server.stop()
 
     def stats(self) -> FrontStats:
         """A copy of the counters."""

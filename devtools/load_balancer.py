@@ -30,17 +30,11 @@ from collections.abc import Callable, Mapping
 from urllib.parse import urlsplit
 
 from devtools.armor_sim import OVER_RATE, Armor, Request
+from devtools.http_server import BackgroundServer
 
 LOCAL_ADDRESS = "192.0.2.1"  # the local edge's "reserved address" (a documentation address): ingest's EDGE_ADDRESS
 HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "te", "upgrade", "proxy-connection", "host",
                "content-length"}
-
-
-class _Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        return  # a client that drops a kept-alive connection is not an error
 
 
 class LoadBalancer:
@@ -55,29 +49,17 @@ class LoadBalancer:
         self.verdicts: Counter = Counter()  # (rule priority, status Cloud Armor gave) -> requests
         self._lock = threading.Lock()
         self._upstream = threading.local()
-        self._server = _Server(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(target=self._server.serve_forever, name="load-balancer", daemon=True)
-
-    @property
-    def port(self) -> int:
-        """The port it listens on (127.0.0.1)."""
-        return self._server.server_port
-
-    @property
-    def url(self) -> str:
-        """http://127.0.0.1:PORT."""
-        return f"http://127.0.0.1:{self.port}"
+        self._server = BackgroundServer(self._handler(), "load-balancer")
+        self.port, self.url = self._server.port, self._server.url
 
     def start(self) -> LoadBalancer:
         """Serve in a background thread."""
-        self._thread.start()
+        self._server.start()
         return self
 
     def stop(self) -> None:
         """Stop serving and close the socket."""
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(10)
+        self._server.stop()
 
     def verdict(self, client_ip: str, path: str, headers: Mapping[str, str]) -> int:
         """Cloud Armor's status for this request (200: let through), counted by the rule that acted."""
