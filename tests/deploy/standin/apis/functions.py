@@ -269,8 +269,9 @@ class Functions(Api):
         return function
 
     def operation_for(self, name: str, verb: str, function: dict, failure: Failed | None = None) -> Response:
-        """The long-running operation of a deploy: its stages NOT_STARTED now, each COMPLETE (or the failed one with
-        its message) once polled; done with the function or with the failure's error."""
+        """The long-running operation of a deploy: its stages NOT_STARTED now, the first IN_PROGRESS at the first
+        poll (gcloud's staged progress then reports a failure as OperationError, as a real deploy shows), then each
+        COMPLETE (or the failed one with its message); done with the function or with the failure's error."""
         parent = name.rsplit("/functions/", 1)[0]
         op_name = f"{parent}/operations/operation-{uuid.uuid4().hex[:16]}"
         stages = [s for s in STAGES if s != "TRIGGER" or function.get("eventTrigger")]
@@ -308,6 +309,11 @@ class Functions(Api):
         operation = self.operations.get(name)
         if operation is None:
             raise not_found(f"Operation '{name}' was not found")
+        operation["_polls"] = operation.get("_polls", 0) + 1
+        if operation["_polls"] == 1:  # a deploy is still running when first polled: its first stage in progress
+            stages = operation["metadata"]["stages"]
+            stages[0] = {**stages[0], "state": "IN_PROGRESS"}
+            return ok({k: v for k, v in operation.items() if not k.startswith("_")})
         operation["done"] = True
         operation["metadata"]["endTime"] = operation["metadata"].get("endTime", rfc3339())
         operation["metadata"]["stages"] = operation["_stages"]
