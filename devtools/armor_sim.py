@@ -168,7 +168,14 @@ class Armor:
 
     def status(self, request: Request) -> int:
         """200 when the policy lets the request through, else the status of the rule's deny or exceed action."""
+        return self.decide(request)[0]
+
+    def decide(self, request: Request) -> tuple[int, int]:
+        """(status as in status(), the priority of the rule that acted): one evaluation of the request."""
         rule = self.rule_for(request)
+        return self._status(rule, request), rule.priority
+
+    def _status(self, rule: Evaluated, request: Request) -> int:
         if rule.action == "allow":
             return 200
         if rule.key is None:

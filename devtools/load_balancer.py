@@ -65,8 +65,8 @@ class LoadBalancer:
         """Cloud Armor's status for this request (200: let through), counted by the rule that acted."""
         with self._lock:
             request = Request(self.clock(), client_ip, path, headers={k.lower(): v for k, v in headers.items()})
-            status = self.armor.status(request)
-            self.verdicts[(self.armor.rule_for(request).priority, status)] += 1
+            status, priority = self.armor.decide(request)
+            self.verdicts[(priority, status)] += 1
         return status
 
     def forward(self, method: str, path: str, headers: list[tuple[str, str]], body: bytes
